@@ -1,0 +1,189 @@
+/** The four kinds of keystile.dev/v1alpha1, with what their CRDs show: names, columns, schemas. */
+import type { TSchema } from '@sinclair/typebox';
+import { ApiKeySpec, ApiKeyStatus } from './api-key.ts';
+import { PlanBindingSpec, PlanBindingStatus } from './plan-binding.ts';
+import { UsageAdjustmentSpec, UsageAdjustmentStatus } from './usage-adjustment.ts';
+import { UsagePlanSpec, UsagePlanStatus } from './usage-plan.ts';
+
+/** The API group. */
+export const GROUP = 'keystile.dev';
+/** The served and stored version. */
+export const VERSION = 'v1alpha1';
+/** apiVersion of every Keystile resource. */
+export const API_VERSION = `${GROUP}/${VERSION}`;
+
+/** A printer column, as `kubectl get` shows it. */
+export interface PrinterColumn {
+  readonly name: string;
+  readonly type: 'string' | 'integer' | 'number' | 'boolean' | 'date';
+  readonly jsonPath: string;
+  readonly description: string;
+  readonly priority?: number;
+}
+
+/** What makes one CRD. */
+export interface KindDefinition {
+  readonly kind: string;
+  readonly plural: string;
+  readonly singular: string;
+  readonly shortNames: readonly string[];
+  readonly description: string;
+  readonly spec: TSchema;
+  readonly status: TSchema;
+  readonly columns: readonly PrinterColumn[];
+}
+
+const ready: PrinterColumn = {
+  name: 'Ready',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].status',
+  description: 'Whether the resource does what it asks for.',
+};
+const reason: PrinterColumn = {
+  name: 'Reason',
+  type: 'string',
+  jsonPath: '.status.conditions[?(@.type=="Ready")].reason',
+  description: 'Why, in a word.',
+};
+const age: PrinterColumn = {
+  name: 'Age',
+  type: 'date',
+  jsonPath: '.metadata.creationTimestamp',
+  description: 'How long ago it was created.',
+};
+
+/** Every kind Keystile defines. */
+export const KINDS: readonly KindDefinition[] = [
+  {
+    kind: 'ApiKey',
+    plural: 'apikeys',
+    singular: 'apikey',
+    shortNames: ['ak', 'apik'],
+    description:
+      'An API key a customer calls the API with: a generated or imported secret value (or a Tencent-style key pair), enabled or not, with an optional expiry, customer and rotation. Its value lives in a Secret; enforcers get only its hash.',
+    spec: ApiKeySpec,
+    status: ApiKeyStatus,
+    columns: [
+      { name: 'Type', type: 'string', jsonPath: '.spec.type', description: 'ApiKey or KeyPair.' },
+      {
+        name: 'Enabled',
+        type: 'boolean',
+        jsonPath: '.spec.enabled',
+        description: 'Whether the key is accepted.',
+      },
+      { name: 'Key ID', type: 'string', jsonPath: '.status.keyId', description: 'The non-secret key id.' },
+      {
+        name: 'Customer',
+        type: 'string',
+        jsonPath: '.spec.customer',
+        description: 'Whom the key belongs to.',
+      },
+      {
+        name: 'Plan',
+        type: 'string',
+        jsonPath: '.status.usage[0].plan',
+        description: 'The (first) plan it is on.',
+      },
+      {
+        name: 'Used',
+        type: 'integer',
+        jsonPath: '.status.usage[0].used',
+        description: 'Quota used this period.',
+      },
+      {
+        name: 'Remaining',
+        type: 'integer',
+        jsonPath: '.status.usage[0].remaining',
+        description: 'Quota left this period.',
+      },
+      ready,
+      { ...reason, priority: 1 },
+      {
+        name: 'Expires',
+        type: 'date',
+        jsonPath: '.spec.expiresAt',
+        description: 'When the key stops working.',
+        priority: 1,
+      },
+      age,
+    ],
+  },
+  {
+    kind: 'UsagePlan',
+    plural: 'usageplans',
+    singular: 'usageplan',
+    shortNames: ['up', 'plan'],
+    description:
+      'A usage plan: a token-bucket throttle (rate and burst) and a quota per calendar day, week or month, with per-route overrides, applied per key (or per customer) across every API stage it is bound to.',
+    spec: UsagePlanSpec,
+    status: UsagePlanStatus,
+    columns: [
+      {
+        name: 'Rate',
+        type: 'number',
+        jsonPath: '.spec.throttle.rateLimit',
+        description: 'Requests per second.',
+      },
+      { name: 'Burst', type: 'integer', jsonPath: '.spec.throttle.burstLimit', description: 'Bucket size.' },
+      { name: 'Quota', type: 'integer', jsonPath: '.spec.quota.limit', description: 'Requests per period.' },
+      { name: 'Period', type: 'string', jsonPath: '.spec.quota.period', description: 'DAY, WEEK or MONTH.' },
+      { name: 'Keys', type: 'integer', jsonPath: '.status.keyCount', description: 'Keys bound.' },
+      { name: 'Shadow', type: 'boolean', jsonPath: '.spec.shadow', description: 'Shadow mode.', priority: 1 },
+      ready,
+      { ...reason, priority: 1 },
+      age,
+    ],
+  },
+  {
+    kind: 'PlanBinding',
+    plural: 'planbindings',
+    singular: 'planbinding',
+    shortNames: ['pb'],
+    description:
+      'Binds a usage plan and a set of keys (by name or label selector) to API stages. A key is on at most one plan per API stage: the older binding wins, the other reports the conflict.',
+    spec: PlanBindingSpec,
+    status: PlanBindingStatus,
+    columns: [
+      { name: 'Plan', type: 'string', jsonPath: '.spec.planRef.name', description: 'The UsagePlan.' },
+      { name: 'Keys', type: 'integer', jsonPath: '.status.boundKeys', description: 'Keys bound.' },
+      {
+        name: 'Problems',
+        type: 'integer',
+        jsonPath: '.status.problemCount',
+        description: 'Keys not bound as asked.',
+      },
+      ready,
+      reason,
+      age,
+    ],
+  },
+  {
+    kind: 'UsageAdjustment',
+    plural: 'usageadjustments',
+    singular: 'usageadjustment',
+    shortNames: ['ua'],
+    description:
+      "A one-off grant (positive amount) or take-back (negative) of a key's or customer's remaining quota in a plan's current period (AWS's UpdateUsage). Immutable, and applied exactly once.",
+    spec: UsageAdjustmentSpec,
+    status: UsageAdjustmentStatus,
+    columns: [
+      { name: 'Plan', type: 'string', jsonPath: '.spec.planRef.name', description: 'The UsagePlan.' },
+      { name: 'Key', type: 'string', jsonPath: '.spec.keyRef.name', description: 'The ApiKey.' },
+      { name: 'Customer', type: 'string', jsonPath: '.spec.customer', description: 'The customer.' },
+      {
+        name: 'Amount',
+        type: 'integer',
+        jsonPath: '.spec.amount',
+        description: 'Requests granted (+) or taken (-).',
+      },
+      {
+        name: 'Period',
+        type: 'string',
+        jsonPath: '.status.period',
+        description: 'The period it applied to.',
+      },
+      ready,
+      age,
+    ],
+  },
+];

@@ -1,0 +1,309 @@
+/** UsagePlan: how much and how fast a key (or a customer) may call the API stages it is bound to. */
+import { type Static, Type } from '@sinclair/typebox';
+import { Conditions, DnsLabel, Obj, ObservedGeneration, StringEnum, StringMap } from './schema.ts';
+
+/** The HTTP methods a route can name; '*' is any. */
+export const HTTP_METHODS = [
+  'GET',
+  'HEAD',
+  'POST',
+  'PUT',
+  'PATCH',
+  'DELETE',
+  'OPTIONS',
+  'CONNECT',
+  'TRACE',
+  '*',
+] as const;
+
+/** The denial types whose answer a plan can configure (AWS's gateway responses). */
+export const PLAN_DENIALS = ['Forbidden', 'Throttled', 'QuotaExceeded'] as const;
+
+/** Weekdays, for a WEEK quota's first day. */
+export const WEEKDAYS = [
+  'MONDAY',
+  'TUESDAY',
+  'WEDNESDAY',
+  'THURSDAY',
+  'FRIDAY',
+  'SATURDAY',
+  'SUNDAY',
+] as const;
+
+/**
+ * A route path pattern: '/'-separated segments, each literal or '*' (exactly one segment), optionally
+ * ending in '/**' (any number of further segments, none included). Literal segments take the
+ * characters RFC 3986 allows in a path segment.
+ */
+export const ROUTE_PATH_PATTERN =
+  "^/(([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*)(/([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*))*)?(/\\*\\*)?$";
+
+/** A token bucket: a steady rate and a burst. */
+export const Throttle = Obj(
+  {
+    rateLimit: Type.Number({
+      description:
+        'The steady-state rate, in requests per second, at which the bucket refills. May be fractional: 0.5 is one request every two seconds. At least 0.001.',
+      minimum: 0.001,
+      maximum: 1_000_000,
+    }),
+    burstLimit: Type.Integer({
+      description:
+        'The bucket size: how many requests may arrive at once after a quiet spell. At least 1, and at least the rate (a bucket smaller than one second of traffic cannot sustain the rate).',
+      minimum: 1,
+      maximum: 10_000_000,
+    }),
+  },
+  {
+    description: 'A token bucket per key (or per customer): a steady rate and a burst.',
+    rules: [
+      {
+        rule: 'double(self.burstLimit) >= self.rateLimit',
+        message:
+          'burstLimit must be at least rateLimit: a bucket smaller than one second of traffic cannot sustain the rate',
+        fieldPath: '.burstLimit',
+      },
+    ],
+  },
+);
+
+/** A quota: so many requests per calendar period. */
+export const Quota = Obj(
+  {
+    limit: Type.Integer({
+      description: 'How many requests (weighted by route cost) a key may make in one period.',
+      minimum: 1,
+      maximum: 1_000_000_000_000,
+    }),
+    period: StringEnum(['DAY', 'WEEK', 'MONTH'] as const, {
+      description:
+        'The calendar period the limit applies to: DAY, WEEK or MONTH (true month lengths, not 30 days). Periods start at midnight in timeZone.',
+    }),
+    startDay: Type.Optional(
+      Type.Integer({
+        description:
+          "MONTH only: the day of the month each period starts (1 to 28, so every month has it). Default 1. AWS's quota 'offset' read as a start day maps here.",
+        minimum: 1,
+        maximum: 28,
+      }),
+    ),
+    startWeekday: Type.Optional(
+      StringEnum(WEEKDAYS, { description: 'WEEK only: the weekday each period starts. Default MONDAY.' }),
+    ),
+    timeZone: Type.Optional(
+      Type.String({
+        description:
+          "The IANA time zone whose midnights bound the periods, e.g. 'Europe/Berlin'. Default UTC.",
+        default: 'UTC',
+        minLength: 1,
+        maxLength: 64,
+        pattern: '^[A-Za-z0-9_+/-]+$',
+      }),
+    ),
+  },
+  {
+    description: 'A quota: a number of requests per calendar period, counted per key (or per customer).',
+    rules: [
+      {
+        // CEL has no list of zones, but converting a timestamp to an unknown zone fails: admission refuses it.
+        rule: "!has(self.timeZone) || timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
+        messageExpression:
+          "'timeZone ' + self.timeZone + \" is not an IANA time zone, e.g. 'UTC' or 'Europe/Berlin'\"",
+        fieldPath: '.timeZone',
+      },
+      {
+        rule: "!has(self.startDay) || self.period == 'MONTH'",
+        messageExpression:
+          "'startDay applies to MONTH periods only; for a ' + self.period + ' period remove it'",
+        fieldPath: '.startDay',
+      },
+      {
+        rule: "!has(self.startWeekday) || self.period == 'WEEK'",
+        messageExpression:
+          "'startWeekday applies to WEEK periods only; for a ' + self.period + ' period remove it'",
+        fieldPath: '.startWeekday',
+      },
+    ],
+  },
+);
+
+/** A per-route override: its own throttle, and a cost in quota units. */
+export const Route = Obj(
+  {
+    name: Type.Optional(
+      DnsLabel('A name for the route, shown in metrics and logs. Default: the method and path.'),
+    ),
+    methods: Type.Optional(
+      Type.Array(StringEnum(HTTP_METHODS, { description: "An HTTP method, or '*' for any." }), {
+        description: "The methods the route matches. Default: any ('*').",
+        maxItems: 10,
+        'x-kubernetes-list-type': 'set',
+      }),
+    ),
+    path: Type.String({
+      description:
+        "The path pattern: '/'-separated segments, each literal or '*' (one segment), optionally ending in '/**' (any rest). E.g. '/v1/reports', '/v1/orders/*', '/v1/admin/**'. The query string is not matched.",
+      minLength: 1,
+      maxLength: 256,
+    }),
+    throttle: Type.Optional(Throttle),
+    cost: Type.Optional(
+      Type.Integer({
+        description:
+          'How many requests of quota one request on this route uses, e.g. 10 for an expensive report. At least 1.',
+        minimum: 1,
+        maximum: 1_000_000,
+        default: 1,
+      }),
+    ),
+  },
+  {
+    description:
+      "A route with its own throttle (replacing the plan's for matching requests, as AWS's per-method throttling) and its own cost. The first matching route applies.",
+    rules: [
+      {
+        rule: `self.path.matches(r"${ROUTE_PATH_PATTERN}")`,
+        messageExpression:
+          "'path ' + self.path + \" is not a route pattern: '/'-separated segments, each literal or '*', optionally ending in '/**'\"",
+        fieldPath: '.path',
+      },
+    ],
+  },
+);
+
+/** A configured answer for one denial type. */
+export const DenialResponse = Obj(
+  {
+    type: StringEnum(PLAN_DENIALS, {
+      description:
+        'The denial: Forbidden (key disabled, expired or not bound for the stage), Throttled (the bucket is empty) or QuotaExceeded (the period quota is used up).',
+    }),
+    status: Type.Integer({
+      description: 'The HTTP status to answer with, 400 to 599.',
+      minimum: 400,
+      maximum: 599,
+    }),
+    body: Type.Optional(Type.String({ description: 'The response body, sent as is.', maxLength: 4096 })),
+    contentType: Type.Optional(
+      Type.String({ description: "The body's content type. Default application/json.", maxLength: 128 }),
+    ),
+    headers: Type.Optional(
+      StringMap({ description: 'Extra response headers.', maxProperties: 16, maxValueLength: 1024 }),
+    ),
+  },
+  {
+    description: "The answer for one denial type, replacing Keystile's default (as AWS's gateway responses).",
+  },
+);
+
+/** UsagePlan.spec */
+export const UsagePlanSpec = Obj(
+  {
+    displayName: Type.Optional(
+      Type.String({ description: 'A name for people, up to 128 characters.', maxLength: 128 }),
+    ),
+    description: Type.Optional(Type.String({ description: 'What the plan is for.', maxLength: 1024 })),
+    throttle: Type.Optional(Throttle),
+    quota: Type.Optional(Quota),
+    routes: Type.Optional(
+      Type.Array(Route, {
+        description: 'Per-route throttles and costs, matched in order; the first match applies.',
+        maxItems: 64,
+      }),
+    ),
+    maxKeys: Type.Optional(
+      Type.Integer({
+        description:
+          "The most keys the plan accepts across all its bindings (Tencent's limit on keys per plan); bindings beyond it report PlanFull. Default: no limit.",
+        minimum: 1,
+        maximum: 1_000_000,
+      }),
+    ),
+    shadow: Type.Optional(
+      Type.Boolean({
+        description:
+          'Shadow mode: decide and count exactly as enforcing would, report what would have been denied (metrics, logs), and never deny. For trying a plan on live traffic.',
+        default: false,
+      }),
+    ),
+    countBy: Type.Optional(
+      StringEnum(['Key', 'Customer'] as const, {
+        description:
+          "Key (default, as AWS): each key has its own throttle and quota. Customer: all of a customer's keys share one (keys without a customer count alone).",
+        default: 'Key',
+      }),
+    ),
+    responses: Type.Optional(
+      Type.Array(DenialResponse, {
+        description: 'Answers per denial type for keys on this plan.',
+        maxItems: 3,
+        'x-kubernetes-list-type': 'map',
+        'x-kubernetes-list-map-keys': ['type'],
+      }),
+    ),
+    alerts: Type.Optional(
+      Obj(
+        {
+          thresholds: Type.Array(
+            Type.Integer({ description: 'A percentage of the quota, 1 to 100.', minimum: 1, maximum: 100 }),
+            {
+              description:
+                'Usage levels, as percentages of the quota, whose crossing emits an Event on the ApiKey and a metric, once per period. E.g. [80, 100].',
+              maxItems: 5,
+              'x-kubernetes-list-type': 'set',
+            },
+          ),
+        },
+        {
+          description: 'Usage alerts.',
+          rules: [
+            {
+              rule: 'has(self.thresholds) ? size(self.thresholds) > 0 : true',
+              message: 'thresholds must not be empty',
+            },
+          ],
+        },
+      ),
+    ),
+  },
+  {
+    description:
+      'How much and how fast: a throttle, a quota, per-route overrides, and how denials are answered.',
+    rules: [
+      {
+        rule: '!has(self.alerts) || has(self.quota)',
+        message: 'alerts need a quota: thresholds are percentages of quota.limit',
+        fieldPath: '.alerts',
+      },
+    ],
+  },
+);
+
+/** UsagePlan.status */
+export const UsagePlanStatus = Type.Object(
+  {
+    observedGeneration: Type.Optional(ObservedGeneration),
+    conditions: Type.Optional(Conditions),
+    keyCount: Type.Optional(
+      Type.Integer({ description: 'How many keys are bound to the plan, across its bindings.', minimum: 0 }),
+    ),
+    apiStages: Type.Optional(
+      Type.Array(Type.String({ description: "An API stage, as 'api/stage'.", maxLength: 128 }), {
+        description: 'The API stages the plan is bound to.',
+        maxItems: 256,
+      }),
+    ),
+  },
+  { description: 'What the operator observed.' },
+);
+
+/** The TypeScript type of a UsagePlan's spec. */
+export type UsagePlanSpec = Static<typeof UsagePlanSpec>;
+/** The TypeScript type of a UsagePlan's status. */
+export type UsagePlanStatus = Static<typeof UsagePlanStatus>;
+/** A throttle (rate and burst). */
+export type Throttle = Static<typeof Throttle>;
+/** A quota. */
+export type Quota = Static<typeof Quota>;
+/** A route override. */
+export type Route = Static<typeof Route>;
