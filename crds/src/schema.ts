@@ -5,12 +5,12 @@
  * so enums, maps and the like are spelled here the way the API server accepts them.
  */
 import {
-  type TSchema,
-  type TUnsafe,
-  Type,
   type ObjectOptions,
   type TObject,
   type TProperties,
+  type TString,
+  type TUnsafe,
+  Type,
 } from '@sinclair/typebox';
 
 /** A CEL validation rule, as `x-kubernetes-validations` takes it. */
@@ -65,7 +65,7 @@ export function Obj<T extends TProperties>(
 }
 
 /** A DNS-1123 label: lower-case letters, digits and '-', at most 63 characters (names of APIs, stages). */
-export function DnsLabel(description: string): TSchema {
+export function DnsLabel(description: string): TString {
   return Type.String({
     description,
     minLength: 1,
@@ -75,7 +75,7 @@ export function DnsLabel(description: string): TSchema {
 }
 
 /** A Kubernetes object name (DNS-1123 subdomain). */
-export function ObjectName(description: string): TSchema {
+export function ObjectName(description: string): TString {
   return Type.String({
     description,
     minLength: 1,
@@ -85,7 +85,7 @@ export function ObjectName(description: string): TSchema {
 }
 
 /** A reference to an object in the same namespace, by name. */
-export function LocalRef(description: string, what: string): TObject<{ name: TSchema }> {
+export function LocalRef(description: string, what: string): TObject<{ name: TString }> {
   return Type.Object(
     { name: ObjectName(`The name of the ${what}, in the same namespace.`) },
     { description },
@@ -93,7 +93,7 @@ export function LocalRef(description: string, what: string): TObject<{ name: TSc
 }
 
 /** A Go duration as Kubernetes spells them (`90s`, `15m`, `24h`, `1h30m`). */
-export function Duration(description: string, defaultValue?: string): TSchema {
+export function Duration(description: string, defaultValue?: string): TString {
   return Type.String({
     description,
     maxLength: 32,

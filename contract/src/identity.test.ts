@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { counterKeys, parseStageKey, shardCount, shardOf, stageKey } from './identity.ts';
+
+describe('identities', () => {
+  it('doubles the shard count only when the average shard would pass 2000 keys', () => {
+    expect([0, 1, 2000, 2001, 4000, 4001, 10_000, 100_000, 10_000_000].map((n) => shardCount(n))).toEqual([
+      1, 1, 1, 2, 2, 4, 8, 64, 256,
+    ]);
+  });
+
+  it('spreads key ids evenly over shards', () => {
+    const counts = new Array<number>(8).fill(0);
+    for (let i = 0; i < 8000; i++) counts[shardOf(`key${i}`, 8)]! += 1;
+    for (const c of counts) expect(c).toBeGreaterThan(850);
+  });
+
+  it('round-trips stage keys and refuses malformed ones', () => {
+    const s = { namespace: 'shop', api: 'orders', stage: 'prod' };
+    expect(parseStageKey(stageKey(s))).toEqual(s);
+    for (const bad of ['shop/orders', 'shop/orders/prod/x', 'Shop/orders/prod', 'shop//prod', '']) {
+      expect(parseStageKey(bad)).toBeUndefined();
+    }
+  });
+
+  it('puts one subject counters under one Redis Cluster hash tag', () => {
+    const k = counterKeys('shop/gold', { kind: 'key', id: 'cbarucba7hks' }, '2026-11-01');
+    expect(k).toEqual({
+      bucket: 'ks:{shop/gold|key:cbarucba7hks}:bucket',
+      quota: 'ks:{shop/gold|key:cbarucba7hks}:quota:2026-11-01',
+    });
+    expect(counterKeys('shop/gold', { kind: 'customer', name: 'acme' }, '2026-11-01').quota).toBe(
+      'ks:{shop/gold|customer:acme}:quota:2026-11-01',
+    );
+  });
+});

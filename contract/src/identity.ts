@@ -1,0 +1,96 @@
+/**
+ * Identities every part agrees on (docs/adr/0002-api-stage-identity.md, 0003-counter-identity.md): an API
+ * stage's, the names of its rendered objects, which shard a key lives in, and a counter's.
+ */
+import { createHash } from 'node:crypto';
+import type { ApiStageId } from './format.ts';
+
+/** Labels on every rendered object. */
+export const LABELS = {
+  managedBy: 'app.kubernetes.io/managed-by',
+  api: 'keystile.dev/api',
+  stage: 'keystile.dev/stage',
+  role: 'keystile.dev/role',
+} as const;
+
+/** The value of app.kubernetes.io/managed-by on what Keystile writes. */
+export const MANAGED_BY = 'keystile';
+
+/** An API stage as one string: `<namespace>/<api>/<stage>`. */
+export function stageKey(s: ApiStageId): string {
+  return `${s.namespace}/${s.api}/${s.stage}`;
+}
+
+/** Parses `<namespace>/<api>/<stage>` (each a DNS label), or undefined. */
+export function parseStageKey(text: string): ApiStageId | undefined {
+  const m =
+    /^([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)\/([a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)$/.exec(
+      text,
+    );
+  if (!m?.[1] || !m[3] || !m[5]) return undefined;
+  return { namespace: m[1], api: m[3], stage: m[5] };
+}
+
+/** The names of a stage's rendered objects (in the stage's namespace). */
+export const objectNames = {
+  index: (s: ApiStageId): string => `keystile-${s.api}-${s.stage}`,
+  keys: (s: ApiStageId, shard: number): string => `keystile-${s.api}-${s.stage}-keys-${shard}`,
+  secrets: (s: ApiStageId, shard: number): string => `keystile-${s.api}-${s.stage}-secrets-${shard}`,
+} as const;
+
+/** The data keys inside the rendered objects. */
+export const DATA_KEYS = { index: 'index.json', keys: 'keys.json', secrets: 'secrets.json' } as const;
+
+/** At most this many keys per shard before the shard count doubles (keeps objects near 300 KiB). */
+export const KEYS_PER_SHARD = 2000;
+/** The most shards one stage has (512,000 keys). */
+export const MAX_SHARDS = 256;
+
+/**
+ * How many shards a stage of `keyCount` keys has: the smallest power of two that keeps every shard at or
+ * under {@link KEYS_PER_SHARD} on average. Powers of two so that growth is rare (a resharding rewrites
+ * every shard, once per doubling) and one more key otherwise rewrites one shard.
+ */
+export function shardCount(keyCount: number, keysPerShard: number = KEYS_PER_SHARD): number {
+  let n = 1;
+  while (n < MAX_SHARDS && keyCount > n * keysPerShard) n *= 2;
+  return n;
+}
+
+/** The shard a key id lives in: the first 32 bits of SHA-256(key id), modulo the shard count. */
+export function shardOf(keyId: string, shards: number): number {
+  return createHash('sha256').update(keyId).digest().readUInt32BE(0) % shards;
+}
+
+/** SHA-256 of a string, hex: the content hash the index records for each shard. */
+export function sha256(text: string): string {
+  return createHash('sha256').update(text, 'utf8').digest('hex');
+}
+
+/** A plan's counter identity: `<namespace>/<plan>`. Usage is counted per plan across all its stages. */
+export function planId(namespace: string, plan: string): string {
+  return `${namespace}/${plan}`;
+}
+
+/** Who a counter counts: a key (by id) or, for plans that count by Customer, a customer. */
+export type Subject =
+  { readonly kind: 'key'; readonly id: string } | { readonly kind: 'customer'; readonly name: string };
+
+/** A subject as a string: `key:<id>` or `customer:<name>`. */
+export function subjectKey(s: Subject): string {
+  return s.kind === 'key' ? `key:${s.id}` : `customer:${s.name}`;
+}
+
+/**
+ * A counter's identity, the same in every store and in usage reports: plan, subject and, for quotas, the
+ * period's id (its first local day, YYYY-MM-DD). The part in braces is a Redis Cluster hash tag, so one
+ * subject's bucket and quota live on one slot and one script can update both atomically.
+ */
+export function counterKeys(
+  plan: string,
+  subject: Subject,
+  periodId: string,
+): { bucket: string; quota: string } {
+  const tag = `{${plan}|${subjectKey(subject)}}`;
+  return { bucket: `ks:${tag}:bucket`, quota: `ks:${tag}:quota:${periodId}` };
+}

@@ -1,0 +1,195 @@
+/**
+ * Binding resolution (DESIGN.md "PlanBinding"; docs/adr/0006-binding-ties.md): which key is on which plan
+ * on which stage, and every reason a binding could not do what it asks.
+ *
+ * Bindings are taken oldest first. For each key a binding names or selects, on each of its stages:
+ * - a key on another plan for that stage through an older binding stays there: KeyAlreadyBound;
+ * - a key the plan does not yet have, when the plan holds maxKeys keys already: PlanFull;
+ * - otherwise the key is placed. A disabled or expired key is placed too (the enforcer refuses it and says
+ *   why) and reported: KeyDisabled, KeyExpired.
+ * A named key that does not exist is KeyNotFound; one without a usable value yet is KeyNotReady.
+ */
+import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import type { ApiStageId } from '../../../contract/src/format.ts';
+import { stageKey } from '../../../contract/src/identity.ts';
+import { BINDING_PROBLEM_ORDER, Reason } from '../status/reasons.ts';
+import { isExpired, type UsableKey } from './keys.ts';
+import { olderFirst } from './order.ts';
+import { matchesSelector } from './selector.ts';
+import type { BindingResult, Problem, ReadyState } from './types.ts';
+
+/** A key placed on a stage with a plan, by a binding. */
+export interface Placement {
+  readonly apiStage: ApiStageId;
+  readonly plan: string;
+  readonly key: UsableKey;
+  readonly binding: string;
+}
+
+/** The outcome of resolving every binding of a namespace. */
+export interface Resolution {
+  /** Placements by stage key (`ns/api/stage`), then key name. */
+  readonly stages: Map<
+    string,
+    { apiStage: ApiStageId; owners: Map<string, string>; placements: Map<string, Placement> }
+  >;
+  readonly bindings: Map<string, BindingResult>;
+  /** Distinct keys per plan. */
+  readonly planKeys: Map<string, Set<string>>;
+}
+
+/** The keys a binding names or selects: existing ones sorted by name, and the names that do not exist. */
+function keysOf(
+  binding: PlanBinding,
+  keys: ReadonlyMap<string, ApiKey>,
+): { found: ApiKey[]; missing: string[] } {
+  const names = new Set(binding.spec.keys.names ?? []);
+  const missing = [...names].filter((n) => !keys.has(n)).sort();
+  const selector = binding.spec.keys.selector;
+  const found = [...keys.values()]
+    .filter(
+      (k) =>
+        names.has(k.metadata.name) ||
+        (selector !== undefined && matchesSelector(selector, k.metadata.labels)),
+    )
+    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
+  return { found, missing };
+}
+
+/** Resolves every binding of one namespace. Pure. */
+export function resolveBindings(
+  namespace: string,
+  bindings: readonly PlanBinding[],
+  plans: ReadonlyMap<string, UsagePlan>,
+  keys: ReadonlyMap<string, ApiKey>,
+  usable: ReadonlyMap<string, UsableKey>,
+  keyProblems: ReadonlyMap<string, { readonly message: string }>,
+  now: Date,
+): Resolution {
+  const stages: Resolution['stages'] = new Map();
+  const results = new Map<string, BindingResult>();
+  const planKeys = new Map<string, Set<string>>();
+
+  for (const binding of [...bindings].sort(olderFirst)) {
+    const bname = binding.metadata.name;
+    const planName = binding.spec.planRef.name;
+    const plan = plans.get(planName);
+    if (!plan) {
+      results.set(bname, {
+        ready: {
+          status: 'False',
+          reason: Reason.PlanNotFound,
+          message: `UsagePlan ${planName} does not exist in namespace ${namespace}; create it or fix spec.planRef.name`,
+        },
+        boundKeys: 0,
+        problems: [],
+      });
+      continue;
+    }
+    const onPlan = planKeys.get(planName) ?? new Set<string>();
+    planKeys.set(planName, onPlan);
+    const maxKeys = plan.spec.maxKeys;
+    const problems: Problem[] = [];
+    const bound = new Set<string>();
+    const { found, missing } = keysOf(binding, keys);
+    for (const name of missing) {
+      problems.push({
+        key: name,
+        reason: Reason.KeyNotFound,
+        message: `ApiKey ${name} does not exist in namespace ${namespace}`,
+      });
+    }
+    for (const key of found) {
+      const kname = key.metadata.name;
+      const u = usable.get(kname);
+      if (!u) {
+        const why = keyProblems.get(kname)?.message ?? 'it has no usable value yet (see its status)';
+        problems.push({
+          key: kname,
+          reason: Reason.KeyNotReady,
+          message: `ApiKey ${kname} cannot be bound: ${why}`,
+        });
+        continue;
+      }
+      for (const s of binding.spec.apiStages) {
+        const apiStage = { namespace, api: s.api, stage: s.stage };
+        const sk = stageKey(apiStage);
+        const where = `${s.api}/${s.stage}`;
+        let stage = stages.get(sk);
+        if (!stage) {
+          stage = { apiStage, owners: new Map(), placements: new Map() };
+          stages.set(sk, stage);
+        }
+        if (binding.metadata.uid) stage.owners.set(bname, binding.metadata.uid);
+        const held = stage.placements.get(kname);
+        if (held && held.plan !== planName) {
+          problems.push({
+            key: kname,
+            apiStage: where,
+            reason: Reason.KeyAlreadyBound,
+            message: `ApiKey ${kname} is already on plan ${held.plan} for ${where} through the older binding ${held.binding}; a key is on at most one plan per API stage`,
+          });
+          continue;
+        }
+        if (held) {
+          bound.add(kname);
+          continue;
+        }
+        if (maxKeys !== undefined && !onPlan.has(kname) && onPlan.size >= maxKeys) {
+          problems.push({
+            key: kname,
+            apiStage: where,
+            reason: Reason.PlanFull,
+            message: `UsagePlan ${planName} accepts at most ${maxKeys} keys (spec.maxKeys) and has them; ApiKey ${kname} is not bound`,
+          });
+          continue;
+        }
+        onPlan.add(kname);
+        bound.add(kname);
+        stage.placements.set(kname, { apiStage, plan: planName, key: u, binding: bname });
+      }
+      if (bound.has(kname) && key.spec.enabled === false) {
+        problems.push({
+          key: kname,
+          reason: Reason.KeyDisabled,
+          message: `ApiKey ${kname} is disabled: it is bound, and refused (403) until enabled`,
+        });
+      } else if (bound.has(kname) && isExpired(key, now)) {
+        problems.push({
+          key: kname,
+          reason: Reason.KeyExpired,
+          message: `ApiKey ${kname} expired at ${key.spec.expiresAt ?? '?'}: it is bound, and refused (403)`,
+        });
+      }
+    }
+    results.set(bname, {
+      ready: bindingReady(bound.size, binding.spec.apiStages.length, problems),
+      boundKeys: bound.size,
+      problems,
+    });
+  }
+  return { stages, bindings: results, planKeys };
+}
+
+/** A binding's Ready condition from its problems: the most pressing one names the reason. */
+function bindingReady(bound: number, stageCount: number, problems: readonly Problem[]): ReadyState {
+  if (problems.length === 0) {
+    return {
+      status: 'True',
+      reason: Reason.Bound,
+      message: `${bound} key${bound === 1 ? '' : 's'} bound on ${stageCount} API stage${stageCount === 1 ? '' : 's'}`,
+    };
+  }
+  const first =
+    BINDING_PROBLEM_ORDER.map((r) => problems.find((p) => p.reason === r)).find((p) => p !== undefined) ??
+    problems[0];
+  const more =
+    problems.length > 1
+      ? ` (and ${problems.length - 1} more problem${problems.length === 2 ? '' : 's'} in status.problems)`
+      : '';
+  return {
+    status: 'False',
+    reason: first?.reason ?? Reason.KeyNotFound,
+    message: `${first?.message ?? ''}${more}`,
+  };
+}

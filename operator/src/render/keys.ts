@@ -1,0 +1,88 @@
+/** Keys as the renderer sees them: which are usable, their credentials, and duplicate values. */
+import type { ApiKey } from '../../../crds/src/index.ts';
+import type { Credential, RenderedKey } from '../../../contract/src/format.ts';
+import { Reason } from '../status/reasons.ts';
+import { olderFirst } from './order.ts';
+import type { KeyMaterial, KeyResult } from './types.ts';
+
+/** A key that can be rendered. */
+export interface UsableKey {
+  readonly key: ApiKey;
+  readonly credential: Credential;
+  readonly keyId: string;
+}
+
+/**
+ * Finds the keys that can be rendered: those with material, whose value (or SecretId) no older ApiKey
+ * already has. Keys are unique by value: a duplicate is reported on the newer key, never shared.
+ */
+export function usableKeys(
+  keys: readonly ApiKey[],
+  materials: ReadonlyMap<string, KeyMaterial>,
+): { usable: Map<string, UsableKey>; problems: Map<string, NonNullable<KeyResult['problem']>> } {
+  const usable = new Map<string, UsableKey>();
+  const problems = new Map<string, NonNullable<KeyResult['problem']>>();
+  const owners = new Map<string, string>(); // value hash or SecretId -> the ApiKey that has it
+  for (const key of [...keys].sort(olderFirst)) {
+    const m = materials.get(key.metadata.name);
+    if (!m) continue;
+    const type = key.spec.type ?? 'ApiKey';
+    const credential = toCredential(type, m);
+    if (!credential) continue;
+    const identities =
+      credential.type === 'ApiKey'
+        ? credential.hashes.map((h) => `sha256:${h.sha256}`)
+        : [`secretId:${credential.secretId}`];
+    const clash = identities.map((i) => owners.get(i)).find((o) => o !== undefined);
+    if (clash !== undefined) {
+      problems.set(key.metadata.name, {
+        reason: Reason.DuplicateValue,
+        message: `its value is the same as ApiKey ${clash}'s, which is older and keeps it; give this key another value`,
+      });
+      continue;
+    }
+    for (const i of identities) owners.set(i, key.metadata.name);
+    usable.set(key.metadata.name, { key, credential, keyId: m.keyId });
+  }
+  return { usable, problems };
+}
+
+function toCredential(type: 'ApiKey' | 'KeyPair', m: KeyMaterial): Credential | undefined {
+  if (type === 'KeyPair') {
+    if (!m.secretId || !m.secretKeys?.length) return undefined;
+    return {
+      id: m.keyId,
+      type: 'KeyPair',
+      secretId: m.secretId,
+      secretKeys: m.secretKeys.map((s) => ({
+        value: s.value,
+        ...(s.validUntil && { validUntil: s.validUntil }),
+      })),
+    };
+  }
+  if (!m.hashes?.length) return undefined;
+  return {
+    id: m.keyId,
+    type: 'ApiKey',
+    hashes: m.hashes.map((h) => ({ sha256: h.sha256, ...(h.validUntil && { validUntil: h.validUntil }) })),
+  };
+}
+
+/** What the keys.json of a shard says of a key on a plan. */
+export function renderKey(k: UsableKey, plan: string): RenderedKey {
+  const s = k.key.spec;
+  return {
+    id: k.keyId,
+    name: k.key.metadata.name,
+    plan,
+    type: s.type ?? 'ApiKey',
+    enabled: s.enabled ?? true,
+    ...(s.expiresAt !== undefined && { expiresAt: new Date(s.expiresAt).toISOString() }),
+    ...(s.customer !== undefined && { customer: s.customer }),
+  };
+}
+
+/** Whether a key's expiry has passed at `now`. */
+export function isExpired(key: ApiKey, now: Date): boolean {
+  return key.spec.expiresAt !== undefined && Date.parse(key.spec.expiresAt) <= now.getTime();
+}

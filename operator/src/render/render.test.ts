@@ -1,0 +1,99 @@
+import { describe, expect, it } from 'vitest';
+import { generateKey, hashKey } from '../../../contract/src/key-format.ts';
+import { parseIndex, parseKeysShard, parseSecretsShard } from '../../../contract/src/validate.ts';
+import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import { render } from './render.ts';
+import type { KeyMaterial, RenderInput } from './types.ts';
+
+const ns = 'shop';
+const plan: UsagePlan = {
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'UsagePlan',
+  metadata: { name: 'gold', namespace: ns },
+  spec: { throttle: { rateLimit: 10, burstLimit: 20 }, quota: { limit: 100, period: 'DAY' } },
+};
+const binding: PlanBinding = {
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'PlanBinding',
+  metadata: { name: 'gold', namespace: ns, uid: 'b-uid' },
+  spec: { planRef: { name: 'gold' }, keys: { selector: {} }, apiStages: [{ api: 'orders', stage: 'prod' }] },
+};
+
+/** n keys with generated values; returns the input and the values. */
+function world(n: number): { input: RenderInput; values: string[] } {
+  const keys: ApiKey[] = [];
+  const materials = new Map<string, KeyMaterial>();
+  const values: string[] = [];
+  for (let i = 0; i < n; i++) {
+    const name = `k${i}`;
+    const { value, keyId } = generateKey();
+    values.push(value);
+    keys.push({
+      apiVersion: 'keystile.dev/v1alpha1',
+      kind: 'ApiKey',
+      metadata: { name, namespace: ns },
+      spec: {},
+    });
+    materials.set(name, { keyId, hashes: [{ sha256: hashKey(value) }] });
+  }
+  return {
+    input: {
+      namespace: ns,
+      plans: [plan],
+      keys,
+      bindings: [binding],
+      materials,
+      now: new Date('2026-11-23T00:00:00Z'),
+    },
+    values,
+  };
+}
+
+describe('render', () => {
+  it('writes documents the contract schema accepts, and no key value anywhere', () => {
+    const { input, values } = world(50);
+    const out = render(input);
+    expect(out.stages).toHaveLength(1);
+    const stage = out.stages[0]!;
+    expect(parseIndex(stage.objects.at(-1)!.data['index.json']!).ok).toBe(true);
+    for (const o of stage.objects) {
+      for (const text of Object.values(o.data)) {
+        for (const v of values) expect(text).not.toContain(v);
+        if (o.name.includes('-keys-')) expect(parseKeysShard(text)).toMatchObject({ ok: true });
+        if (o.name.includes('-secrets-')) expect(parseSecretsShard(text)).toMatchObject({ ok: true });
+      }
+    }
+    expect(stage.objects.map((o) => o.owners)).toEqual(
+      stage.objects.map(() => [{ name: 'gold', uid: 'b-uid' }]),
+    );
+  });
+
+  it('one more key in a stage of 3000 rewrites one shard and the index, nothing else', () => {
+    const { input } = world(3001);
+    const before = render({ ...input, keys: input.keys.slice(0, 3000) }).stages[0]!;
+    const after = render(input).stages[0]!;
+    expect(before.index.shards).toHaveLength(2);
+    const changed = after.objects.filter(
+      (o, i) => JSON.stringify(o.data) !== JSON.stringify(before.objects[i]?.data),
+    );
+    expect(changed.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'Secret']);
+    expect(changed.map((o) => o.name)).toContain('keystile-orders-prod');
+  });
+
+  it('keeps every shard well under the 1 MiB object limit at 2000 keys a shard', () => {
+    const { input } = world(4000);
+    const stage = render(input).stages[0]!;
+    for (const o of stage.objects) {
+      const bytes = Object.values(o.data).reduce((n, v) => n + Buffer.byteLength(v), 0);
+      // Secrets are base64-encoded when stored: 4/3 of this.
+      expect(bytes * (o.kind === 'Secret' ? 4 / 3 : 1)).toBeLessThan(512 * 1024);
+    }
+  });
+
+  it('gives the same bytes for the same input, whatever the order of the resources', () => {
+    const { input } = world(20);
+    const a = render(input);
+    const b = render({ ...input, keys: [...input.keys].reverse() });
+    expect(b.stages.map((s) => s.objects)).toEqual(a.stages.map((s) => s.objects));
+  });
+});
