@@ -28,6 +28,9 @@ describe('identities', () => {
       bucket: 'ks:{shop/gold|key:cbarucba7hks}:bucket',
       quota: 'ks:{shop/gold|key:cbarucba7hks}:quota:2026-11-01',
     });
+    expect(counterKeys('shop/gold', { kind: 'key', id: 'x' }, '2026-11-01', 'search').bucket).toBe(
+      'ks:{shop/gold|key:x}:bucket:search',
+    );
     expect(counterKeys('shop/gold', { kind: 'customer', name: 'acme' }, '2026-11-01').quota).toBe(
       'ks:{shop/gold|customer:acme}:quota:2026-11-01',
     );

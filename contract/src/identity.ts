@@ -83,14 +83,19 @@ export function subjectKey(s: Subject): string {
 
 /**
  * A counter's identity, the same in every store and in usage reports: plan, subject and, for quotas, the
- * period's id (its first local day, YYYY-MM-DD). The part in braces is a Redis Cluster hash tag, so one
+ * period's id (its first local day, YYYY-MM-DD); a route with a throttle of its own has its own bucket,
+ * named by the route. The part in braces is a Redis Cluster hash tag, so one
  * subject's bucket and quota live on one slot and one script can update both atomically.
  */
 export function counterKeys(
   plan: string,
   subject: Subject,
   periodId: string,
+  route?: string,
 ): { bucket: string; quota: string } {
   const tag = `{${plan}|${subjectKey(subject)}}`;
-  return { bucket: `ks:${tag}:bucket`, quota: `ks:${tag}:quota:${periodId}` };
+  return {
+    bucket: route === undefined ? `ks:${tag}:bucket` : `ks:${tag}:bucket:${route}`,
+    quota: `ks:${tag}:quota:${periodId}`,
+  };
 }

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+// The keystile command (Node 24): `node cli/keystile.ts <command>`, or `npm run keystile -- <command>`.
+import { renderCommand } from './src/render-command.ts';
+
+const COMMANDS: Record<string, (argv: readonly string[]) => number> = {
+  render: renderCommand,
+};
+
+const [command, ...rest] = process.argv.slice(2);
+const run = command === undefined ? undefined : COMMANDS[command];
+if (!run) {
+  console.error(`usage: keystile <command> [options]\ncommands: ${Object.keys(COMMANDS).join(', ')}`);
+  process.exitCode = 2;
+} else {
+  try {
+    process.exitCode = run(rest);
+  } catch (err) {
+    console.error(`keystile ${command ?? ''}: ${err instanceof Error ? err.message : String(err)}`);
+    process.exitCode = 1;
+  }
+}

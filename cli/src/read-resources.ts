@@ -1,0 +1,79 @@
+/** Reads Keystile resources and Secrets from YAML or JSON files, checking each against its schema. */
+import { readFileSync } from 'node:fs';
+import { parseAllDocuments } from 'yaml';
+import type { ApiKey, PlanBinding, UsagePlan } from '../../crds/src/index.ts';
+import { API_VERSION } from '../../crds/src/index.ts';
+import { validateResource } from '../../crds/src/validate.ts';
+
+/** A Kubernetes Secret as read from a file (data base64, or stringData). */
+export interface SecretDoc {
+  apiVersion: 'v1';
+  kind: 'Secret';
+  metadata: { name: string; namespace?: string };
+  data?: Record<string, string>;
+  stringData?: Record<string, string>;
+}
+
+/** Everything read, by kind, with each problem found (file, document, field, message). */
+export interface ReadResult {
+  plans: UsagePlan[];
+  keys: ApiKey[];
+  bindings: PlanBinding[];
+  secrets: SecretDoc[];
+  problems: string[];
+}
+
+/** Reads files of YAML (multi-document) or JSON; Kubernetes `List`s are unpacked. */
+export function readResources(files: readonly string[], defaultNamespace: string): ReadResult {
+  const out: ReadResult = { plans: [], keys: [], bindings: [], secrets: [], problems: [] };
+  for (const file of files) {
+    const docs = parseAllDocuments(readFileSync(file, 'utf8'));
+    docs.forEach((doc, i) => {
+      const where = `${file}, document ${i + 1}`;
+      if (doc.errors.length > 0) {
+        out.problems.push(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+        return;
+      }
+      const value = doc.toJS() as unknown;
+      const items = isList(value) ? value.items : [value];
+      for (const item of items) add(item, where, defaultNamespace, out);
+    });
+  }
+  return out;
+}
+
+function isList(v: unknown): v is { items: unknown[] } {
+  return typeof v === 'object' && v !== null && (v as { kind?: unknown }).kind === 'List';
+}
+
+function add(item: unknown, where: string, ns: string, out: ReadResult): void {
+  if (item === null || item === undefined) return;
+  const obj = item as {
+    apiVersion?: string;
+    kind?: string;
+    metadata?: { name?: string; namespace?: string };
+  };
+  if (obj.metadata && obj.metadata.namespace === undefined) obj.metadata.namespace = ns;
+  if (obj.apiVersion === 'v1' && obj.kind === 'Secret') {
+    out.secrets.push(obj as SecretDoc);
+    return;
+  }
+  if (obj.apiVersion !== API_VERSION) return; // other resources (a Namespace, a Deployment) are not ours
+  const errors = validateResource(obj);
+  if (errors.length > 0) {
+    const name = obj.metadata?.name ?? '?';
+    for (const e of errors)
+      out.problems.push(`${where}: ${obj.kind ?? '?'} ${name}: ${e.field}: ${e.message}`);
+    return;
+  }
+  if (obj.kind === 'UsagePlan') out.plans.push(obj as UsagePlan);
+  else if (obj.kind === 'ApiKey') out.keys.push(obj as ApiKey);
+  else if (obj.kind === 'PlanBinding') out.bindings.push(obj as PlanBinding);
+}
+
+/** A Secret's data, decoded to text. */
+export function secretData(s: SecretDoc): Record<string, string> {
+  const data: Record<string, string> = {};
+  for (const [k, v] of Object.entries(s.data ?? {})) data[k] = Buffer.from(v, 'base64').toString('utf8');
+  return { ...data, ...(s.stringData ?? {}) };
+}

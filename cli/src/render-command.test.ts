@@ -1,0 +1,100 @@
+import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { parseStandalone } from '../../contract/src/validate.ts';
+import { hashKey, parseKey } from '../../contract/src/key-format.ts';
+import { renderCommand } from './render-command.ts';
+
+const RESOURCES = `
+apiVersion: keystile.dev/v1alpha1
+kind: UsagePlan
+metadata: { name: gold }
+spec: { throttle: { rateLimit: 100, burstLimit: 200 }, quota: { limit: 10000, period: MONTH } }
+---
+apiVersion: keystile.dev/v1alpha1
+kind: ApiKey
+metadata: { name: acme }
+spec: { customer: acme }
+---
+apiVersion: keystile.dev/v1alpha1
+kind: ApiKey
+metadata: { name: legacy }
+spec: { valueFrom: Secret, secretRef: { name: legacy-value } }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: legacy-value }
+stringData: { value: apikey1234abcdefghij0123456789 }
+---
+apiVersion: keystile.dev/v1alpha1
+kind: PlanBinding
+metadata: { name: gold }
+spec: { planRef: { name: gold }, keys: { names: [acme, legacy] }, apiStages: [{ api: orders, stage: prod }] }
+`;
+
+function workspace(resources: string): {
+  dir: string;
+  args: string[];
+  lines: string[];
+  log: (l: string) => void;
+} {
+  const dir = mkdtempSync(join(tmpdir(), 'keystile-render-'));
+  writeFileSync(join(dir, 'resources.yaml'), resources);
+  const lines: string[] = [];
+  return {
+    dir,
+    lines,
+    log: (l) => lines.push(l),
+    args: [
+      join(dir, 'resources.yaml'),
+      '--out',
+      join(dir, 'config.json'),
+      '--secrets',
+      join(dir, 'keys.yaml'),
+    ],
+  };
+}
+
+function generatedValue(dir: string): string {
+  const docs = parseAllDocuments(readFileSync(join(dir, 'keys.yaml'), 'utf8')).map(
+    (d) => d.toJS() as { metadata: { name: string }; stringData: { value?: string } },
+  );
+  const value = docs.find((d) => d.metadata.name === 'keystile-key-acme')?.stringData.value;
+  if (!value) throw new Error('no generated value for acme');
+  return value;
+}
+
+describe('keystile render', () => {
+  it('writes a standalone config the contract accepts, with hashes and never a value', () => {
+    const w = workspace(RESOURCES);
+    expect(renderCommand(w.args, w.log)).toBe(0);
+    const text = readFileSync(join(w.dir, 'config.json'), 'utf8');
+    const config = parseStandalone(text);
+    expect(config.ok).toBe(true);
+    const value = generatedValue(w.dir);
+    expect(parseKey(value).kind).toBe('keystile');
+    expect(text).not.toContain(value);
+    expect(text).not.toContain('apikey1234abcdefghij0123456789');
+    expect(text).toContain(hashKey(value));
+    expect(text).toContain(hashKey('apikey1234abcdefghij0123456789'));
+    expect(statSync(join(w.dir, 'config.json')).mode & 0o777).toBe(0o600);
+    expect(statSync(join(w.dir, 'keys.yaml')).mode & 0o777).toBe(0o600);
+  });
+
+  it('keeps generated values across runs', () => {
+    const w = workspace(RESOURCES);
+    renderCommand(w.args, w.log);
+    const first = generatedValue(w.dir);
+    renderCommand(w.args, w.log);
+    expect(generatedValue(w.dir)).toBe(first);
+  });
+
+  it('refuses a bad resource naming the field, and writes nothing', () => {
+    const w = workspace(RESOURCES.replace('burstLimit: 200', 'burstLimit: -1'));
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(/UsagePlan gold: spec\.throttle\.burstLimit: must be >= 1/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+});

@@ -1,0 +1,233 @@
+/**
+ * `keystile render FILE...`: renders resources offline, with no cluster, into the standalone config file
+ * an enforcer runs from (`enforcer --config FILE`), and optionally the ConfigMaps and Secrets the operator
+ * would write. Generated key values go to a secrets file of key Secrets (the operator's format), reused on
+ * the next run so values never change; hand them to customers from there.
+ */
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { parseAllDocuments, stringify } from 'yaml';
+import { CONTRACT_VERSION, type StandaloneConfig } from '../../contract/src/format.ts';
+import {
+  checkImportedValue,
+  generateKey,
+  generateKeyPair,
+  hashKey,
+  newKeyId,
+} from '../../contract/src/key-format.ts';
+import type { ApiKey } from '../../crds/src/index.ts';
+import {
+  KEY_SECRET,
+  type KeySecretData,
+  keySecretName,
+  materialFromSecret,
+} from '../../operator/src/keys/key-secret.ts';
+import { render } from '../../operator/src/render/render.ts';
+import type { KeyMaterial, RenderedObject, RenderOutput } from '../../operator/src/render/types.ts';
+import { readResources, secretData, type SecretDoc } from './read-resources.ts';
+
+const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets keys.yaml] [--manifests DIR] [--namespace NS]
+  --out        the standalone config file for enforcers (default keystile-config.json; holds hashes and
+               KeyPair SecretKeys: written mode 0600)
+  --secrets    generated key values, as Secrets (default keystile-keys.yaml; read first, so a value is
+               generated once; mode 0600)
+  --manifests  also write the ConfigMaps and Secrets the operator would write, one YAML file per stage
+  --namespace  the namespace of resources that name none (default 'default')`;
+
+/** Runs the command; returns the exit code. */
+export function renderCommand(argv: readonly string[], log: (line: string) => void = console.error): number {
+  const { values, positionals } = parseArgs({
+    args: [...argv],
+    allowPositionals: true,
+    options: {
+      out: { type: 'string', default: 'keystile-config.json' },
+      secrets: { type: 'string', default: 'keystile-keys.yaml' },
+      manifests: { type: 'string' },
+      namespace: { type: 'string', default: 'default' },
+      help: { type: 'boolean', short: 'h' },
+    },
+  });
+  if (values.help || positionals.length === 0) {
+    log(USAGE);
+    return values.help ? 0 : 2;
+  }
+  const input = readResources(positionals, values.namespace);
+  if (input.problems.length > 0) {
+    for (const p of input.problems) log(`error: ${p}`);
+    log('nothing written');
+    return 1;
+  }
+  const now = new Date();
+  const keySecrets = readKeySecrets(values.secrets);
+  const materials = new Map<string, Map<string, KeyMaterial>>();
+  let generated = 0;
+  for (const key of input.keys) {
+    const ns = key.metadata.namespace ?? values.namespace;
+    const secretName = `${ns}/${keySecretName(key.metadata.name)}`;
+    let data = keySecrets.get(secretName);
+    if (!data) {
+      const made = makeKeySecret(key, input.secrets, log);
+      if (!made) continue;
+      data = made;
+      keySecrets.set(secretName, data);
+      generated += key.spec.valueFrom === 'Secret' ? 0 : 1;
+    }
+    const m = materialFromSecret(key.spec.type ?? 'ApiKey', data, now);
+    if (!m) continue;
+    const byNs = materials.get(ns) ?? new Map<string, KeyMaterial>();
+    byNs.set(key.metadata.name, m);
+    materials.set(ns, byNs);
+  }
+
+  const namespaces = [
+    ...new Set(
+      [...input.plans, ...input.keys, ...input.bindings].map((r) => r.metadata.namespace ?? values.namespace),
+    ),
+  ].sort();
+  const outputs = namespaces.map((ns) =>
+    render({
+      namespace: ns,
+      plans: input.plans.filter((r) => r.metadata.namespace === ns),
+      keys: input.keys.filter((r) => r.metadata.namespace === ns),
+      bindings: input.bindings.filter((r) => r.metadata.namespace === ns),
+      materials: materials.get(ns) ?? new Map(),
+      now,
+    }),
+  );
+
+  const config: StandaloneConfig = {
+    version: CONTRACT_VERSION,
+    kind: 'KeystileStandaloneConfig',
+    stages: outputs.flatMap((o) => o.stages.map((s) => s.documents)),
+  };
+  writePrivate(values.out, `${JSON.stringify(config, null, 2)}\n`);
+  writePrivate(values.secrets, keySecretsYaml(keySecrets));
+  if (values.manifests) writeManifests(values.manifests, outputs);
+
+  for (const o of outputs) report(o, log);
+  log(
+    `wrote ${values.out} (${config.stages.length} API stage${config.stages.length === 1 ? '' : 's'}) and ${values.secrets}${generated ? ` (${generated} new key value${generated === 1 ? '' : 's'})` : ''}`,
+  );
+  return 0;
+}
+
+/** Makes the key Secret data for a key that has none yet: a generated value, or the imported one's hash. */
+function makeKeySecret(
+  key: ApiKey,
+  secrets: readonly SecretDoc[],
+  log: (l: string) => void,
+): KeySecretData | undefined {
+  const name = key.metadata.name;
+  if (key.spec.valueFrom === 'Secret') {
+    const ref = key.spec.secretRef;
+    const doc = secrets.find(
+      (s) => s.metadata.name === ref?.name && (s.metadata.namespace ?? '') === (key.metadata.namespace ?? ''),
+    );
+    if (!doc || !ref) {
+      log(
+        `warning: ApiKey ${name}: Secret ${ref?.name ?? '?'} is not among the inputs; the key is not rendered`,
+      );
+      return undefined;
+    }
+    const data = secretData(doc);
+    if ((key.spec.type ?? 'ApiKey') === 'KeyPair') {
+      if (!data['secretId'] || !data['secretKey']) {
+        log(
+          `warning: ApiKey ${name}: Secret ${ref.name} lacks secretId or secretKey; the key is not rendered`,
+        );
+        return undefined;
+      }
+      return { keyId: newKeyId(), secretId: data['secretId'], secretKey: data['secretKey'] };
+    }
+    const value = data[ref.key ?? 'value'];
+    const bad = value === undefined ? `has no data key ${ref.key ?? 'value'}` : checkImportedValue(value);
+    if (bad !== undefined || value === undefined) {
+      log(`warning: ApiKey ${name}: Secret ${ref.name} ${bad ?? ''}; the key is not rendered`);
+      return undefined;
+    }
+    return { keyId: newKeyId(), sha256: hashKey(value) };
+  }
+  if ((key.spec.type ?? 'ApiKey') === 'KeyPair') return { keyId: newKeyId(), ...generateKeyPair() };
+  const { value, keyId } = generateKey();
+  return { keyId, value, [KEY_SECRET.rotationSequence]: String(key.spec.rotation?.sequence ?? 0) };
+}
+
+function readKeySecrets(file: string): Map<string, KeySecretData> {
+  const out = new Map<string, KeySecretData>();
+  if (!existsSync(file)) return out;
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const s = doc.toJS() as SecretDoc | null;
+    if (s?.kind === 'Secret')
+      out.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, secretData(s));
+  }
+  return out;
+}
+
+function keySecretsYaml(secrets: ReadonlyMap<string, KeySecretData>): string {
+  const docs = [...secrets]
+    .sort(([a], [b]) => (a < b ? -1 : 1))
+    .map(([id, data]) => {
+      const [namespace, name] = id.split('/');
+      return stringify({
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata: { name, namespace },
+        stringData: data,
+      });
+    });
+  return `# Key values generated by 'keystile render'. Secret: hand each value to its customer, keep this file safe.\n${docs.join('---\n')}`;
+}
+
+function writePrivate(file: string, content: string): void {
+  writeFileSync(file, content, { mode: 0o600 });
+  chmodSync(file, 0o600);
+}
+
+/** The Kubernetes manifest of a rendered object. */
+export function manifest(o: RenderedObject): Record<string, unknown> {
+  const metadata = {
+    name: o.name,
+    namespace: o.namespace,
+    labels: o.labels,
+    ...(o.owners.length > 0 && {
+      ownerReferences: o.owners.map((w) => ({
+        apiVersion: 'keystile.dev/v1alpha1',
+        kind: 'PlanBinding',
+        name: w.name,
+        uid: w.uid,
+      })),
+    }),
+  };
+  return o.kind === 'ConfigMap'
+    ? { apiVersion: 'v1', kind: 'ConfigMap', metadata, data: o.data }
+    : {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        type: 'Opaque',
+        metadata,
+        data: Object.fromEntries(
+          Object.entries(o.data).map(([k, v]) => [k, Buffer.from(v).toString('base64')]),
+        ),
+      };
+}
+
+function writeManifests(dir: string, outputs: readonly RenderOutput[]): void {
+  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  for (const o of outputs) {
+    for (const s of o.stages) {
+      const file = join(dir, `${s.apiStage.namespace}.${s.apiStage.api}.${s.apiStage.stage}.yaml`);
+      writePrivate(file, s.objects.map((obj) => stringify(manifest(obj))).join('---\n'));
+    }
+  }
+}
+
+function report(o: RenderOutput, log: (l: string) => void): void {
+  for (const [name, b] of o.bindings) {
+    if (b.ready.status !== 'True') log(`PlanBinding ${name}: ${b.ready.reason}: ${b.ready.message}`);
+  }
+  for (const [name, k] of o.keys) {
+    if (k.problem) log(`ApiKey ${name}: ${k.problem.reason}: ${k.problem.message}`);
+  }
+}
