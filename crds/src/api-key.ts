@@ -91,13 +91,6 @@ export const ApiKeySpec = Obj(
         {
           description:
             'Rotation: a new value, with the old one kept valid for a grace period. Usage stays with the key id.',
-          rules: [
-            {
-              rule: 'self.sequence >= oldSelf.sequence',
-              message: 'rotation.sequence cannot go down: raise it to rotate',
-              fieldPath: '.sequence',
-            },
-          ],
         },
       ),
     ),
@@ -120,6 +113,23 @@ export const ApiKeySpec = Obj(
         rule: 'self.type == oldSelf.type',
         message: 'type cannot change: create a new ApiKey',
         fieldPath: '.type',
+      },
+      {
+        // On the spec, not on rotation: removing rotation must not reset the sequence either.
+        rule: '(has(self.rotation) && has(self.rotation.sequence) ? self.rotation.sequence : 0) >= (has(oldSelf.rotation) && has(oldSelf.rotation.sequence) ? oldSelf.rotation.sequence : 0)',
+        message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
+        fieldPath: '.rotation',
+      },
+      {
+        rule: 'self.valueFrom == oldSelf.valueFrom',
+        message: 'valueFrom cannot change (a value changes only by rotation): create a new ApiKey',
+        fieldPath: '.valueFrom',
+      },
+      {
+        rule: "self.type == 'KeyPair' && has(self.secretRef) ? !has(self.secretRef.key) : true",
+        message:
+          "secretRef.key is for ApiKeys: a KeyPair's Secret holds the data keys secretId and secretKey",
+        fieldPath: '.secretRef.key',
       },
     ],
   },

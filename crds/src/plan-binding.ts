@@ -28,6 +28,7 @@ export const PlanBindingSpec = Obj(
         names: Type.Optional(
           Type.Array(ObjectName('An ApiKey name.'), {
             description: 'ApiKeys by name.',
+            minItems: 1,
             maxItems: 5000,
             'x-kubernetes-list-type': 'set',
           }),

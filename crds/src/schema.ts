@@ -172,7 +172,15 @@ export const LabelSelector = Type.Object(
               }),
             ),
           },
-          { description: 'A label requirement.' },
+          {
+            description: 'A label requirement.',
+            'x-kubernetes-validations': [
+              {
+                rule: "self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0",
+                message: 'In and NotIn need values; Exists and DoesNotExist take none',
+              },
+            ],
+          },
         ),
         { description: 'Label requirements, all of which must hold.', maxItems: 16 },
       ),

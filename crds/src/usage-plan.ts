@@ -58,6 +58,12 @@ export const Throttle = Obj(
     description: 'A token bucket per key (or per customer): a steady rate and a burst.',
     rules: [
       {
+        // minimum alone is not enough: the API server compares an integer 0 with minimum 0.001 truncated to 0.
+        rule: 'self.rateLimit >= 0.001',
+        message: 'rateLimit must be at least 0.001 requests per second',
+        fieldPath: '.rateLimit',
+      },
+      {
         rule: 'double(self.burstLimit) >= self.rateLimit',
         message:
           'burstLimit must be at least rateLimit: a bucket smaller than one second of traffic cannot sustain the rate',
@@ -98,19 +104,21 @@ export const Quota = Obj(
         minLength: 1,
         maxLength: 64,
         pattern: '^[A-Za-z0-9_+/-]+$',
+        'x-kubernetes-validations': [
+          {
+            // CEL has no list of zones, but converting a timestamp to an unknown zone fails, so admission
+            // refuses it. 'Local' (the API server's own zone) and 'Factory' are not zones an enforcer knows.
+            rule: "self != 'Local' && self != 'Factory' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
+            messageExpression:
+              "'timeZone ' + self + \" is not an IANA time zone, e.g. 'UTC' or 'Europe/Berlin'\"",
+          },
+        ],
       }),
     ),
   },
   {
     description: 'A quota: a number of requests per calendar period, counted per key (or per customer).',
     rules: [
-      {
-        // CEL has no list of zones, but converting a timestamp to an unknown zone fails: admission refuses it.
-        rule: "!has(self.timeZone) || timestamp('2000-01-01T00:00:00Z').getHours(self.timeZone) >= 0",
-        messageExpression:
-          "'timeZone ' + self.timeZone + \" is not an IANA time zone, e.g. 'UTC' or 'Europe/Berlin'\"",
-        fieldPath: '.timeZone',
-      },
       {
         rule: "!has(self.startDay) || self.period == 'MONTH'",
         messageExpression:
