@@ -40,6 +40,8 @@ export function manualClock(start = 0): ManualClock {
 }
 
 function finite(value: number, name: string): number {
-  if (!Number.isFinite(value)) throw new RangeError(`manualClock: ${name} must be a finite number, got ${value}`);
+  if (!Number.isFinite(value)) {
+    throw new RangeError(`manualClock: ${name} must be a finite number, got ${value}`);
+  }
   return value;
 }
