@@ -1,0 +1,240 @@
+/**
+ * The two reconciles, both level-triggered and idempotent (running one twice changes nothing):
+ * - a key's: its Secret holds a value (generated once, rotated on request, or imported), owned by the key;
+ * - a namespace's: render it (operator/src/render, pure), write the shards that changed and then each
+ *   stage's index, delete what no binding names any more, and bring every resource's status up to date.
+ * State lives in the API server; what is kept here (problems found with keys' Secrets) is rebuilt by the
+ * next reconcile after a restart.
+ */
+import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import { API_VERSION } from '../../../crds/src/index.ts';
+import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
+import type { EventRecorder } from '../kube/events.ts';
+import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
+import { decodeData, type Writer } from '../kube/writer.ts';
+import { planKeySecret } from '../keys/key-plan.ts';
+import { type KeySecretData, keySecretName, materialFromSecret } from '../keys/key-secret.ts';
+import { render } from '../render/render.ts';
+import type { KeyMaterial, RenderedObject } from '../render/types.ts';
+import { type Condition, getCondition } from '../status/conditions.ts';
+import { bindingStatus, keyStatus, type KeyState, planStatus } from '../status/desired.ts';
+import { Reason } from '../status/reasons.ts';
+import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import { forEachLimit } from './pool.ts';
+
+/** What the reconciles need. */
+export interface ReconcilerDeps {
+  readonly informers: Informers;
+  readonly writer: Writer;
+  readonly events: EventRecorder;
+  readonly log: Logger;
+  readonly metrics: OperatorMetrics;
+  /** Queues a namespace's render, now or after a delay. */
+  readonly requeueNamespace: (namespace: string, afterMs?: number) => void;
+  readonly now: () => Date;
+}
+
+const WRITE_CONCURRENCY = 16;
+
+/** The reconciles. */
+export class Reconciler {
+  readonly #d: ReconcilerDeps;
+  readonly #keyProblems = new Map<string, { reason: string; message: string }>();
+
+  constructor(deps: ReconcilerDeps) {
+    this.#d = deps;
+  }
+
+  /** Makes a key's Secret hold what it should. */
+  async reconcileKey(namespace: string, name: string): Promise<void> {
+    const { informers, writer, events, log } = this.#d;
+    const id = `${namespace}/${name}`;
+    const key = informers.keys.get(name, namespace) as ApiKey | undefined;
+    if (!key || key.metadata.deletionTimestamp) {
+      this.#keyProblems.delete(id);
+      return;
+    }
+    const secretName = keySecretName(name);
+    const current = informers.keySecrets.get(secretName, namespace);
+    const existing = current ? (decodeData(current.data) as KeySecretData) : undefined;
+    let imported: Record<string, string> | 'missing' | undefined;
+    if (key.spec.valueFrom === 'Secret') {
+      const ref = key.spec.secretRef?.name ?? '';
+      let source = informers.keySecrets.get(ref, namespace);
+      if (!source) {
+        source = await writer.readSecret(namespace, ref);
+        // Adopt it: labelled, the key-material informer sees its changes (a rotation by the user).
+        if (source) await writer.labelSecret(source, KEY_MATERIAL_LABEL, 'true');
+      }
+      imported = source ? decodeData(source.data) : 'missing';
+    }
+    const plan = planKeySecret({
+      key,
+      existing,
+      ...(imported !== undefined && { imported }),
+      now: this.#d.now(),
+    });
+    if (plan.kind === 'problem') {
+      this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
+    } else {
+      this.#keyProblems.delete(id);
+      if (plan.kind === 'write') {
+        const labels = {
+          [LABELS.managedBy]: MANAGED_BY,
+          [KEY_MATERIAL_LABEL]: 'true',
+          [API_KEY_LABEL]: name,
+        };
+        // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
+        await writer.writeKeySecret(key as never, secretName, labels, plan.data, current);
+        log.info(
+          { apiKey: id, keyId: plan.data.keyId, rotated: plan.rotated !== undefined },
+          current ? 'key secret updated' : 'key secret created',
+        );
+        if (plan.rotated) {
+          await events.record(
+            {
+              kind: 'ApiKey',
+              apiVersion: API_VERSION,
+              namespace,
+              name,
+              ...(key.metadata.uid && { uid: key.metadata.uid }),
+            },
+            'Normal',
+            'KeyRotated',
+            `a new value was made; the previous one is accepted until ${plan.rotated.previousValidUntil}`,
+            'Rotate',
+          );
+        }
+      }
+    }
+    this.#d.requeueNamespace(namespace);
+  }
+
+  /** Renders a namespace and writes what changed. */
+  async reconcileNamespace(namespace: string): Promise<void> {
+    const { informers, writer, metrics } = this.#d;
+    const now = this.#d.now();
+    const plans = informers.plans.list(namespace) as UsagePlan[];
+    const keys = informers.keys.list(namespace) as ApiKey[];
+    const bindings = informers.bindings.list(namespace) as PlanBinding[];
+
+    const materials = new Map<string, KeyMaterial>();
+    const states = new Map<string, KeyState>();
+    for (const k of keys) {
+      const secretName = keySecretName(k.metadata.name);
+      const secret = informers.keySecrets.get(secretName, namespace);
+      const data = secret ? (decodeData(secret.data) as KeySecretData) : undefined;
+      const m = data ? materialFromSecret(k.spec.type ?? 'ApiKey', data, now) : undefined;
+      if (m) materials.set(k.metadata.name, m);
+      const problem = this.#keyProblems.get(`${namespace}/${k.metadata.name}`);
+      states.set(k.metadata.name, { secretName, ...(data && m && { data }), ...(problem && { problem }) });
+    }
+    const out = render({ namespace, plans, keys, bindings, materials, now });
+
+    // Objects: in each stage the shards first, then the index (the index is what readers swap on).
+    const desired = new Set<string>();
+    let renderedKeys = 0;
+    for (const stage of out.stages) {
+      renderedKeys += stage.index.keyCount;
+      const shards = stage.objects.slice(0, -1);
+      const index = stage.objects.at(-1);
+      for (const o of stage.objects) desired.add(`${o.kind}/${o.name}`);
+      await forEachLimit(shards, WRITE_CONCURRENCY, (o) => this.#apply(o));
+      if (index) await this.#apply(index);
+    }
+    metrics.renderedKeys.set({ namespace }, renderedKeys);
+    // What no binding names any more: the index first, so no reader sees an index without its shards.
+    const stale = [
+      ...(informers.renderedConfigMaps.list(namespace) as V1ConfigMap[]).map((o) => ({
+        kind: 'ConfigMap' as const,
+        o,
+      })),
+      ...(informers.renderedSecrets.list(namespace) as V1Secret[]).map((o) => ({
+        kind: 'Secret' as const,
+        o,
+      })),
+    ]
+      .filter(({ kind, o }) => !desired.has(`${kind}/${o.metadata?.name ?? ''}`))
+      .sort(
+        (a, b) =>
+          Number(b.o.metadata?.labels?.[LABELS.role] === 'index') -
+          Number(a.o.metadata?.labels?.[LABELS.role] === 'index'),
+      );
+    for (const { kind, o } of stale) await writer.deleteRendered(kind, namespace, o.metadata?.name ?? '');
+
+    // Statuses, in one place.
+    await forEachLimit(bindings, WRITE_CONCURRENCY, async (b) => {
+      const status = bindingStatus(b, out.bindings.get(b.metadata.name), now);
+      await this.#status('planbindings', 'PlanBinding', b, status);
+    });
+    await forEachLimit(plans, WRITE_CONCURRENCY, async (p) => {
+      await this.#status('usageplans', 'UsagePlan', p, planStatus(p, out.plans.get(p.metadata.name), now));
+    });
+    await forEachLimit(keys, WRITE_CONCURRENCY, async (k) => {
+      const status = keyStatus(k, states.get(k.metadata.name), out.keys.get(k.metadata.name), now);
+      await this.#status('apikeys', 'ApiKey', k, status);
+    });
+
+    // Time passing changes things too: an expiry, the end of a rotation's grace period.
+    const next = nextDeadline(keys, states, now);
+    if (next !== undefined) this.#d.requeueNamespace(namespace, next - now.getTime() + 1000);
+  }
+
+  async #apply(o: RenderedObject): Promise<void> {
+    const { informers, writer } = this.#d;
+    const current =
+      o.kind === 'ConfigMap'
+        ? informers.renderedConfigMaps.get(o.name, o.namespace)
+        : informers.renderedSecrets.get(o.name, o.namespace);
+    await writer.applyRendered(o, current);
+  }
+
+  /** Writes a status if it changed, and records an Event when the Ready reason changes (not at creation). */
+  async #status(
+    plural: string,
+    kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
+    obj: { metadata: { name: string; namespace?: string; uid?: string }; status?: { conditions?: unknown } },
+    status: { conditions?: unknown },
+  ): Promise<void> {
+    const wrote = await this.#d.writer.writeStatus(plural, obj, status);
+    if (!wrote) return;
+    const before = getCondition(obj.status?.conditions as Condition[] | undefined, 'Ready');
+    const after = getCondition(status.conditions as Condition[] | undefined, 'Ready');
+    if (!before || !after || before.reason === after.reason) return;
+    // A new key's value arriving is its normal creation, not news: 10,000 keys must not mean 10,000 Events.
+    if (kind === 'ApiKey' && before.reason === Reason.KeyNotReady && after.reason === Reason.KeyReady) return;
+    await this.#d.events.record(
+      {
+        kind,
+        apiVersion: API_VERSION,
+        namespace: obj.metadata.namespace ?? '',
+        name: obj.metadata.name,
+        ...(obj.metadata.uid && { uid: obj.metadata.uid }),
+      },
+      after.status === 'True' ? 'Normal' : 'Warning',
+      after.reason,
+      after.message,
+    );
+  }
+}
+
+/** The next instant at which a key's state changes by itself (an expiry, the end of a grace period). */
+function nextDeadline(
+  keys: readonly ApiKey[],
+  states: ReadonlyMap<string, KeyState>,
+  now: Date,
+): number | undefined {
+  let next: number | undefined;
+  const consider = (iso: string | undefined): void => {
+    if (iso === undefined) return;
+    const t = Date.parse(iso);
+    if (Number.isFinite(t) && t > now.getTime() && (next === undefined || t < next)) next = t;
+  };
+  for (const k of keys) {
+    consider(k.spec.expiresAt);
+    consider(states.get(k.metadata.name)?.data?.['previous-valid-until']);
+  }
+  return next;
+}

@@ -1,0 +1,96 @@
+import { describe, expect, it } from 'vitest';
+import { hashKey, parseKey } from '../../../contract/src/key-format.ts';
+import type { ApiKey } from '../../../crds/src/index.ts';
+import { materialFromSecret } from './key-secret.ts';
+import { planKeySecret } from './key-plan.ts';
+
+const now = new Date('2026-11-23T12:00:00Z');
+const apiKey = (spec: ApiKey['spec'] = {}): ApiKey => ({
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'ApiKey',
+  metadata: { name: 'acme', namespace: 'shop' },
+  spec,
+});
+
+describe('planKeySecret', () => {
+  it('generates a value once, and keeps it after', () => {
+    const first = planKeySecret({ key: apiKey(), existing: undefined, now });
+    expect(first.kind).toBe('write');
+    if (first.kind !== 'write') return;
+    const parsed = parseKey(first.data.value ?? '');
+    expect(parsed).toEqual({ kind: 'keystile', keyId: first.data.keyId });
+    expect(planKeySecret({ key: apiKey(), existing: first.data, now })).toEqual({ kind: 'keep' });
+  });
+
+  it('rotates when the sequence is raised: same key id, new value, old hash valid for the grace period', () => {
+    const first = planKeySecret({ key: apiKey(), existing: undefined, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    const rotated = planKeySecret({
+      key: apiKey({ rotation: { sequence: 1, gracePeriod: '1h' } }),
+      existing: first.data,
+      now,
+    });
+    expect(rotated.kind).toBe('write');
+    if (rotated.kind !== 'write') return;
+    expect(rotated.data.keyId).toBe(first.data.keyId);
+    expect(rotated.data.value).not.toBe(first.data.value);
+    expect(rotated.data['previous-sha256']).toBe(hashKey(first.data.value ?? ''));
+    expect(rotated.data['previous-valid-until']).toBe('2026-11-23T13:00:00Z');
+    expect(rotated.rotated).toEqual({ previousValidUntil: '2026-11-23T13:00:00Z' });
+    // Applied once: the same sequence again changes nothing.
+    expect(
+      planKeySecret({ key: apiKey({ rotation: { sequence: 1 } }), existing: rotated.data, now }),
+    ).toEqual({ kind: 'keep' });
+    // The renderer sees both hashes until the grace ends, then only the new one.
+    expect(materialFromSecret('ApiKey', rotated.data, now)?.hashes).toHaveLength(2);
+    expect(materialFromSecret('ApiKey', rotated.data, new Date('2026-11-23T13:00:01Z'))?.hashes).toHaveLength(
+      1,
+    );
+  });
+
+  it('generates Tencent-style key pairs and rotates the SecretKey, keeping the SecretId', () => {
+    const key = apiKey({ type: 'KeyPair' });
+    const first = planKeySecret({ key, existing: undefined, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    expect(first.data.secretId).toMatch(/^AKID/);
+    const rotated = planKeySecret({
+      key: apiKey({ type: 'KeyPair', rotation: { sequence: 2 } }),
+      existing: first.data,
+      now,
+    });
+    if (rotated.kind !== 'write') throw new Error('expected a write');
+    expect(rotated.data.secretId).toBe(first.data.secretId);
+    expect(rotated.data.secretKey).not.toBe(first.data.secretKey);
+    expect(rotated.data['previous-secret-key']).toBe(first.data.secretKey);
+  });
+
+  it('imports a value by its hash, and treats a changed Secret as a rotation', () => {
+    const key = apiKey({ valueFrom: 'Secret', secretRef: { name: 'legacy' } });
+    const value = 'apikey1234abcdefghij0123456789';
+    const first = planKeySecret({ key, existing: undefined, imported: { value }, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    expect(first.data).toEqual({ keyId: first.data.keyId, sha256: hashKey(value) });
+    expect(JSON.stringify(first.data)).not.toContain(value);
+    expect(planKeySecret({ key, existing: first.data, imported: { value }, now })).toEqual({ kind: 'keep' });
+    const changed = planKeySecret({ key, existing: first.data, imported: { value: `${value}X` }, now });
+    if (changed.kind !== 'write') throw new Error('expected a write');
+    expect(changed.data['previous-sha256']).toBe(hashKey(value));
+    expect(changed.data.keyId).toBe(first.data.keyId);
+  });
+
+  it('reports a missing Secret, a missing data key and a bad value', () => {
+    const key = apiKey({ valueFrom: 'Secret', secretRef: { name: 'legacy', key: 'token' } });
+    expect(planKeySecret({ key, existing: undefined, imported: 'missing', now })).toMatchObject({
+      kind: 'problem',
+      reason: 'SecretNotFound',
+    });
+    expect(planKeySecret({ key, existing: undefined, imported: { value: 'x' }, now })).toMatchObject({
+      kind: 'problem',
+      reason: 'SecretNotFound',
+      message: 'Secret legacy has no data key token',
+    });
+    const bad = planKeySecret({ key, existing: undefined, imported: { token: 'short' }, now });
+    expect(bad).toMatchObject({ kind: 'problem', reason: 'InvalidValue' });
+    expect(JSON.stringify(bad)).not.toContain('"short"');
+  });
+});

@@ -1,0 +1,173 @@
+/**
+ * What a key's Secret should hold, decided purely from the ApiKey, the Secret as it is, and (for an
+ * imported key) the user's Secret. The I/O around it is in key-secrets.ts.
+ *
+ * A value is generated once and never again unless the user raises spec.rotation.sequence; an imported
+ * value changes when the user's Secret does. Either way the replaced value stays valid for the grace
+ * period (its hash, or a KeyPair's old SecretKey, with a validUntil) and the key id never changes, so
+ * usage stays with the key.
+ */
+import { randomBytes } from 'node:crypto';
+import {
+  checkImportedValue,
+  generateKey,
+  generateKeyPair,
+  hashKey,
+  newKeyId,
+  type RandomSource,
+} from '../../../contract/src/key-format.ts';
+import type { ApiKey } from '../../../crds/src/index.ts';
+import { Reason } from '../status/reasons.ts';
+import { parseDuration } from './duration.ts';
+import { KEY_SECRET, type KeySecretData } from './key-secret.ts';
+
+/** The decision for one key's Secret. */
+export type KeyPlan =
+  | { readonly kind: 'keep' }
+  | {
+      readonly kind: 'write';
+      readonly data: KeySecretData;
+      readonly rotated?: { readonly previousValidUntil: string };
+    }
+  | { readonly kind: 'problem'; readonly reason: Reason; readonly message: string };
+
+/** The inputs: `imported` is the user's Secret's data for valueFrom: Secret ('missing' if it does not exist). */
+export interface KeyPlanInput {
+  readonly key: ApiKey;
+  readonly existing: KeySecretData | undefined;
+  readonly imported?: Readonly<Record<string, string>> | 'missing';
+  readonly now: Date;
+  readonly random?: RandomSource;
+}
+
+const DEFAULT_GRACE = '24h';
+
+/** Plans the key Secret. */
+export function planKeySecret(input: KeyPlanInput): KeyPlan {
+  const { key, existing, now } = input;
+  const random = input.random ?? randomBytes;
+  const type = key.spec.type ?? 'ApiKey';
+  const sequence = key.spec.rotation?.sequence ?? 0;
+  const graceMs = parseDuration(key.spec.rotation?.gracePeriod ?? DEFAULT_GRACE) ?? 0;
+  const until = new Date(now.getTime() + graceMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const keyId = existing?.keyId ?? newKeyId(random);
+
+  if (key.spec.valueFrom === 'Secret') {
+    const ref = key.spec.secretRef?.name ?? '';
+    if (input.imported === undefined || input.imported === 'missing') {
+      return {
+        kind: 'problem',
+        reason: Reason.SecretNotFound,
+        message: `Secret ${ref} does not exist in namespace ${key.metadata.namespace ?? ''}`,
+      };
+    }
+    if (type === 'KeyPair') {
+      const secretId = input.imported['secretId'];
+      const secretKey = input.imported['secretKey'];
+      if (!secretId || !secretKey) {
+        return {
+          kind: 'problem',
+          reason: Reason.SecretNotFound,
+          message: `Secret ${ref} must hold the data keys secretId and secretKey`,
+        };
+      }
+      if (secretKey.length < 16 || secretKey.length > 256) {
+        return {
+          kind: 'problem',
+          reason: Reason.InvalidValue,
+          message: `Secret ${ref}: secretKey must have 16 to 256 characters`,
+        };
+      }
+      if (existing?.secretKey === secretKey && existing.secretId === secretId) return { kind: 'keep' };
+      const rotating = existing?.secretKey !== undefined && existing.secretId === secretId;
+      return {
+        kind: 'write',
+        data: {
+          keyId,
+          secretId,
+          secretKey,
+          ...(rotating &&
+            existing.secretKey && {
+              [KEY_SECRET.previousSecretKey]: existing.secretKey,
+              [KEY_SECRET.previousValidUntil]: until,
+            }),
+        },
+        ...(rotating && { rotated: { previousValidUntil: until } }),
+      };
+    }
+    const dataKey = key.spec.secretRef?.key ?? 'value';
+    const value = input.imported[dataKey];
+    if (value === undefined) {
+      return {
+        kind: 'problem',
+        reason: Reason.SecretNotFound,
+        message: `Secret ${ref} has no data key ${dataKey}`,
+      };
+    }
+    const bad = checkImportedValue(value);
+    if (bad)
+      return {
+        kind: 'problem',
+        reason: Reason.InvalidValue,
+        message: `Secret ${ref}, data key ${dataKey}: ${bad}`,
+      };
+    const sha = hashKey(value);
+    if (existing?.sha256 === sha && existing.keyId) return { kind: 'keep' };
+    const rotating = existing?.sha256 !== undefined;
+    return {
+      kind: 'write',
+      data: {
+        keyId,
+        sha256: sha,
+        ...(rotating &&
+          existing.sha256 && {
+            [KEY_SECRET.previousSha256]: existing.sha256,
+            [KEY_SECRET.previousValidUntil]: until,
+          }),
+      },
+      ...(rotating && { rotated: { previousValidUntil: until } }),
+    };
+  }
+
+  // Generated.
+  const done = Number(existing?.['rotation-sequence'] ?? '-1');
+  if (type === 'KeyPair') {
+    if (existing?.secretId && existing.secretKey && existing.keyId) {
+      if (done >= sequence) return { kind: 'keep' };
+      return {
+        kind: 'write',
+        data: {
+          keyId,
+          secretId: existing.secretId,
+          secretKey: generateKeyPair(random).secretKey,
+          [KEY_SECRET.previousSecretKey]: existing.secretKey,
+          [KEY_SECRET.previousValidUntil]: until,
+          [KEY_SECRET.rotationSequence]: String(sequence),
+        },
+        rotated: { previousValidUntil: until },
+      };
+    }
+    return {
+      kind: 'write',
+      data: { keyId, ...generateKeyPair(random), [KEY_SECRET.rotationSequence]: String(sequence) },
+    };
+  }
+  if (existing?.value && existing.keyId) {
+    if (done >= sequence) return { kind: 'keep' };
+    return {
+      kind: 'write',
+      data: {
+        keyId,
+        value: generateKey(keyId, random).value,
+        [KEY_SECRET.previousSha256]: hashKey(existing.value),
+        [KEY_SECRET.previousValidUntil]: until,
+        [KEY_SECRET.rotationSequence]: String(sequence),
+      },
+      rotated: { previousValidUntil: until },
+    };
+  }
+  return {
+    kind: 'write',
+    data: { keyId, value: generateKey(keyId, random).value, [KEY_SECRET.rotationSequence]: String(sequence) },
+  };
+}

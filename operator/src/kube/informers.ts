@@ -1,0 +1,96 @@
+/**
+ * The operator's view of the cluster: informers (list, then watch; never poll) for the Keystile kinds,
+ * for the Secrets holding key material (only those labelled keystile.dev/key-material: the operator
+ * caches no other Secret), and for the objects it rendered (to skip writes that change nothing and to
+ * notice what someone else deleted).
+ */
+import {
+  type Informer,
+  type KubernetesObject,
+  makeInformer,
+  type ObjectCache,
+  type V1ConfigMap,
+  type V1Secret,
+} from '@kubernetes/client-node';
+import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import { GROUP, VERSION } from '../../../crds/src/index.ts';
+import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
+import type { Clients } from './clients.ts';
+
+/** The label on every Secret holding key material: the operator's key Secrets, and imported ones it adopted. */
+export const KEY_MATERIAL_LABEL = 'keystile.dev/key-material';
+/** The label naming the ApiKey a key Secret belongs to. */
+export const API_KEY_LABEL = 'keystile.dev/apikey';
+
+/** A watched kind: its cache and its informer. */
+export type Watched<T extends KubernetesObject> = Informer<T> & ObjectCache<T>;
+
+/** Every informer, for one namespace (or all). */
+export interface Informers {
+  readonly plans: Watched<UsagePlan & KubernetesObject>;
+  readonly keys: Watched<ApiKey & KubernetesObject>;
+  readonly bindings: Watched<PlanBinding & KubernetesObject>;
+  readonly keySecrets: Watched<V1Secret>;
+  readonly renderedConfigMaps: Watched<V1ConfigMap>;
+  readonly renderedSecrets: Watched<V1Secret>;
+}
+
+const RENDERED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}`;
+const KEY_MATERIAL_SELECTOR = `${KEY_MATERIAL_LABEL}=true`;
+
+/** Makes the informers for a namespace, or for all namespaces when `namespace` is undefined. */
+export function makeInformers(c: Clients, namespace: string | undefined): Informers {
+  const custom = <T extends KubernetesObject>(plural: string): Watched<T> => {
+    const path = namespace
+      ? `/apis/${GROUP}/${VERSION}/namespaces/${namespace}/${plural}`
+      : `/apis/${GROUP}/${VERSION}/${plural}`;
+    const list = (): Promise<{ items: T[]; metadata?: { resourceVersion?: string } }> =>
+      (namespace
+        ? c.custom.listNamespacedCustomObject({ group: GROUP, version: VERSION, namespace, plural })
+        : c.custom.listClusterCustomObject({ group: GROUP, version: VERSION, plural })) as Promise<{
+        items: T[];
+        metadata?: { resourceVersion?: string };
+      }>;
+    return makeInformer<T>(c.kc, path, list);
+  };
+  const secrets = (labelSelector: string): Watched<V1Secret> =>
+    makeInformer<V1Secret>(
+      c.kc,
+      namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+      () =>
+        namespace
+          ? c.core.listNamespacedSecret({ namespace, labelSelector })
+          : c.core.listSecretForAllNamespaces({ labelSelector }),
+      labelSelector,
+    );
+  const configMaps = (labelSelector: string): Watched<V1ConfigMap> =>
+    makeInformer<V1ConfigMap>(
+      c.kc,
+      namespace ? `/api/v1/namespaces/${namespace}/configmaps` : '/api/v1/configmaps',
+      () =>
+        namespace
+          ? c.core.listNamespacedConfigMap({ namespace, labelSelector })
+          : c.core.listConfigMapForAllNamespaces({ labelSelector }),
+      labelSelector,
+    );
+  return {
+    plans: custom('usageplans'),
+    keys: custom('apikeys'),
+    bindings: custom('planbindings'),
+    keySecrets: secrets(KEY_MATERIAL_SELECTOR),
+    renderedConfigMaps: configMaps(RENDERED_SELECTOR),
+    renderedSecrets: secrets(RENDERED_SELECTOR),
+  };
+}
+
+/** All informers of a set, as a list. */
+export function allInformers(i: Informers): Watched<KubernetesObject>[] {
+  return [
+    i.plans,
+    i.keys,
+    i.bindings,
+    i.keySecrets,
+    i.renderedConfigMaps,
+    i.renderedSecrets,
+  ] as Watched<KubernetesObject>[];
+}

@@ -1,0 +1,239 @@
+/**
+ * Every write the operator makes, in one place: rendered objects, key Secrets, statuses. Writes are
+ * guarded by resourceVersion (a replace of an object changed since it was read is a 409, retried from a
+ * fresh read), counted in a metric, and skipped when nothing would change.
+ */
+import type { KubernetesObject, V1ConfigMap, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
+import { API_VERSION, GROUP, VERSION } from '../../../crds/src/index.ts';
+import type { RenderedObject } from '../render/types.ts';
+import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import type { Clients } from './clients.ts';
+import { isNotFound } from './errors.ts';
+
+const FIELD_MANAGER = 'keystile-operator';
+
+/**
+ * JSON with object keys sorted: the API server returns a custom resource's fields in its own (sorted)
+ * order, so comparing by plain JSON.stringify would see a change on every read and write forever.
+ */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(
+          Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+        )
+      : v,
+  );
+}
+
+/** Base64 the values of a text map (Secret data). */
+export function encodeData(data: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data).map(([k, v]) => [k, Buffer.from(v, 'utf8').toString('base64')]),
+  );
+}
+
+/** Decode a Secret's data to text. */
+export function decodeData(data: Readonly<Record<string, string>> | undefined): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(data ?? {}).map(([k, v]) => [k, Buffer.from(v, 'base64').toString('utf8')]),
+  );
+}
+
+function ownerRefs(owners: RenderedObject['owners']): V1OwnerReference[] {
+  return owners.map((o) => ({ apiVersion: API_VERSION, kind: 'PlanBinding', name: o.name, uid: o.uid }));
+}
+
+function sameOwners(a: V1OwnerReference[] | undefined, b: V1OwnerReference[]): boolean {
+  const key = (r: V1OwnerReference): string => `${r.kind}/${r.name}/${r.uid}`;
+  return JSON.stringify((a ?? []).map(key).sort()) === JSON.stringify(b.map(key).sort());
+}
+
+function sameLabels(
+  current: Record<string, string> | undefined,
+  want: Readonly<Record<string, string>>,
+): boolean {
+  return Object.entries(want).every(([k, v]) => current?.[k] === v);
+}
+
+/** The writer. */
+export class Writer {
+  readonly #c: Clients;
+  readonly #m: OperatorMetrics;
+
+  constructor(clients: Clients, metrics: OperatorMetrics) {
+    this.#c = clients;
+    this.#m = metrics;
+  }
+
+  /**
+   * Makes a rendered object match: created if missing, replaced (resourceVersion-guarded) if its data,
+   * labels or owners differ, untouched otherwise. `current` is the informer's copy. Returns the bytes
+   * written (0 when nothing was).
+   */
+  async applyRendered(o: RenderedObject, current: V1ConfigMap | V1Secret | undefined): Promise<number> {
+    const owners = ownerRefs(o.owners);
+    const data = o.kind === 'Secret' ? encodeData(o.data) : { ...o.data };
+    if (
+      current &&
+      sameLabels(current.metadata?.labels, o.labels) &&
+      sameOwners(current.metadata?.ownerReferences, owners)
+    ) {
+      const have = current.data ?? {};
+      if (
+        Object.keys(data).length === Object.keys(have).length &&
+        Object.entries(data).every(([k, v]) => have[k] === v)
+      )
+        return 0;
+    }
+    const metadata = {
+      name: o.name,
+      namespace: o.namespace,
+      labels: { ...(current?.metadata?.labels ?? {}), ...o.labels },
+      ...(current?.metadata?.annotations && { annotations: current.metadata.annotations }),
+      ownerReferences: owners,
+      ...(current?.metadata?.resourceVersion && { resourceVersion: current.metadata.resourceVersion }),
+    };
+    const bytes = Object.values(data).reduce((n, v) => n + v.length, 0);
+    const resource = o.kind === 'ConfigMap' ? 'configmaps' : 'secrets';
+    if (o.kind === 'ConfigMap') {
+      const body: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data };
+      if (current)
+        await this.#c.core.replaceNamespacedConfigMap({
+          name: o.name,
+          namespace: o.namespace,
+          body,
+          fieldManager: FIELD_MANAGER,
+        });
+      else
+        await this.#c.core.createNamespacedConfigMap({
+          namespace: o.namespace,
+          body,
+          fieldManager: FIELD_MANAGER,
+        });
+    } else {
+      const body: V1Secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata, data };
+      if (current)
+        await this.#c.core.replaceNamespacedSecret({
+          name: o.name,
+          namespace: o.namespace,
+          body,
+          fieldManager: FIELD_MANAGER,
+        });
+      else
+        await this.#c.core.createNamespacedSecret({
+          namespace: o.namespace,
+          body,
+          fieldManager: FIELD_MANAGER,
+        });
+    }
+    this.#m.writes.inc({ resource, verb: current ? 'update' : 'create' });
+    return bytes;
+  }
+
+  /** Deletes a rendered object that no longer belongs (a stage no binding names any more). */
+  async deleteRendered(kind: 'ConfigMap' | 'Secret', namespace: string, name: string): Promise<void> {
+    try {
+      if (kind === 'ConfigMap') await this.#c.core.deleteNamespacedConfigMap({ name, namespace });
+      else await this.#c.core.deleteNamespacedSecret({ name, namespace });
+      this.#m.writes.inc({ resource: kind === 'ConfigMap' ? 'configmaps' : 'secrets', verb: 'delete' });
+    } catch (err) {
+      if (!isNotFound(err)) throw err;
+    }
+  }
+
+  /**
+   * Writes a key Secret, owned by its ApiKey (so the garbage collector removes it with the key).
+   * `current` guards the write with its resourceVersion; a create of an existing Secret is a 409.
+   */
+  async writeKeySecret(
+    apiKey: KubernetesObject,
+    name: string,
+    labels: Record<string, string>,
+    data: Record<string, string>,
+    current: V1Secret | undefined,
+  ): Promise<void> {
+    const namespace = apiKey.metadata?.namespace ?? '';
+    const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      type: 'Opaque',
+      metadata: {
+        name,
+        namespace,
+        labels: { ...(current?.metadata?.labels ?? {}), ...labels },
+        ownerReferences: [
+          {
+            apiVersion: API_VERSION,
+            kind: 'ApiKey',
+            name: apiKey.metadata?.name ?? '',
+            uid: apiKey.metadata?.uid ?? '',
+            controller: true,
+            blockOwnerDeletion: true,
+          },
+        ],
+        ...(current?.metadata?.resourceVersion && { resourceVersion: current.metadata.resourceVersion }),
+      },
+      data: encodeData(data),
+    };
+    if (current)
+      await this.#c.core.replaceNamespacedSecret({ name, namespace, body, fieldManager: FIELD_MANAGER });
+    else await this.#c.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
+    this.#m.writes.inc({ resource: 'secrets', verb: current ? 'update' : 'create' });
+  }
+
+  /** Adds a label to a user's Secret (an imported key's), so the key-material informer sees its changes. */
+  async labelSecret(secret: V1Secret, label: string, value: string): Promise<void> {
+    const metadata = secret.metadata ?? {};
+    metadata.labels = { ...(metadata.labels ?? {}), [label]: value };
+    const body: V1Secret = {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata,
+      data: secret.data ?? {},
+      ...(secret.type && { type: secret.type }),
+    };
+    await this.#c.core.replaceNamespacedSecret({
+      name: secret.metadata?.name ?? '',
+      namespace: secret.metadata?.namespace ?? '',
+      body,
+      fieldManager: FIELD_MANAGER,
+    });
+    this.#m.writes.inc({ resource: 'secrets', verb: 'label' });
+  }
+
+  /** Reads a Secret by name, uncached (an imported key's Secret before it is labelled); undefined if missing. */
+  async readSecret(namespace: string, name: string): Promise<V1Secret | undefined> {
+    try {
+      return await this.#c.core.readNamespacedSecret({ name, namespace });
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      throw err;
+    }
+  }
+
+  /** Replaces a resource's status (resourceVersion-guarded) when it differs from `desired`. Returns whether it wrote. */
+  async writeStatus(
+    plural: string,
+    obj: KubernetesObject & { status?: unknown },
+    desired: unknown,
+  ): Promise<boolean> {
+    if (canonicalJson(obj.status ?? {}) === canonicalJson(desired)) return false;
+    try {
+      await this.#c.custom.replaceNamespacedCustomObjectStatus({
+        group: GROUP,
+        version: VERSION,
+        namespace: obj.metadata?.namespace ?? '',
+        plural,
+        name: obj.metadata?.name ?? '',
+        body: { ...obj, status: desired },
+        fieldManager: FIELD_MANAGER,
+      });
+    } catch (err) {
+      if (isNotFound(err)) return false; // deleted meanwhile
+      throw err;
+    }
+    this.#m.writes.inc({ resource: plural, verb: 'status' });
+    return true;
+  }
+}

@@ -1,0 +1,183 @@
+/**
+ * The operator: informers feed a work queue; the leader's workers run the reconciles. Every replica keeps
+ * its caches warm; only the replica holding the Lease writes.
+ */
+import type { KubernetesObject } from '@kubernetes/client-node';
+import type { Logger } from 'pino';
+import type { OperatorConfig } from './config.ts';
+import { Reconciler } from './controllers/reconciler.ts';
+import { RetryAfter, WorkQueue } from './controllers/queue.ts';
+import type { Clients } from './kube/clients.ts';
+import { describe, isConflict, retryAfterMs } from './kube/errors.ts';
+import { EventRecorder } from './kube/events.ts';
+import { allInformers, API_KEY_LABEL, makeInformers, type Informers } from './kube/informers.ts';
+import { LeaderElector } from './kube/lease.ts';
+import { Writer } from './kube/writer.ts';
+import type { OperatorMetrics } from './telemetry/metrics.ts';
+
+/** A running operator. */
+export interface Operator {
+  /** True once every informer has listed (the caches are complete). */
+  readonly synced: () => boolean;
+  /** Stops: the queue finishes what it is doing, the lease is released, the watches end. */
+  readonly stop: () => Promise<void>;
+}
+
+/** Starts the operator. Resolves once the informers have synced (and, with leader election, at once after). */
+export async function startOperator(
+  config: OperatorConfig,
+  clients: Clients,
+  log: Logger,
+  metrics: OperatorMetrics,
+): Promise<Operator> {
+  const sets: Informers[] =
+    config.namespaces.length > 0
+      ? config.namespaces.map((ns) => makeInformers(clients, ns))
+      : [makeInformers(clients, undefined)];
+  const informers = mergeInformers(sets);
+  const writer = new Writer(clients, metrics);
+  const events = new EventRecorder(clients.events, config.identity, log);
+
+  const queue = new WorkQueue(
+    async (item) => {
+      const [kind, rest] = item.split(':', 2) as [string, string];
+      try {
+        if (kind === 'ns') {
+          await reconciler.reconcileNamespace(rest);
+        } else {
+          const [ns = '', name = ''] = rest.split('/');
+          await reconciler.reconcileKey(ns, name);
+        }
+      } catch (err) {
+        // API Priority and Fairness said wait (429 with Retry-After): the retry waits that long.
+        const delay = retryAfterMs(err);
+        throw delay !== undefined ? new RetryAfter(delay, describe(err)) : err;
+      }
+    },
+    {
+      concurrency: config.workers,
+      onError: (item, err, attempt) => {
+        // A conflict only means our cache was behind a write (often our own): the retry reads it fresh.
+        if (isConflict(err)) log.debug({ item, attempt }, 'conflict; retrying');
+        else log.warn({ item, attempt, err: describe(err) }, 'reconcile failed; retrying');
+      },
+      onDone: (item, seconds, ok) => {
+        const kind = item.startsWith('ns:') ? 'namespace' : 'key';
+        metrics.reconciles.inc({ kind, result: ok ? 'ok' : 'error' });
+        metrics.reconcileSeconds.observe({ kind }, seconds);
+        metrics.queueDepth.set(queue.depth);
+      },
+    },
+  );
+  const reconciler = new Reconciler({
+    informers,
+    writer,
+    events,
+    log,
+    metrics,
+    now: () => new Date(),
+    requeueNamespace: (ns, afterMs) => {
+      if (afterMs === undefined) queue.addAfter(`ns:${ns}`, config.debounceMs);
+      else queue.addAfter(`ns:${ns}`, Math.min(afterMs, 2 ** 31 - 1));
+    },
+  });
+
+  // Events to queue items.
+  const nsOf = (o: KubernetesObject): string => o.metadata?.namespace ?? '';
+  const namespaceChanged = (o: KubernetesObject): void => {
+    queue.addAfter(`ns:${nsOf(o)}`, config.debounceMs);
+  };
+  for (const set of sets) {
+    for (const verb of ['add', 'update', 'delete'] as const) {
+      set.keys.on(verb, (o) => {
+        queue.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
+        namespaceChanged(o);
+      });
+      set.plans.on(verb, namespaceChanged);
+      set.bindings.on(verb, namespaceChanged);
+      set.keySecrets.on(verb, (o) => {
+        const owner = o.metadata?.labels?.[API_KEY_LABEL];
+        if (owner) queue.add(`key:${nsOf(o)}/${owner}`);
+        else
+          for (const k of informers.keys.list(nsOf(o)))
+            if ((k as { spec: { secretRef?: { name?: string } } }).spec.secretRef?.name === o.metadata?.name)
+              queue.add(`key:${nsOf(o)}/${k.metadata?.name ?? ''}`);
+        namespaceChanged(o);
+      });
+      // Someone else changed or deleted a rendered object: put it back.
+      set.renderedConfigMaps.on(verb, namespaceChanged);
+      set.renderedSecrets.on(verb, namespaceChanged);
+    }
+    for (const inf of allInformers(set)) {
+      inf.on('error', (err: unknown) => {
+        log.warn({ err: describe(err) }, 'watch ended; restarting');
+        setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
+      });
+    }
+  }
+
+  let synced = false;
+  await Promise.all(sets.flatMap((s) => allInformers(s).map((i) => i.start())));
+  synced = true;
+  log.info({ namespaces: config.namespaces.length > 0 ? config.namespaces : 'all' }, 'caches synced');
+
+  const begin = (): void => {
+    metrics.leader.set(1);
+    // Everything once: a restart or a new leader converges from the API server's state.
+    for (const k of informers.keys.list()) queue.add(`key:${nsOf(k)}/${k.metadata?.name ?? ''}`);
+    const namespaces = new Set(
+      [
+        ...informers.plans.list(),
+        ...informers.keys.list(),
+        ...informers.bindings.list(),
+        ...informers.renderedConfigMaps.list(),
+      ].map(nsOf),
+    );
+    for (const ns of namespaces) queue.add(`ns:${ns}`);
+    queue.start();
+  };
+
+  let elector: LeaderElector | undefined;
+  if (config.leaderElect) {
+    elector = new LeaderElector(clients.coordination, { ...config.lease, identity: config.identity }, log);
+    elector.start(begin, () => {
+      metrics.leader.set(0);
+      // client-go's way: a replica that lost the lease exits, and starts again as a follower.
+      log.error('lost the lease: exiting so that only the new leader writes');
+      process.exit(1);
+    });
+  } else {
+    begin();
+  }
+
+  return {
+    synced: () => synced,
+    stop: async () => {
+      await queue.stop();
+      await elector?.stop();
+      for (const s of sets) for (const i of allInformers(s)) await i.stop().catch(() => undefined);
+    },
+  };
+}
+
+/** One view over the informers of several namespaces. */
+function mergeInformers(sets: readonly Informers[]): Informers {
+  if (sets.length === 1 && sets[0]) return sets[0];
+  const merge = <K extends keyof Informers>(k: K): Informers[K] => {
+    const parts = sets.map((s) => s[k]);
+    return {
+      ...parts[0],
+      get: (name: string, namespace?: string) =>
+        parts.map((p) => p.get(name, namespace)).find((o) => o !== undefined),
+      list: (namespace?: string) => parts.flatMap((p) => p.list(namespace)),
+    } as unknown as Informers[K];
+  };
+  return {
+    plans: merge('plans'),
+    keys: merge('keys'),
+    bindings: merge('bindings'),
+    keySecrets: merge('keySecrets'),
+    renderedConfigMaps: merge('renderedConfigMaps'),
+    renderedSecrets: merge('renderedSecrets'),
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The status each resource should have, from the renderer's outcome and the key Secrets: pure, so the
+ * one status writer (writer.ts) only compares and writes.
+ */
+import type {
+  ApiKey,
+  ApiKeyStatus,
+  PlanBinding,
+  PlanBindingStatus,
+  UsagePlan,
+  UsagePlanStatus,
+} from '../../../crds/src/index.ts';
+import type { KeySecretData } from '../keys/key-secret.ts';
+import type { BindingResult, KeyResult, PlanResult } from '../render/types.ts';
+import { setCondition } from './conditions.ts';
+import { Reason } from './reasons.ts';
+
+/** The problems problems list is capped in status; problemCount has them all. */
+export const MAX_PROBLEMS_IN_STATUS = 50;
+
+/** A PlanBinding's status. */
+export function bindingStatus(b: PlanBinding, r: BindingResult | undefined, now: Date): PlanBindingStatus {
+  const ready = r?.ready ?? { status: 'False', reason: Reason.PlanNotFound, message: 'not yet reconciled' };
+  const problems = r?.problems ?? [];
+  return {
+    observedGeneration: b.metadata.generation ?? 0,
+    conditions: setCondition(
+      b.status?.conditions,
+      { type: 'Ready', ...ready, observedGeneration: b.metadata.generation ?? 0 },
+      now,
+    ),
+    boundKeys: r?.boundKeys ?? 0,
+    problemCount: problems.length,
+    ...(problems.length > 0 && {
+      problems: problems.slice(0, MAX_PROBLEMS_IN_STATUS).map((p) => ({
+        key: p.key,
+        ...(p.apiStage !== undefined && { apiStage: p.apiStage }),
+        reason: p.reason,
+        message: p.message,
+      })),
+    }),
+  };
+}
+
+/** A UsagePlan's status. */
+export function planStatus(p: UsagePlan, r: PlanResult | undefined, now: Date): UsagePlanStatus {
+  const ready = r?.ready ?? {
+    status: 'True' as const,
+    reason: Reason.NotBound,
+    message: 'no PlanBinding uses this plan yet',
+  };
+  return {
+    observedGeneration: p.metadata.generation ?? 0,
+    conditions: setCondition(
+      p.status?.conditions,
+      { type: 'Ready', ...ready, observedGeneration: p.metadata.generation ?? 0 },
+      now,
+    ),
+    keyCount: r?.keyCount ?? 0,
+    apiStages: [...(r?.apiStages ?? [])],
+  };
+}
+
+/** What the key Secret step found for a key: its Secret's data, or a problem. */
+export interface KeyState {
+  readonly secretName: string;
+  readonly data?: KeySecretData;
+  readonly problem?: { readonly reason: string; readonly message: string };
+}
+
+/** An ApiKey's status. Never holds the value: only the key id, the Secret's name and a KeyPair's SecretId. */
+export function keyStatus(
+  k: ApiKey,
+  state: KeyState | undefined,
+  r: KeyResult | undefined,
+  now: Date,
+): ApiKeyStatus {
+  const gen = k.metadata.generation ?? 0;
+  const problem = state?.problem ?? r?.problem;
+  const expired = k.spec.expiresAt !== undefined && Date.parse(k.spec.expiresAt) <= now.getTime();
+  const placements = r?.placements ?? [];
+  let ready: { status: 'True' | 'False'; reason: string; message: string };
+  if (problem) ready = { status: 'False', reason: problem.reason, message: problem.message };
+  else if (!state?.data)
+    ready = { status: 'False', reason: Reason.KeyNotReady, message: 'the key value is being generated' };
+  else if (k.spec.enabled === false)
+    ready = {
+      status: 'False',
+      reason: Reason.Disabled,
+      message:
+        'the key is disabled: requests with it are refused (403); set spec.enabled to true to allow them',
+    };
+  else if (expired)
+    ready = {
+      status: 'False',
+      reason: Reason.Expired,
+      message: `the key expired at ${k.spec.expiresAt ?? ''}: requests with it are refused (403)`,
+    };
+  else
+    ready = {
+      status: 'True',
+      reason: Reason.KeyReady,
+      message:
+        placements.length > 0
+          ? `the key works on ${placements.join(', ')}`
+          : 'the key has a value; no PlanBinding places it on a stage yet',
+    };
+  const data = state?.data;
+  const until = data?.['previous-valid-until'];
+  const rotationSeq = Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
+  return {
+    ...(k.status?.usage && { usage: k.status.usage }),
+    observedGeneration: gen,
+    conditions: setCondition(
+      k.status?.conditions,
+      { type: 'Ready', ...ready, observedGeneration: gen },
+      now,
+    ),
+    ...(data?.keyId && { keyId: data.keyId }),
+    ...(state && { secretName: state.secretName }),
+    ...(data?.secretId && { secretId: data.secretId }),
+    ...(data && {
+      rotation: {
+        sequence: Number.isFinite(rotationSeq) ? rotationSeq : 0,
+        ...(until !== undefined && Date.parse(until) > now.getTime() && { previousValidUntil: until }),
+      },
+    }),
+    plans: [...placements],
+  };
+}
