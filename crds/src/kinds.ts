@@ -81,8 +81,8 @@ export const KINDS: readonly KindDefinition[] = [
       {
         name: 'Plan',
         type: 'string',
-        jsonPath: '.status.usage[0].plan',
-        description: 'The (first) plan it is on.',
+        jsonPath: '.status.plans[0]',
+        description: 'The (first) plan and stage it is on.',
       },
       {
         name: 'Used',

@@ -26,6 +26,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     upstreamUrl: system.upstreamUrl,
     redisUrl: system.redisUrl,
     prometheusUrl: system.prometheusUrl,
+    operatorUrl: system.operatorUrl,
+    operatorKubeconfig: system.operatorKubeconfig,
     kubectl: system.bins.kubectl,
     helm: system.bins.helm,
     promtool: system.bins.promtool,

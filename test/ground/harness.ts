@@ -11,6 +11,8 @@ export interface GroundInfo {
   readonly upstreamUrl: string;
   readonly redisUrl: string;
   readonly prometheusUrl: string;
+  readonly operatorUrl: string;
+  readonly operatorKubeconfig: string;
   readonly kubectl: string;
   readonly helm: string;
   readonly promtool: string;

@@ -17,6 +17,14 @@ import { ProcessTable, type ProcessRecord } from './processes.ts';
 import { prometheusReady, startPrometheus } from './prometheus.ts';
 import { redisReady, startRedis } from './redis.ts';
 import { startUpstream, upstreamReady } from './upstream-server.ts';
+import {
+  installKeystile,
+  OPERATOR_SERVICE_ACCOUNT,
+  operatorReady,
+  serviceAccountKubeconfig,
+  startOperatorProcess,
+  SYSTEM_NAMESPACE,
+} from './keystile.ts';
 
 /** Where the local system's parts answer; also what `.keystile/local.env` exports. */
 export interface LocalSystem {
@@ -30,6 +38,10 @@ export interface LocalSystem {
   readonly upstreamUrl: string;
   readonly redisUrl: string;
   readonly prometheusUrl: string;
+  /** The operator's health, readiness and metrics endpoint. */
+  readonly operatorUrl: string;
+  /** The kubeconfig of the operator's ServiceAccount (what the operator runs as). */
+  readonly operatorKubeconfig: string;
   readonly bins: Binaries;
   /** The processes this call started (empty when everything already ran). */
   readonly started: readonly string[];
@@ -101,7 +113,17 @@ export async function startLocalSystem(options: StartOptions = {}): Promise<Loca
   if (cp) startControllerManager(ctx, cp);
   await Promise.all([prometheusReady(ctx), cp && controllerManagerReady(ctx)]);
 
+  // Phase 4: Keystile itself: the CRDs and RBAC from the shipped files, the operator as its ServiceAccount.
   const kubeconfig = options.externalKubeconfig ?? kubeconfigPath(ctx);
+  const operatorKubeconfig = join(ctx.stateDir, 'operator.kubeconfig');
+  const operator = { name: 'operator', healthPort: ctx.ports.operator, kubeconfig: operatorKubeconfig };
+  if (!ctx.procs.running('operator')) {
+    installKeystile(ctx, kubeconfig);
+    serviceAccountKubeconfig(ctx, kubeconfig, SYSTEM_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, operatorKubeconfig);
+    startOperatorProcess(ctx, operator);
+  }
+  await operatorReady(ctx, operator);
+
   const system: LocalSystem = {
     stateDir: ctx.stateDir,
     kubeconfig,
@@ -111,6 +133,8 @@ export async function startLocalSystem(options: StartOptions = {}): Promise<Loca
     upstreamUrl: `http://127.0.0.1:${ctx.ports.upstream}`,
     redisUrl: `redis://127.0.0.1:${ctx.ports.redis}`,
     prometheusUrl: `http://127.0.0.1:${ctx.ports.prometheus}`,
+    operatorUrl: `http://127.0.0.1:${ctx.ports.operator}`,
+    operatorKubeconfig,
     bins: ctx.bins,
     started: ctx.procs
       .all(knownNames(ctx.stateDir))
@@ -166,6 +190,7 @@ export function writeLocalEnv(system: LocalSystem): void {
     `export KEYSTILE_UPSTREAM_URL='${system.upstreamUrl}'`,
     `export KEYSTILE_REDIS_URL='${system.redisUrl}'`,
     `export KEYSTILE_PROMETHEUS_URL='${system.prometheusUrl}'`,
+    `export KEYSTILE_OPERATOR_URL='${system.operatorUrl}'`,
     // kubectl and helm built for this control plane's version come first on PATH.
     `export PATH='${dirname(system.bins.kubectl)}:${dirname(system.bins.helm)}':"$PATH"`,
     '',

@@ -13,6 +13,7 @@ export interface Ports {
   readonly upstream: number;
   readonly redis: number;
   readonly prometheus: number;
+  readonly operator: number;
 }
 
 /** Reads KEYSTILE_PORT_BASE once and lays the ports out from it. */
@@ -32,5 +33,6 @@ export function localPorts(env: NodeJS.ProcessEnv = process.env): Ports {
     upstream: base + 81,
     redis: base + 637,
     prometheus: base + 90,
+    operator: base + 810,
   });
 }

@@ -160,7 +160,8 @@ export function isAlive(pid: number): boolean {
 function isSameProcess(record: ProcessRecord): boolean {
   if (!isAlive(record.pid)) return false;
   try {
-    return readlinkSync(`/proc/${record.pid}/exe`) === realpathSync(record.command);
+    // A binary replaced on disk since (npm ci reinstalled node) reads as '<path> (deleted)': still ours.
+    return readlinkSync(`/proc/${record.pid}/exe`).replace(/ \(deleted\)$/, '') === realpathSync(record.command);
   } catch {
     return true;
   }

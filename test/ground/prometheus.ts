@@ -30,6 +30,7 @@ export function startPrometheus(ctx: GroundContext): void {
   mkdirSync(join(dir, 'data'), { recursive: true });
   addPrometheusTarget(ctx, 'prometheus', ctx.ports.prometheus);
   addPrometheusTarget(ctx, 'envoy', ctx.ports.envoyAdmin, '/stats/prometheus');
+  addPrometheusTarget(ctx, 'keystile-operator', ctx.ports.operator);
   const config = join(dir, 'prometheus.yml');
   writeFileSync(
     config,
