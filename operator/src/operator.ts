@@ -38,37 +38,43 @@ export async function startOperator(
   const writer = new Writer(clients, metrics);
   const events = new EventRecorder(clients.events, config.identity, log);
 
-  const queue = new WorkQueue(
-    async (item) => {
-      const [kind, rest] = item.split(':', 2) as [string, string];
-      try {
-        if (kind === 'ns') {
-          await reconciler.reconcileNamespace(rest);
-        } else {
-          const [ns = '', name = ''] = rest.split('/');
-          await reconciler.reconcileKey(ns, name);
+  // The queue runs only while this replica leads; a new one is made each time it wins the Lease.
+  let queue: WorkQueue | undefined;
+  const newQueue = (): WorkQueue => {
+    const q = new WorkQueue(
+      async (item) => {
+        const [kind, rest] = item.split(':', 2) as [string, string];
+        try {
+          if (kind === 'ns') {
+            await reconciler.reconcileNamespace(rest);
+          } else {
+            const [ns = '', name = ''] = rest.split('/');
+            await reconciler.reconcileKey(ns, name);
+          }
+        } catch (err) {
+          // API Priority and Fairness said wait (429 with Retry-After): the retry waits that long.
+          const delay = retryAfterMs(err);
+          throw delay !== undefined ? new RetryAfter(delay, describe(err)) : err;
         }
-      } catch (err) {
-        // API Priority and Fairness said wait (429 with Retry-After): the retry waits that long.
-        const delay = retryAfterMs(err);
-        throw delay !== undefined ? new RetryAfter(delay, describe(err)) : err;
-      }
-    },
-    {
-      concurrency: config.workers,
-      onError: (item, err, attempt) => {
-        // A conflict only means our cache was behind a write (often our own): the retry reads it fresh.
-        if (isConflict(err)) log.debug({ item, attempt }, 'conflict; retrying');
-        else log.warn({ item, attempt, err: describe(err) }, 'reconcile failed; retrying');
       },
-      onDone: (item, seconds, ok) => {
-        const kind = item.startsWith('ns:') ? 'namespace' : 'key';
-        metrics.reconciles.inc({ kind, result: ok ? 'ok' : 'error' });
-        metrics.reconcileSeconds.observe({ kind }, seconds);
-        metrics.queueDepth.set(queue.depth);
+      {
+        concurrency: config.workers,
+        onError: (item, err, attempt) => {
+          // A conflict only means our cache was behind a write (often our own): the retry reads it fresh.
+          if (isConflict(err)) log.debug({ item, attempt }, 'conflict; retrying');
+          else log.warn({ item, attempt, err: describe(err) }, 'reconcile failed; retrying');
+        },
+        onDone: (item, seconds, ok) => {
+          const kind = item.startsWith('ns:') ? 'namespace' : 'key';
+          metrics.reconciles.inc({ kind, result: ok ? 'ok' : 'error' });
+          metrics.reconcileSeconds.observe({ kind }, seconds);
+          metrics.queueDepth.set(q.depth);
+        },
       },
-    },
-  );
+    );
+    return q;
+  };
+
   const reconciler = new Reconciler({
     informers,
     writer,
@@ -77,31 +83,33 @@ export async function startOperator(
     metrics,
     now: () => new Date(),
     requeueNamespace: (ns, afterMs) => {
-      if (afterMs === undefined) queue.addAfter(`ns:${ns}`, config.debounceMs);
-      else queue.addAfter(`ns:${ns}`, Math.min(afterMs, 2 ** 31 - 1));
+      queue?.addAfter(`ns:${ns}`, Math.min(afterMs ?? config.debounceMs, 2 ** 31 - 1));
+    },
+    requeueKey: (ns, name, afterMs) => {
+      queue?.addAfter(`key:${ns}/${name}`, afterMs);
     },
   });
 
   // Events to queue items.
   const nsOf = (o: KubernetesObject): string => o.metadata?.namespace ?? '';
   const namespaceChanged = (o: KubernetesObject): void => {
-    queue.addAfter(`ns:${nsOf(o)}`, config.debounceMs);
+    queue?.addAfter(`ns:${nsOf(o)}`, config.debounceMs);
   };
   for (const set of sets) {
     for (const verb of ['add', 'update', 'delete'] as const) {
       set.keys.on(verb, (o) => {
-        queue.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
+        queue?.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
         namespaceChanged(o);
       });
       set.plans.on(verb, namespaceChanged);
       set.bindings.on(verb, namespaceChanged);
       set.keySecrets.on(verb, (o) => {
         const owner = o.metadata?.labels?.[API_KEY_LABEL];
-        if (owner) queue.add(`key:${nsOf(o)}/${owner}`);
+        if (owner) queue?.add(`key:${nsOf(o)}/${owner}`);
         else
           for (const k of informers.keys.list(nsOf(o)))
             if ((k as { spec: { secretRef?: { name?: string } } }).spec.secretRef?.name === o.metadata?.name)
-              queue.add(`key:${nsOf(o)}/${k.metadata?.name ?? ''}`);
+              queue?.add(`key:${nsOf(o)}/${k.metadata?.name ?? ''}`);
         namespaceChanged(o);
       });
       // Someone else changed or deleted a rendered object: put it back.
@@ -123,8 +131,10 @@ export async function startOperator(
 
   const begin = (): void => {
     metrics.leader.set(1);
+    const q = newQueue();
+    queue = q;
     // Everything once: a restart or a new leader converges from the API server's state.
-    for (const k of informers.keys.list()) queue.add(`key:${nsOf(k)}/${k.metadata?.name ?? ''}`);
+    for (const k of informers.keys.list()) q.add(`key:${nsOf(k)}/${k.metadata?.name ?? ''}`);
     const namespaces = new Set(
       [
         ...informers.plans.list(),
@@ -133,19 +143,22 @@ export async function startOperator(
         ...informers.renderedConfigMaps.list(),
       ].map(nsOf),
     );
-    for (const ns of namespaces) queue.add(`ns:${ns}`);
-    queue.start();
+    for (const ns of namespaces) q.add(`ns:${ns}`);
+    q.start();
+  };
+  // Losing the Lease (the API server unreachable for longer than the lease, say) stops every write at
+  // once; the replica stays a candidate and starts afresh if it wins again.
+  const end = (): void => {
+    metrics.leader.set(0);
+    const q = queue;
+    queue = undefined;
+    void q?.stop();
   };
 
   let elector: LeaderElector | undefined;
   if (config.leaderElect) {
     elector = new LeaderElector(clients.coordination, { ...config.lease, identity: config.identity }, log);
-    elector.start(begin, () => {
-      metrics.leader.set(0);
-      // client-go's way: a replica that lost the lease exits, and starts again as a follower.
-      log.error('lost the lease: exiting so that only the new leader writes');
-      process.exit(1);
-    });
+    elector.start(begin, end);
   } else {
     begin();
   }
@@ -153,7 +166,7 @@ export async function startOperator(
   return {
     synced: () => synced,
     stop: async () => {
-      await queue.stop();
+      await queue?.stop();
       await elector?.stop();
       for (const s of sets) for (const i of allInformers(s)) await i.stop().catch(() => undefined);
     },

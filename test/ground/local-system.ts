@@ -117,8 +117,9 @@ export async function startLocalSystem(options: StartOptions = {}): Promise<Loca
   const kubeconfig = options.externalKubeconfig ?? kubeconfigPath(ctx);
   const operatorKubeconfig = join(ctx.stateDir, 'operator.kubeconfig');
   const operator = { name: 'operator', healthPort: ctx.ports.operator, kubeconfig: operatorKubeconfig };
+  // The CRDs and RBAC every time (server-side apply: cheap, and a changed CRD reaches a running system).
+  installKeystile(ctx, kubeconfig);
   if (!ctx.procs.running('operator')) {
-    installKeystile(ctx, kubeconfig);
     serviceAccountKubeconfig(ctx, kubeconfig, SYSTEM_NAMESPACE, OPERATOR_SERVICE_ACCOUNT, operatorKubeconfig);
     startOperatorProcess(ctx, operator);
   }

@@ -28,6 +28,22 @@ describe('WorkQueue', () => {
     expect(maxInFlight).toBe(1);
   });
 
+  it('keeps the earlier of two delays for one key', async () => {
+    const runs: number[] = [];
+    const q = new WorkQueue(() => {
+      runs.push(performance.now());
+      return Promise.resolve();
+    });
+    q.start();
+    const t0 = performance.now();
+    q.addAfter('k', 20);
+    q.addAfter('k', 60_000); // a far deadline must not postpone the near one
+    await sleep(80);
+    await q.stop();
+    expect(runs).toHaveLength(1);
+    expect(runs[0]! - t0).toBeLessThan(1000);
+  });
+
   it('runs different keys concurrently', async () => {
     let inFlight = 0;
     let maxInFlight = 0;

@@ -34,7 +34,7 @@ export class WorkQueue {
   readonly #active = new Set<string>();
   readonly #again = new Set<string>();
   readonly #failures = new Map<string, number>();
-  readonly #timers = new Map<string, NodeJS.Timeout>();
+  readonly #timers = new Map<string, { timer: NodeJS.Timeout; due: number }>();
   readonly #opts: Required<Omit<QueueOptions, 'onError' | 'onDone'>> &
     Pick<QueueOptions, 'onError' | 'onDone'>;
   readonly #waiters: (() => void)[] = [];
@@ -64,20 +64,27 @@ export class WorkQueue {
     this.#waiters.shift()?.();
   }
 
-  /** Queues a key after a delay (a retry, or a time-based requeue such as an expiry). */
+  /**
+   * Queues a key after a delay (a debounce, a retry, or a time-based requeue such as an expiry). A key
+   * already due sooner keeps its earlier time: a far deadline never postpones a near one.
+   */
   addAfter(key: string, delayMs: number): void {
     if (this.#stopped) return;
+    const due = Date.now() + Math.max(0, delayMs);
     const existing = this.#timers.get(key);
-    if (existing) clearTimeout(existing);
-    const t = setTimeout(
+    if (existing) {
+      if (existing.due <= due) return;
+      clearTimeout(existing.timer);
+    }
+    const timer = setTimeout(
       () => {
         this.#timers.delete(key);
         this.add(key);
       },
       Math.max(0, delayMs),
     );
-    t.unref();
-    this.#timers.set(key, t);
+    timer.unref();
+    this.#timers.set(key, { timer, due });
   }
 
   /** Starts the workers. */
@@ -88,7 +95,7 @@ export class WorkQueue {
   /** Stops taking work and waits for the keys being processed to finish. */
   async stop(): Promise<void> {
     this.#stopped = true;
-    for (const t of this.#timers.values()) clearTimeout(t);
+    for (const t of this.#timers.values()) clearTimeout(t.timer);
     this.#timers.clear();
     for (const wake of this.#waiters.splice(0)) wake();
     await Promise.all(this.#workers);

@@ -33,10 +33,17 @@ export interface ReconcilerDeps {
   readonly metrics: OperatorMetrics;
   /** Queues a namespace's render, now or after a delay. */
   readonly requeueNamespace: (namespace: string, afterMs?: number) => void;
+  /** Queues a key's reconcile after a delay. */
+  readonly requeueKey: (namespace: string, name: string, afterMs: number) => void;
   readonly now: () => Date;
 }
 
 const WRITE_CONCURRENCY = 16;
+/**
+ * How soon a key whose imported Secret is missing looks again. A Secret created with the label
+ * keystile.dev/key-material=true is seen at once; one without it within this time.
+ */
+export const MISSING_SECRET_RECHECK_MS = 10_000;
 
 /** The reconciles. */
 export class Reconciler {
@@ -78,6 +85,8 @@ export class Reconciler {
     });
     if (plan.kind === 'problem') {
       this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
+      // An imported Secret that does not exist yet is not watched (only labelled Secrets are): look again.
+      if (imported === 'missing') this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
     } else {
       this.#keyProblems.delete(id);
       if (plan.kind === 'write') {
@@ -202,9 +211,13 @@ export class Reconciler {
     if (!wrote) return;
     const before = getCondition(obj.status?.conditions as Condition[] | undefined, 'Ready');
     const after = getCondition(status.conditions as Condition[] | undefined, 'Ready');
-    if (!before || !after || before.reason === after.reason) return;
+    if (!after) return;
+    // At creation only a problem is news (a binding born in conflict); a change of reason always is.
+    if (!before && (after.status === 'True' || after.reason === Reason.KeyNotReady)) return;
+    if (before?.reason === after.reason) return;
     // A new key's value arriving is its normal creation, not news: 10,000 keys must not mean 10,000 Events.
-    if (kind === 'ApiKey' && before.reason === Reason.KeyNotReady && after.reason === Reason.KeyReady) return;
+    if (kind === 'ApiKey' && before?.reason === Reason.KeyNotReady && after.reason === Reason.KeyReady)
+      return;
     await this.#d.events.record(
       {
         kind,

@@ -57,9 +57,9 @@ export class LeaderElector {
           onStartedLeading();
         }
       } else if (this.#leading && now - this.#lastRenew > this.#o.durationSeconds * 1000 * 0.8) {
-        // Could not renew in time: another replica may take over at expiry. Stop before it can.
+        // Not renewed in time: another replica may take over at expiry. Stop writing before it can.
         this.#leading = false;
-        this.#log.error({ identity: this.#o.identity }, 'lease: lost leadership');
+        this.#log.error({ identity: this.#o.identity }, 'lease: lost leadership; still a candidate');
         onStoppedLeading();
       }
       if (!this.#stopped) this.#timer = setTimeout(() => void tick(), this.#o.renewSeconds * 1000);

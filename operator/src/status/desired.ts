@@ -111,11 +111,7 @@ export function keyStatus(
   return {
     ...(k.status?.usage && { usage: k.status.usage }),
     observedGeneration: gen,
-    conditions: setCondition(
-      k.status?.conditions,
-      { type: 'Ready', ...ready, observedGeneration: gen },
-      now,
-    ),
+    conditions: setCondition(k.status?.conditions, { type: 'Ready', ...ready, observedGeneration: gen }, now),
     ...(data?.keyId && { keyId: data.keyId }),
     ...(state && { secretName: state.secretName }),
     ...(data?.secretId && { secretId: data.secretId }),

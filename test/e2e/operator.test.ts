@@ -1,0 +1,462 @@
+// The operator on the real control plane, driven as a user would: kubectl apply, get, wait, patch,
+// delete. The operator is the local system's, running as the keystile-operator ServiceAccount with
+// exactly operator/deploy/rbac.yaml (test/ground/keystile.ts), so every case also proves that RBAC is
+// enough.
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/src/validate.ts';
+import { hashKey } from '../../contract/src/key-format.ts';
+import { apiserverReady, startApiserver } from '../ground/controlplane.ts';
+import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
+import { operatorReady, startOperatorProcess, SYSTEM_NAMESPACE } from '../ground/keystile.ts';
+import { groundContext } from '../ground/local-system.ts';
+import { repoRoot } from '../ground/paths.ts';
+import { waitFor } from '../ground/wait.ts';
+
+interface Obj {
+  metadata: {
+    name: string;
+    uid: string;
+    creationTimestamp?: string;
+    ownerReferences?: { kind: string; name: string }[];
+  };
+  data?: Record<string, string>;
+  status?: {
+    keyId?: string;
+    conditions?: {
+      type: string;
+      status: string;
+      reason: string;
+      message: string;
+      lastTransitionTime: string;
+    }[];
+    problems?: { key: string; reason: string; apiStage?: string }[];
+    boundKeys?: number;
+    plans?: string[];
+    rotation?: { sequence: number; previousValidUntil?: string };
+  };
+}
+
+const b64 = (s: string): string => Buffer.from(s, 'base64').toString('utf8');
+const apply = (ns: string, manifest: unknown): Promise<string> =>
+  kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify(manifest));
+const get = (ns: string, what: string): Promise<Obj> => kubectlJson<Obj>(['-n', ns, 'get', what]);
+const exists = async (ns: string, what: string): Promise<boolean> =>
+  (await kubectl(['-n', ns, 'get', what, '--ignore-not-found', '-o', 'name'])).trim() !== '';
+const ready = (o: Obj): { status: string; reason: string; message: string } | undefined =>
+  o.status?.conditions?.find((c) => c.type === 'Ready');
+
+/** Waits until `probe` holds, re-reading the cluster; the operator converges within seconds. */
+async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20_000): Promise<void> {
+  await waitFor(what, probe, timeoutMs, 200);
+}
+
+/** The rendered documents of a stage, parsed and checked against the contract. */
+async function stage(ns: string, api: string, stageName: string) {
+  const index = parseIndex(
+    (await get(ns, `configmap/keystile-${api}-${stageName}`)).data?.['index.json'] ?? '',
+  );
+  if (!index.ok) throw new Error(index.error);
+  const keys = [];
+  const credentials = [];
+  for (const s of index.value.shards) {
+    const k = parseKeysShard((await get(ns, `configmap/${s.keys.name}`)).data?.['keys.json'] ?? '');
+    const c = parseSecretsShard(
+      b64((await get(ns, `secret/${s.secrets.name}`)).data?.['secrets.json'] ?? ''),
+    );
+    if (!k.ok || !c.ok) throw new Error(`bad shard ${s.index}`);
+    keys.push(...k.value.keys);
+    credentials.push(...c.value.credentials);
+  }
+  return { index: index.value, keys, credentials };
+}
+
+const plan = (name: string, spec: Record<string, unknown> = {}) => ({
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'UsagePlan',
+  metadata: { name },
+  spec: { throttle: { rateLimit: 10, burstLimit: 20 }, quota: { limit: 1000, period: 'DAY' }, ...spec },
+});
+const key = (name: string, spec: Record<string, unknown> = {}, labels: Record<string, string> = {}) => ({
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'ApiKey',
+  metadata: { name, labels },
+  spec,
+});
+const binding = (
+  name: string,
+  planName: string,
+  keys: Record<string, unknown>,
+  apiStages = [{ api: 'orders', stage: 'prod' }],
+) => ({
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'PlanBinding',
+  metadata: { name },
+  spec: { planRef: { name: planName }, keys, apiStages },
+});
+
+describe('the operator', () => {
+  let ns: string;
+
+  beforeAll(async () => {
+    ns = await createNamespace('operator');
+    for (const dir of ['examples/aws-style', 'examples/tencent-style'])
+      await kubectl(['-n', ns, 'apply', '-f', join(repoRoot, dir)]);
+    await kubectl(['-n', ns, 'wait', '--for=condition=Ready', '--timeout=60s', 'planbindings', '--all']);
+    await kubectl(['-n', ns, 'wait', '--for=condition=Ready', '--timeout=60s', 'apikeys', '--all']);
+  });
+
+  afterAll(async () => {
+    await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  it('renders the examples into the ConfigMaps and Secrets of each stage, hashes only', async () => {
+    const acme = await get(ns, 'apikey/acme-prod');
+    const value = b64((await get(ns, 'secret/keystile-key-acme-prod')).data?.['value'] ?? '');
+    expect(value).toMatch(new RegExp(`^ks_${acme.status?.keyId ?? 'missing'}_`));
+    for (const s of ['prod', 'beta']) {
+      const rendered = await stage(ns, 'orders', s);
+      expect(rendered.index.plans.map((p) => p.id)).toEqual([`${ns}/gold`]);
+      expect(rendered.keys.map((k) => k.name).sort()).toEqual(['acme-prod', 'globex']);
+      const cred = rendered.credentials.find((c) => c.id === acme.status?.keyId);
+      expect(cred).toEqual({ id: acme.status?.keyId, type: 'ApiKey', hashes: [{ sha256: hashKey(value) }] });
+    }
+    const payments = await stage(ns, 'payments', 'release');
+    const pair = payments.credentials.find((c) => c.type === 'KeyPair');
+    const pairSecret = await get(ns, 'secret/keystile-key-payments-partner');
+    expect(pair).toMatchObject({
+      secretId: b64(pairSecret.data?.['secretId'] ?? ''),
+      secretKeys: [{ value: b64(pairSecret.data?.['secretKey'] ?? '') }],
+    });
+    // The imported key is looked up by the hash of the value in the user's Secret.
+    const imported = b64((await get(ns, 'secret/legacy-value')).data?.['value'] ?? '');
+    expect(
+      payments.credentials.some((c) => c.type === 'ApiKey' && c.hashes[0]?.sha256 === hashKey(imported)),
+    ).toBe(true);
+  });
+
+  it('reports status kubectl can show and wait on', async () => {
+    const out = await kubectl(['-n', ns, 'get', 'apikeys,usageplans,planbindings']);
+    expect(out).toMatch(
+      /apikey.keystile.dev\/acme-prod\s+ApiKey\s+true\s+[a-z2-7]{12}\s+acme\s+gold:orders\/beta\s+True/,
+    );
+    expect(out).toMatch(/planbinding.keystile.dev\/gold-orders\s+gold\s+2\s+0\s+True\s+Bound/);
+    const b = await get(ns, 'planbinding/gold-orders');
+    expect(b.status).toMatchObject({ boundKeys: 2 });
+    expect(ready(b)).toMatchObject({
+      status: 'True',
+      reason: 'Bound',
+      message: '2 keys bound on 2 API stages',
+    });
+  });
+
+  it('updates the index when a plan is edited', async () => {
+    await kubectl([
+      '-n',
+      ns,
+      'patch',
+      'usageplan/gold',
+      '--type=merge',
+      '-p',
+      '{"spec":{"throttle":{"rateLimit":50,"burstLimit":100}}}',
+    ]);
+    await until(
+      'the new throttle in the index',
+      async () => (await stage(ns, 'orders', 'prod')).index.plans[0]?.throttle?.rate === 50,
+    );
+    expect((await stage(ns, 'orders', 'beta')).index.plans[0]?.throttle).toEqual({ rate: 50, burst: 100 });
+  });
+
+  it('marks a disabled key in the keys shard and in its status, without touching its value', async () => {
+    const before = (await get(ns, 'secret/keystile-key-globex')).data?.['value'];
+    await kubectl(['-n', ns, 'patch', 'apikey/globex', '--type=merge', '-p', '{"spec":{"enabled":false}}']);
+    await until(
+      'globex disabled in the shard',
+      async () =>
+        (await stage(ns, 'orders', 'prod')).keys.find((k) => k.name === 'globex')?.enabled === false,
+    );
+    await until(
+      'globex Ready=False Disabled',
+      async () => ready(await get(ns, 'apikey/globex'))?.reason === 'Disabled',
+    );
+    expect((await get(ns, 'secret/keystile-key-globex')).data?.['value']).toBe(before);
+    const b = await get(ns, 'planbinding/gold-orders');
+    expect(ready(b)).toMatchObject({ status: 'False', reason: 'KeyDisabled' });
+    await kubectl(['-n', ns, 'patch', 'apikey/globex', '--type=merge', '-p', '{"spec":{"enabled":true}}']);
+    await until(
+      'the binding Ready again',
+      async () => ready(await get(ns, 'planbinding/gold-orders'))?.reason === 'Bound',
+    );
+  });
+
+  it('rotates a key on request: a new value, the old one valid for the grace period, the same key id', async () => {
+    const k0 = await get(ns, 'apikey/acme-prod');
+    const old = b64((await get(ns, 'secret/keystile-key-acme-prod')).data?.['value'] ?? '');
+    await kubectl([
+      '-n',
+      ns,
+      'patch',
+      'apikey/acme-prod',
+      '--type=merge',
+      '-p',
+      '{"spec":{"rotation":{"sequence":1,"gracePeriod":"1h"}}}',
+    ]);
+    let fresh = old;
+    await until('a new value', async () => {
+      fresh = b64((await get(ns, 'secret/keystile-key-acme-prod')).data?.['value'] ?? '');
+      return fresh !== old;
+    });
+    await until('both hashes rendered', async () => {
+      const cred = (await stage(ns, 'orders', 'prod')).credentials.find((c) => c.id === k0.status?.keyId);
+      return cred?.type === 'ApiKey' && cred.hashes.length === 2;
+    });
+    const cred = (await stage(ns, 'orders', 'prod')).credentials.find((c) => c.id === k0.status?.keyId);
+    expect(cred?.type === 'ApiKey' && cred.hashes.map((h) => h.sha256)).toEqual([
+      hashKey(fresh),
+      hashKey(old),
+    ]);
+    const k1 = await get(ns, 'apikey/acme-prod');
+    expect(k1.status?.keyId).toBe(k0.status?.keyId);
+    expect(Date.parse(k1.status?.rotation?.previousValidUntil ?? '') - Date.now()).toBeGreaterThan(
+      50 * 60_000,
+    );
+    const events = await kubectl([
+      '-n',
+      ns,
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=acme-prod,reason=KeyRotated',
+      '-o',
+      'name',
+    ]);
+    expect(events.trim()).not.toBe('');
+  });
+
+  it('lets the older binding win a key both claim for one stage, and reports the conflict on the newer', async () => {
+    await apply(ns, plan('silver'));
+    await apply(ns, binding('silver-orders', 'silver', { names: ['acme-prod'] }));
+    await until(
+      'the conflict reported',
+      async () => ready(await get(ns, 'planbinding/silver-orders'))?.reason === 'KeyAlreadyBound',
+    );
+    const b = await get(ns, 'planbinding/silver-orders');
+    expect(b.status?.problems).toEqual([
+      expect.objectContaining({ key: 'acme-prod', apiStage: 'orders/prod', reason: 'KeyAlreadyBound' }),
+    ]);
+    expect((await stage(ns, 'orders', 'prod')).keys.find((k) => k.name === 'acme-prod')?.plan).toBe('gold');
+    const events = await kubectl([
+      '-n',
+      ns,
+      'get',
+      'events',
+      '--field-selector',
+      'involvedObject.name=silver-orders,reason=KeyAlreadyBound',
+      '-o',
+      'name',
+    ]);
+    expect(events.trim()).not.toBe('');
+  });
+
+  it.each([
+    [
+      'PlanNotFound',
+      [binding('b-no-plan', 'missing', { names: ['acme-prod'] }, [{ api: 'shop', stage: 'a' }])],
+    ],
+    ['KeyNotFound', [binding('b-no-key', 'gold', { names: ['ghost'] }, [{ api: 'shop', stage: 'b' }])]],
+    [
+      'PlanFull',
+      [
+        plan('tiny', { maxKeys: 1 }),
+        key('tiny-1'),
+        key('tiny-2'),
+        binding('b-full', 'tiny', { names: ['tiny-1', 'tiny-2'] }, [{ api: 'shop', stage: 'c' }]),
+      ],
+    ],
+    [
+      'KeyExpired',
+      [
+        key('old', { expiresAt: '2020-01-01T00:00:00Z' }),
+        binding('b-expired', 'gold', { names: ['old'] }, [{ api: 'shop', stage: 'd' }]),
+      ],
+    ],
+    [
+      'KeyNotReady',
+      [
+        key('lost', { valueFrom: 'Secret', secretRef: { name: 'no-such-secret' } }),
+        binding('b-not-ready', 'gold', { names: ['lost'] }, [{ api: 'shop', stage: 'e' }]),
+      ],
+    ],
+  ])('reports %s on the binding', async (reason, manifests) => {
+    for (const m of manifests) await apply(ns, m);
+    const name = manifests.at(-1)?.metadata.name ?? '';
+    await until(
+      `${name} Ready=False ${reason}`,
+      async () => ready(await get(ns, `planbinding/${name}`))?.reason === reason,
+    );
+    expect(ready(await get(ns, `planbinding/${name}`))?.status).toBe('False');
+  });
+
+  it('reports a missing imported Secret on the key, and picks the value up when the Secret appears', async () => {
+    await until(
+      'lost reports SecretNotFound',
+      async () => ready(await get(ns, 'apikey/lost'))?.reason === 'SecretNotFound',
+    );
+    await kubectl([
+      '-n',
+      ns,
+      'create',
+      'secret',
+      'generic',
+      'no-such-secret',
+      '--from-literal=value=imported-value-0123456789abcdef',
+    ]);
+    await until('lost Ready', async () => ready(await get(ns, 'apikey/lost'))?.reason === 'KeyReady');
+  });
+
+  it('removes a stage when its last binding is deleted', async () => {
+    await apply(ns, binding('b-temp', 'gold', { names: ['acme-prod'] }, [{ api: 'temp', stage: 'x' }]));
+    await until('the temp stage rendered', () => exists(ns, 'configmap/keystile-temp-x'));
+    const owners = (await get(ns, 'configmap/keystile-temp-x')).metadata.ownerReferences ?? [];
+    expect(owners.map((o) => `${o.kind}/${o.name}`)).toEqual(['PlanBinding/b-temp']);
+    await kubectl(['-n', ns, 'delete', 'planbinding/b-temp']);
+    await until(
+      'the temp stage gone',
+      async () =>
+        !(await exists(ns, 'configmap/keystile-temp-x')) &&
+        !(await exists(ns, 'secret/keystile-temp-x-secrets-0')),
+    );
+  });
+
+  it("removes an ApiKey's Secret with the key, through the garbage collector", async () => {
+    await apply(ns, key('short-lived'));
+    await until('its Secret', () => exists(ns, 'secret/keystile-key-short-lived'));
+    await kubectl(['-n', ns, 'delete', 'apikey/short-lived']);
+    await until('its Secret collected', async () => !(await exists(ns, 'secret/keystile-key-short-lived')));
+  });
+
+  it('changes no key value when killed (-9) mid-reconcile and restarted', async () => {
+    const ctx = groundContext();
+    const values = async (): Promise<Map<string, string>> => {
+      const list = await kubectlJson<{ items: Obj[] }>([
+        '-n',
+        ns,
+        'get',
+        'secrets',
+        '-l',
+        'keystile.dev/key-material=true,app.kubernetes.io/managed-by=keystile',
+      ]);
+      return new Map(list.items.map((s) => [s.metadata.name, JSON.stringify(s.data)]));
+    };
+    for (let i = 0; i < 20; i++) await apply(ns, key(`burst-${i}`, {}, { burst: 'yes' }));
+    await apply(
+      ns,
+      binding('b-burst', 'gold', { selector: { matchLabels: { burst: 'yes' } } }, [
+        { api: 'burst', stage: 'x' },
+      ]),
+    );
+    const record = ctx.procs.running('operator');
+    if (!record) throw new Error('the operator is not running');
+    process.kill(record.pid, 'SIGKILL');
+    await waitFor('the operator to die', () => !ctx.procs.running('operator'), 5_000, 50);
+    const before = await values();
+    const op = {
+      name: 'operator',
+      healthPort: ctx.ports.operator,
+      kubeconfig: join(ctx.stateDir, 'operator.kubeconfig'),
+    };
+    startOperatorProcess(ctx, op);
+    await operatorReady(ctx, op);
+    await until(
+      'the burst binding Ready with 20 keys',
+      async () => (await get(ns, 'planbinding/b-burst')).status?.boundKeys === 20,
+      60_000,
+    );
+    const after = await values();
+    for (const [name, data] of before) expect(after.get(name), name).toBe(data);
+  });
+
+  it.runIf(ground().localControlPlane)('converges after the API server restarts mid-reconcile', async () => {
+    const ctx = groundContext();
+    for (let i = 0; i < 10; i++) await apply(ns, key(`restart-${i}`, {}, { restart: 'yes' }));
+    await apply(
+      ns,
+      binding('b-restart', 'gold', { selector: { matchLabels: { restart: 'yes' } } }, [
+        { api: 'restart', stage: 'x' },
+      ]),
+    );
+    await ctx.procs.stop('kube-apiserver');
+    const cp = startApiserver(ctx);
+    await apiserverReady(ctx, cp);
+    await until(
+      'the restart binding Ready with 10 keys',
+      async () => (await get(ns, 'planbinding/b-restart')).status?.boundKeys === 10,
+      90_000,
+    );
+    expect((await stage(ns, 'restart', 'x')).keys).toHaveLength(10);
+  });
+
+  it('never lets two replicas both reconcile: one holds the Lease, the other waits', async () => {
+    const ctx = groundContext();
+    const second = {
+      name: 'operator-2',
+      healthPort: ctx.ports.operator + 1,
+      kubeconfig: join(ctx.stateDir, 'operator.kubeconfig'),
+    };
+    startOperatorProcess(ctx, second);
+    try {
+      await operatorReady(ctx, second);
+      const leaderGauge = async (port: number): Promise<number> => {
+        const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
+        return Number(/^keystile_operator_leader (\d+)/m.exec(text)?.[1] ?? 'NaN');
+      };
+      const lease = await kubectlJson<{ spec: { holderIdentity: string } }>([
+        '-n',
+        SYSTEM_NAMESPACE,
+        'get',
+        'lease',
+        'keystile-operator',
+      ]);
+      expect(lease.spec.holderIdentity).toBe('operator');
+      expect(await leaderGauge(ctx.ports.operator)).toBe(1);
+      expect(await leaderGauge(second.healthPort)).toBe(0);
+      // The follower writes nothing even while resources change.
+      await apply(ns, key('while-two-run'));
+      await until(
+        'the new key Ready',
+        async () => ready(await get(ns, 'apikey/while-two-run'))?.reason === 'KeyReady',
+      );
+      const text = await (await fetch(`http://127.0.0.1:${second.healthPort}/metrics`)).text();
+      expect(text).not.toMatch(/^keystile_operator_writes_total\{/m);
+      expect(text).not.toMatch(/^keystile_operator_reconciles_total\{/m);
+    } finally {
+      await ctx.procs.stop('operator-2');
+    }
+  });
+
+  it('never puts a key value in a ConfigMap, an Event, a status or a log line', async () => {
+    const secrets = await kubectlJson<{ items: Obj[] }>([
+      'get',
+      'secrets',
+      '-A',
+      '-l',
+      'keystile.dev/key-material=true',
+    ]);
+    const values = secrets.items.flatMap((s) =>
+      ['value', 'secretKey']
+        .map((k) => s.data?.[k])
+        .filter((v): v is string => v !== undefined)
+        .map(b64),
+    );
+    expect(values.length).toBeGreaterThan(20);
+    const haystacks = [
+      await kubectl(['get', 'configmaps', '-A', '-o', 'json']),
+      await kubectl(['get', 'events', '-A', '-o', 'json']),
+      await kubectl(['get', 'apikeys,usageplans,planbindings', '-A', '-o', 'json']),
+      readFileSync(join(ground().stateDir, 'logs', 'operator.log'), 'utf8'),
+    ];
+    for (const v of values)
+      for (const h of haystacks) expect(h.includes(v), 'a key value leaked').toBe(false);
+  });
+});
