@@ -95,14 +95,33 @@ export async function startOperator(
   const namespaceChanged = (o: KubernetesObject): void => {
     queue?.addAfter(`ns:${nsOf(o)}`, config.debounceMs);
   };
+  // Our own status writes come back as updates: only a change of spec (generation), labels (selectors
+  // read them) or deletion is news for the Keystile kinds, or every status write would render again.
+  const seen = new Map<string, string>();
+  const specChanged = (verb: string, o: KubernetesObject): boolean => {
+    const uid = o.metadata?.uid ?? `${nsOf(o)}/${o.metadata?.name ?? ''}`;
+    if (verb === 'delete') {
+      seen.delete(uid);
+      return true;
+    }
+    const fingerprint = `${o.metadata?.generation ?? ''}|${JSON.stringify(o.metadata?.labels ?? {})}|${o.metadata?.deletionTimestamp ? 'x' : ''}`;
+    if (seen.get(uid) === fingerprint) return false;
+    seen.set(uid, fingerprint);
+    return true;
+  };
   for (const set of sets) {
     for (const verb of ['add', 'update', 'delete'] as const) {
       set.keys.on(verb, (o) => {
+        if (!specChanged(verb, o)) return;
         queue?.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
         namespaceChanged(o);
       });
-      set.plans.on(verb, namespaceChanged);
-      set.bindings.on(verb, namespaceChanged);
+      set.plans.on(verb, (o) => {
+        if (specChanged(verb, o)) namespaceChanged(o);
+      });
+      set.bindings.on(verb, (o) => {
+        if (specChanged(verb, o)) namespaceChanged(o);
+      });
       set.keySecrets.on(verb, (o) => {
         const owner = o.metadata?.labels?.[API_KEY_LABEL];
         if (owner) queue?.add(`key:${nsOf(o)}/${owner}`);

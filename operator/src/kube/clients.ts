@@ -30,5 +30,33 @@ export function makeClients(kc: KubeConfig = defaultKubeConfig()): Clients {
 function defaultKubeConfig(): KubeConfig {
   const kc = new KubeConfig();
   kc.loadFromDefault();
+  return reuseConnections(kc);
+}
+
+/**
+ * @kubernetes/client-node 2.0 makes a new undici Agent, so a new TLS connection, for every request
+ * (KubeConfig.createDispatcher is not cached, unlike createAgent). Measured here: about 200 requests a
+ * second and 60 MB more resident memory per 250 requests. This keeps one Agent per set of TLS options,
+ * so requests share kept-alive connections. Tokens travel in headers, so they are unaffected.
+ */
+export function reuseConnections(kc: KubeConfig): KubeConfig {
+  const original = (kc as unknown as { createDispatcher: CreateDispatcher }).createDispatcher.bind(kc);
+  const cache = new Map<string, ReturnType<CreateDispatcher>>();
+  (kc as unknown as { createDispatcher: CreateDispatcher }).createDispatcher = (cluster, agentOptions) => {
+    const key = JSON.stringify([cluster?.name, cluster?.server, agentOptions], (_k, v: unknown) =>
+      Buffer.isBuffer(v) ? v.toString('base64') : v,
+    );
+    let dispatcher = cache.get(key);
+    if (!cache.has(key)) {
+      dispatcher = original(cluster, agentOptions);
+      cache.set(key, dispatcher);
+    }
+    return dispatcher;
+  };
   return kc;
 }
+
+type CreateDispatcher = (
+  cluster: { name?: string; server?: string } | null,
+  agentOptions: Record<string, unknown>,
+) => unknown;

@@ -128,6 +128,7 @@ export class Writer {
         });
     }
     this.#m.writes.inc({ resource, verb: current ? 'update' : 'create' });
+    this.#m.renderedBytes.inc({ resource }, bytes);
     return bytes;
   }
 

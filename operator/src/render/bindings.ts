@@ -38,22 +38,50 @@ export interface Resolution {
   readonly planKeys: Map<string, Set<string>>;
 }
 
+/**
+ * Keys by label (`key=value`), so that a selector with matchLabels starts from the keys carrying its
+ * rarest label rather than from every key: 100 bindings over 10,000 keys would otherwise be a million
+ * selector evaluations per render.
+ */
+export type LabelIndex = ReadonlyMap<string, readonly ApiKey[]>;
+
+/** Builds the label index of a namespace's keys. */
+export function labelIndex(keys: Iterable<ApiKey>): LabelIndex {
+  const index = new Map<string, ApiKey[]>();
+  for (const k of keys) {
+    for (const [l, v] of Object.entries(k.metadata.labels ?? {})) {
+      const posting = index.get(`${l}=${v}`);
+      if (posting) posting.push(k);
+      else index.set(`${l}=${v}`, [k]);
+    }
+  }
+  return index;
+}
+
 /** The keys a binding names or selects: existing ones sorted by name, and the names that do not exist. */
 function keysOf(
   binding: PlanBinding,
   keys: ReadonlyMap<string, ApiKey>,
+  byLabel: LabelIndex,
 ): { found: ApiKey[]; missing: string[] } {
-  const names = new Set(binding.spec.keys.names ?? []);
-  const missing = [...names].filter((n) => !keys.has(n)).sort();
+  const names = binding.spec.keys.names ?? [];
+  const missing = names.filter((n) => !keys.has(n)).sort();
+  const found = new Map<string, ApiKey>();
+  for (const n of names) {
+    const k = keys.get(n);
+    if (k) found.set(n, k);
+  }
   const selector = binding.spec.keys.selector;
-  const found = [...keys.values()]
-    .filter(
-      (k) =>
-        names.has(k.metadata.name) ||
-        (selector !== undefined && matchesSelector(selector, k.metadata.labels)),
-    )
-    .sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1));
-  return { found, missing };
+  if (selector) {
+    const postings = Object.entries(selector.matchLabels ?? {}).map(
+      ([l, v]) => byLabel.get(`${l}=${v}`) ?? [],
+    );
+    const candidates: Iterable<ApiKey> =
+      postings.length > 0 ? postings.reduce((a, b) => (b.length < a.length ? b : a)) : keys.values();
+    for (const k of candidates)
+      if (matchesSelector(selector, k.metadata.labels)) found.set(k.metadata.name, k);
+  }
+  return { found: [...found.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1)), missing };
 }
 
 /** Resolves every binding of one namespace. Pure. */
@@ -66,6 +94,7 @@ export function resolveBindings(
   keyProblems: ReadonlyMap<string, { readonly message: string }>,
   now: Date,
 ): Resolution {
+  const byLabel = labelIndex(keys.values());
   const stages: Resolution['stages'] = new Map();
   const results = new Map<string, BindingResult>();
   const planKeys = new Map<string, Set<string>>();
@@ -91,7 +120,7 @@ export function resolveBindings(
     const maxKeys = plan.spec.maxKeys;
     const problems: Problem[] = [];
     const bound = new Set<string>();
-    const { found, missing } = keysOf(binding, keys);
+    const { found, missing } = keysOf(binding, keys, byLabel);
     for (const name of missing) {
       problems.push({
         key: name,

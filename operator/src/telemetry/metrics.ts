@@ -8,6 +8,7 @@ export interface OperatorMetrics {
   readonly reconcileSeconds: Histogram<'kind'>;
   readonly queueDepth: Gauge;
   readonly writes: Counter<'resource' | 'verb'>;
+  readonly renderedBytes: Counter<'resource'>;
   readonly leader: Gauge;
   readonly renderedKeys: Gauge<'namespace'>;
 }
@@ -40,6 +41,12 @@ export function makeMetrics(): OperatorMetrics {
       name: 'keystile_operator_writes_total',
       help: 'Writes to the API server by resource and verb (create, update, delete, status).',
       labelNames: ['resource', 'verb'],
+      registers: [registry],
+    }),
+    renderedBytes: new Counter({
+      name: 'keystile_operator_rendered_bytes_written_total',
+      help: 'Bytes of rendered contract data written (ConfigMap and Secret data, as stored).',
+      labelNames: ['resource'],
       registers: [registry],
     }),
     leader: new Gauge({
