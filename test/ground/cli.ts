@@ -23,8 +23,12 @@ async function start(): Promise<void> {
     ?.gitVersion;
   const through = await fetch(`${system.envoyUrl}/hello`);
   // The examples, in a namespace of their own: the operator renders them within a second or two.
-  kubectl(['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NAMESPACE } }));
-  for (const dir of ['examples/aws-style', 'examples/tencent-style']) kubectl(['-n', DEMO_NAMESPACE, 'apply', '-f', join(repoRoot, dir)]);
+  kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: DEMO_NAMESPACE } }),
+  );
+  for (const dir of ['examples/aws-style', 'examples/tencent-style'])
+    kubectl(['-n', DEMO_NAMESPACE, 'apply', '-f', join(repoRoot, dir)]);
   kubectl(['-n', DEMO_NAMESPACE, 'wait', '--for=condition=Ready', '--timeout=30s', 'planbindings', '--all']);
   const resources = kubectl(['-n', DEMO_NAMESPACE, 'get', 'apikeys,usageplans,planbindings']);
 

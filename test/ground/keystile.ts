@@ -26,10 +26,28 @@ function kubectl(ctx: GroundContext, kubeconfig: string, args: readonly string[]
 
 /** Applies the CRDs (crds/*.yaml) and the operator's RBAC, and waits for the CRDs to be Established. */
 export function installKeystile(ctx: GroundContext, kubeconfig: string): void {
-  kubectl(ctx, kubeconfig, ['apply', '-f', '-'], JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }));
+  kubectl(
+    ctx,
+    kubeconfig,
+    ['apply', '-f', '-'],
+    JSON.stringify({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: SYSTEM_NAMESPACE } }),
+  );
   kubectl(ctx, kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'crds')]);
-  kubectl(ctx, kubeconfig, ['wait', '--for=condition=Established', '--timeout=60s', 'crd', '-l', 'app.kubernetes.io/part-of=keystile']);
-  kubectl(ctx, kubeconfig, ['apply', '--server-side', '--force-conflicts', '-f', join(repoRoot, 'operator/deploy/rbac.yaml')]);
+  kubectl(ctx, kubeconfig, [
+    'wait',
+    '--for=condition=Established',
+    '--timeout=60s',
+    'crd',
+    '-l',
+    'app.kubernetes.io/part-of=keystile',
+  ]);
+  kubectl(ctx, kubeconfig, [
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    '-f',
+    join(repoRoot, 'operator/deploy/rbac.yaml'),
+  ]);
 }
 
 /**
@@ -43,8 +61,17 @@ export function serviceAccountKubeconfig(
   serviceAccount: string,
   file: string,
 ): string {
-  const token = kubectl(ctx, adminKubeconfig, ['-n', namespace, 'create', 'token', serviceAccount, '--duration=24h']).trim();
-  const view = JSON.parse(kubectl(ctx, adminKubeconfig, ['config', 'view', '--raw', '--minify', '-o', 'json'])) as {
+  const token = kubectl(ctx, adminKubeconfig, [
+    '-n',
+    namespace,
+    'create',
+    'token',
+    serviceAccount,
+    '--duration=24h',
+  ]).trim();
+  const view = JSON.parse(
+    kubectl(ctx, adminKubeconfig, ['config', 'view', '--raw', '--minify', '-o', 'json']),
+  ) as {
     clusters: { name: string; cluster: Record<string, unknown> }[];
   };
   const cluster = view.clusters[0];
@@ -91,6 +118,15 @@ export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): vo
 }
 
 /** Waits until an operator process's caches have synced (/readyz). */
-export async function operatorReady(ctx: GroundContext, p: OperatorProcess, timeoutMs = 30_000): Promise<void> {
-  await waitReady(ctx, p.name, async () => (await get(`http://127.0.0.1:${p.healthPort}/readyz`)).status === 200, timeoutMs);
+export async function operatorReady(
+  ctx: GroundContext,
+  p: OperatorProcess,
+  timeoutMs = 30_000,
+): Promise<void> {
+  await waitReady(
+    ctx,
+    p.name,
+    async () => (await get(`http://127.0.0.1:${p.healthPort}/readyz`)).status === 200,
+    timeoutMs,
+  );
 }

@@ -161,7 +161,9 @@ function isSameProcess(record: ProcessRecord): boolean {
   if (!isAlive(record.pid)) return false;
   try {
     // A binary replaced on disk since (npm ci reinstalled node) reads as '<path> (deleted)': still ours.
-    return readlinkSync(`/proc/${record.pid}/exe`).replace(/ \(deleted\)$/, '') === realpathSync(record.command);
+    return (
+      readlinkSync(`/proc/${record.pid}/exe`).replace(/ \(deleted\)$/, '') === realpathSync(record.command)
+    );
   } catch {
     return true;
   }
