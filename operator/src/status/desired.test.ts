@@ -1,0 +1,71 @@
+import { describe, expect, it } from 'vitest';
+import type { ApiKey } from '../../../crds/src/index.ts';
+import { keyStatus } from './desired.ts';
+
+const now = new Date('2026-11-23T12:00:00Z');
+const key = (spec: ApiKey['spec'] = {}, status?: ApiKey['status']): ApiKey => ({
+  apiVersion: 'keystile.dev/v1alpha1',
+  kind: 'ApiKey',
+  metadata: { name: 'acme', namespace: 'shop', generation: 3 },
+  spec,
+  ...(status && { status }),
+});
+const data = { keyId: 'cbarucba7hks', value: 'ks_secret_value_never_in_status' };
+
+describe('keyStatus', () => {
+  it('reports a usable key Ready with where it works, and never its value', () => {
+    const s = keyStatus(
+      key(),
+      { secretName: 'keystile-key-acme', data },
+      { placements: ['gold:orders/prod'] },
+      now,
+    );
+    expect(s).toMatchObject({
+      observedGeneration: 3,
+      keyId: 'cbarucba7hks',
+      secretName: 'keystile-key-acme',
+      plans: ['gold:orders/prod'],
+      conditions: [
+        {
+          type: 'Ready',
+          status: 'True',
+          reason: 'KeyReady',
+          message: 'the key works on gold:orders/prod',
+          observedGeneration: 3,
+        },
+      ],
+    });
+    expect(JSON.stringify(s)).not.toContain(data.value);
+  });
+
+  it.each([
+    ['disabled', key({ enabled: false }), 'Disabled'],
+    ['expired', key({ expiresAt: '2026-11-01T00:00:00Z' }), 'Expired'],
+  ])('reports a %s key not Ready', (_, k, reason) => {
+    const s = keyStatus(k, { secretName: 'x', data }, { placements: [] }, now);
+    expect(s.conditions?.[0]).toMatchObject({ status: 'False', reason });
+  });
+
+  it('prefers the problem with its Secret, and says the value is coming when there is none yet', () => {
+    const problem = { reason: 'SecretNotFound', message: 'Secret legacy does not exist in namespace shop' };
+    expect(keyStatus(key(), { secretName: 'x', problem }, undefined, now).conditions?.[0]).toMatchObject({
+      status: 'False',
+      ...problem,
+    });
+    expect(keyStatus(key(), { secretName: 'x' }, undefined, now).conditions?.[0]).toMatchObject({
+      reason: 'KeyNotReady',
+    });
+  });
+
+  it('shows a rotated-out value until its grace ends, and keeps usage written by others', () => {
+    const rotated = { ...data, 'previous-valid-until': '2026-11-23T13:00:00Z', 'rotation-sequence': '2' };
+    const usage = [{ plan: 'gold', period: '2026-11-01', used: 5, updatedAt: '2026-11-23T11:59:00Z' }];
+    const s = keyStatus(key({}, { usage }), { secretName: 'x', data: rotated }, undefined, now);
+    expect(s.rotation).toEqual({ sequence: 2, previousValidUntil: '2026-11-23T13:00:00Z' });
+    expect(s.usage).toEqual(usage);
+    expect(
+      keyStatus(key(), { secretName: 'x', data: rotated }, undefined, new Date('2026-11-23T14:00:00Z'))
+        .rotation,
+    ).toEqual({ sequence: 2 });
+  });
+});
