@@ -247,7 +247,14 @@ const allCount = async (): Promise<number> => {
   }
 };
 while ((await allCount()) < KEYS) await sleep(200);
-await sleep(2000); // let statuses settle, so the counters below see only the one key's writes
+// Let the relabelling's status writes finish, so the counters below see only the one key's writes.
+let settled = await metric('keystile_operator_writes_total');
+for (;;) {
+  await sleep(3000);
+  const now = await metric('keystile_operator_writes_total');
+  if (now === settled) break;
+  settled = now;
+}
 const writesBefore = await metric('keystile_operator_writes_total');
 const bytesBefore = await metric('keystile_operator_rendered_bytes_written_total');
 const t3 = performance.now();

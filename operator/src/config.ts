@@ -23,7 +23,7 @@ export interface OperatorConfig {
   readonly healthPort: number;
   /** KEYSTILE_HEALTH_HOST: the address they bind (default 0.0.0.0, for the kubelet and Prometheus). */
   readonly healthHost: string;
-  /** KEYSTILE_WORKERS: how many objects are reconciled at once (default 4). */
+  /** KEYSTILE_WORKERS: how many objects are reconciled at once (default 16: the work waits on the API server, not the CPU). */
   readonly workers: number;
   /** KEYSTILE_LOG_LEVEL: trace, debug, info (default), warn, error. */
   readonly logLevel: string;
@@ -71,7 +71,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): OperatorConfig
     identity: env['KEYSTILE_IDENTITY'] ?? env['POD_NAME'] ?? `${hostname()}-${process.pid}`,
     healthPort: int(env, 'KEYSTILE_HEALTH_PORT', 8081, 0, 65535),
     healthHost: env['KEYSTILE_HEALTH_HOST'] ?? '0.0.0.0',
-    workers: int(env, 'KEYSTILE_WORKERS', 4, 1, 64),
+    workers: int(env, 'KEYSTILE_WORKERS', 16, 1, 64),
     logLevel: level,
     debounceMs: int(env, 'KEYSTILE_DEBOUNCE_MS', 50, 0, 10_000),
   });

@@ -43,9 +43,9 @@ export function reuseConnections(kc: KubeConfig): KubeConfig {
   const original = (kc as unknown as { createDispatcher: CreateDispatcher }).createDispatcher.bind(kc);
   const cache = new Map<string, ReturnType<CreateDispatcher>>();
   (kc as unknown as { createDispatcher: CreateDispatcher }).createDispatcher = (cluster, agentOptions) => {
-    const key = JSON.stringify([cluster?.name, cluster?.server, agentOptions], (_k, v: unknown) =>
-      Buffer.isBuffer(v) ? v.toString('base64') : v,
-    );
+    // One Agent per cluster and user: the TLS material of a loaded KubeConfig does not change (a client
+    // certificate rotated on disk needs a restart; tokens are headers and rotate freely).
+    const key = `${cluster?.name ?? ''}|${cluster?.server ?? ''}|${kc.getCurrentUser()?.name ?? ''}`;
     let dispatcher = cache.get(key);
     if (!cache.has(key)) {
       dispatcher = original(cluster, agentOptions);
