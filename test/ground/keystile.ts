@@ -97,6 +97,12 @@ export interface OperatorProcess {
   readonly env?: Record<string, string>;
 }
 
+/**
+ * The heap the operator runs with, as its image does: its live set is small (about 100 MB at 10,000 keys)
+ * but it allocates fast, and an uncapped V8 heap grows to several times the live set before collecting.
+ */
+export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=192 --max-semi-space-size=8';
+
 /** Starts the operator (node operator/src/main.ts) as a background process of the local system. */
 export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): void {
   ctx.procs.start({
@@ -112,6 +118,7 @@ export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): vo
       KEYSTILE_IDENTITY: p.name,
       KEYSTILE_LEASE_DURATION_SECONDS: '6',
       KEYSTILE_LEASE_RENEW_SECONDS: '2',
+      NODE_OPTIONS: OPERATOR_NODE_OPTIONS,
       ...p.env,
     },
   });
