@@ -44,6 +44,8 @@ const WRITE_CONCURRENCY = 16;
  * keystile.dev/key-material=true is seen at once; one without it within this time.
  */
 export const MISSING_SECRET_RECHECK_MS = 10_000;
+/** How long a new key may go without a status while its value is being generated. */
+const NEW_KEY_GRACE_MS = 10_000;
 
 /** The reconciles. */
 export class Reconciler {
@@ -181,10 +183,19 @@ export class Reconciler {
     await forEachLimit(plans, WRITE_CONCURRENCY, async (p) => {
       await this.#status('usageplans', 'UsagePlan', p, planStatus(p, out.plans.get(p.metadata.name), now));
     });
+    let generating = false;
     await forEachLimit(keys, WRITE_CONCURRENCY, async (k) => {
-      const status = keyStatus(k, states.get(k.metadata.name), out.keys.get(k.metadata.name), now);
-      await this.#status('apikeys', 'ApiKey', k, status);
+      const state = states.get(k.metadata.name);
+      // A new key whose value is being generated gets its status with the value, moments later: writing
+      // "being generated" first would double the status writes of a mass creation.
+      const age = now.getTime() - Date.parse(k.metadata.creationTimestamp ?? '1970-01-01T00:00:00Z');
+      if (!k.status && !state?.data && !state?.problem && age < NEW_KEY_GRACE_MS) {
+        generating = true;
+        return;
+      }
+      await this.#status('apikeys', 'ApiKey', k, keyStatus(k, state, out.keys.get(k.metadata.name), now));
     });
+    if (generating) this.#d.requeueNamespace(namespace, NEW_KEY_GRACE_MS);
 
     // Time passing changes things too: an expiry, the end of a rotation's grace period.
     const next = nextDeadline(keys, states, now);
