@@ -150,6 +150,9 @@ export function periodWindow(spec: PeriodSpec, now: number): PeriodWindow {
  */
 export class PeriodCache {
   readonly #windows = new Map<string, PeriodWindow>();
+  /** The same windows by spec object (a frozen spec of a loaded plan is looked up by identity). */
+  #bySpec = new WeakMap<PeriodSpec, PeriodWindow>();
+  #last: { readonly spec: PeriodSpec; readonly window: PeriodWindow } | undefined;
   readonly #maxEntries: number;
 
   /** `maxEntries` (default 10 000) bounds the memory: past it the cache starts over. */
@@ -159,12 +162,24 @@ export class PeriodCache {
 
   /** The window of `spec` containing `now`; throws as {@link periodWindow}. */
   window(spec: PeriodSpec, now: number): PeriodWindow {
+    // The hot path: the same spec object as last time, still in its window (no key to build).
+    const memo = this.#last;
+    if (memo !== undefined && memo.spec === spec && now >= memo.window.start && now < memo.window.end) {
+      return memo.window;
+    }
+    const last = this.#bySpec.get(spec);
+    if (last !== undefined && now >= last.start && now < last.end) {
+      this.#last = { spec, window: last };
+      return last;
+    }
     const key = specKey(spec);
     const cached = this.#windows.get(key);
     if (cached !== undefined && now >= cached.start && now < cached.end) return cached;
     const fresh = periodWindow(spec, now);
     if (cached === undefined && this.#windows.size >= this.#maxEntries) this.#windows.clear();
     this.#windows.set(key, fresh);
+    this.#bySpec.set(spec, fresh);
+    this.#last = { spec, window: fresh };
     return fresh;
   }
 
@@ -176,6 +191,8 @@ export class PeriodCache {
   /** Forgets every cached window. */
   clear(): void {
     this.#windows.clear();
+    this.#bySpec = new WeakMap();
+    this.#last = undefined;
   }
 }
 

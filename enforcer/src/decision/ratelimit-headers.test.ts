@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { SF_INTEGER_MAX, rateLimitHeaders, retryAfterSeconds } from './ratelimit-headers.ts';
+import { SF_INTEGER_MAX, rateLimitField, rateLimitHeaders, retryAfterSeconds } from './ratelimit-headers.ts';
 
 describe('rateLimitHeaders', () => {
   it('states a throttle and a quota together', () => {
@@ -148,5 +148,20 @@ describe('retryAfterSeconds', () => {
     [1e30, SF_INTEGER_MAX],
   ])('%d ms -> %d s', (ms, seconds) => {
     expect(retryAfterSeconds(ms)).toBe(seconds);
+  });
+});
+
+describe('rateLimitField', () => {
+  it('is the RateLimit field of rateLimitHeaders for the default names', () => {
+    const cases: [Parameters<typeof rateLimitField>[0], Parameters<typeof rateLimitField>[1]][] = [
+      [
+        { rate: 1, burst: 2, remaining: 1, fullInSeconds: 1 },
+        { limit: 5, remaining: 4, resetInSeconds: 3600.2, windowSeconds: 86400 },
+      ],
+      [{ rate: 0.5, burst: 3, remaining: 0.9999, fullInSeconds: 4.001 }, undefined],
+      [undefined, { limit: 1e15, remaining: -3, resetInSeconds: NaN, windowSeconds: 1 }],
+      [undefined, undefined],
+    ];
+    for (const [t, q] of cases) expect(rateLimitField(t, q)).toBe(rateLimitHeaders(t, q)?.ratelimit);
   });
 });

@@ -63,7 +63,7 @@ export function rateLimitHeaders(
   let throttleName: string | undefined;
   if (throttle !== undefined) {
     throttleName = throttle.name ?? 'burst';
-    const name = sfString(throttleName, 'throttle policy name');
+    const name = throttle.name === undefined ? '"burst"' : sfString(throttleName, 'throttle policy name');
     const window = Math.max(1, ceilInteger(throttle.burst / throttle.rate));
     policies.push(`${name};q=${floorInteger(throttle.burst)};w=${window}`);
     limits.push(`${name};r=${floorInteger(throttle.remaining)};t=${ceilInteger(throttle.fullInSeconds)}`);
@@ -73,7 +73,7 @@ export function rateLimitHeaders(
     if (quotaName === throttleName) {
       throw new Error(`RateLimit: two policies are named ${JSON.stringify(quotaName)}`);
     }
-    const name = sfString(quotaName, 'quota policy name');
+    const name = quota.name === undefined ? '"quota"' : sfString(quotaName, 'quota policy name');
     const unit = quota.unit === undefined ? '' : `;qu=${sfString(quota.unit, 'quota unit')}`;
     const window = Math.max(1, ceilInteger(quota.windowSeconds));
     policies.push(`${name};q=${floorInteger(quota.limit)}${unit};w=${window}`);
@@ -115,4 +115,25 @@ function ceilInteger(value: number): number {
 function clampInteger(value: number): number {
   if (!(value > 0)) return 0;
   return value > SF_INTEGER_MAX ? SF_INTEGER_MAX : value;
+}
+
+/**
+ * The `RateLimit` field alone, for the default policy names ("burst", "quota"): the value
+ * {@link rateLimitHeaders} gives as `ratelimit`, built without its checks and lists, for the hot path
+ * (the `RateLimit-Policy` field changes only with the period and is cached by the caller). Undefined
+ * when both policies are absent.
+ */
+export function rateLimitField(
+  throttle: Omit<ThrottleStatus, 'name'> | undefined,
+  quota: Omit<QuotaStatus, 'name' | 'unit'> | undefined,
+): string | undefined {
+  const t =
+    throttle === undefined
+      ? undefined
+      : `"burst";r=${floorInteger(throttle.remaining)};t=${ceilInteger(throttle.fullInSeconds)}`;
+  const q =
+    quota === undefined
+      ? undefined
+      : `"quota";r=${floorInteger(quota.remaining)};t=${ceilInteger(quota.resetInSeconds)}`;
+  return t === undefined ? q : q === undefined ? t : `${t}, ${q}`;
 }

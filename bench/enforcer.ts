@@ -1,0 +1,427 @@
+/**
+ * The enforcer's benchmark (issue 6's targets), every figure a ratio against a baseline measured in the
+ * same run. Servers are pinned to CPU 0 and this process (the load generator) to CPU 1 with taskset.
+ *
+ *   node bench/enforcer.ts [--seconds 4]
+ *
+ * 1. (a) a bare Fastify route answering 200 and (b) the enforcer deciding with 10,000 keys and 100 plans:
+ *    requests/s of each (autocannon), b/a (target >= 0.85); p50/p99 of each at half of (a)'s rate with
+ *    a paced client timing every request in microseconds (targets: p99(b) <= 1 ms and <= 1.5 x p99(a)).
+ * 2. client -> Envoy -> enforcer -> upstream against client -> Envoy -> upstream, HTTP and gRPC
+ *    ext_authz (target >= 0.60).
+ * 3. a 100,000-key config: load time (target < 1 s), resident memory (< 150 MB), and the longest stall
+ *    of the main thread while it reloads (< 50 ms), also seen as the longest decision during a reload.
+ */
+import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { parseArgs } from 'node:util';
+import autocannon from 'autocannon';
+import { generateKey } from '../contract/src/key-format.ts';
+import { envoyWithEnforcer, envoyWithoutEnforcer } from '../enforcer/envoy/bootstrap.ts';
+import { startEnvoy } from '../enforcer/envoy/start.ts';
+import { type EnforcerProcess, freePort, startEnforcerProcess } from '../enforcer/src/launch.ts';
+import { type FixtureKey, plan, stageDocuments, standaloneConfig } from '../enforcer/testing/fixtures.ts';
+import { binaries } from '../test/ground/paths.ts';
+import { paced, percentile, rawGet } from './enforcer-client.ts';
+
+const { values } = parseArgs({
+  options: { seconds: { type: 'string', default: '6' }, rounds: { type: 'string', default: '3' } },
+});
+/** Seconds of load per target, split over the rounds. */
+const SECONDS = Number(values.seconds);
+const ROUNDS = Number(values.rounds);
+const SERVER_CPU = '0';
+const CLIENT_CPU = '1';
+const STAGE = { namespace: 'bench', api: 'orders', stage: 'prod' };
+const STAGE_KEY = 'bench/orders/prod';
+
+// ---- set-up --------------------------------------------------------------------------------------
+
+const pinned = pinSelf();
+const dir = mkdtempSync(join(tmpdir(), 'keystile-bench-'));
+const children: (ChildProcess | { stop(): Promise<void> })[] = [];
+
+function pinSelf(): boolean {
+  try {
+    execFileSync('taskset', ['-cp', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** A config of `n` keys spread over 100 plans, limits high enough never to refuse. */
+function config(n: number, variant = ''): { text: string; values: string[] } {
+  const plans = Array.from({ length: 100 }, (_, i) =>
+    plan('bench', `plan-${i}`, {
+      throttle: { rate: 1_000_000, burst: 1_000_000 },
+      quota: { limit: 1_000_000_000_000, period: 'MONTH', timeZone: 'UTC' },
+      routes: [{ name: 'reports', methods: ['*'], path: '/v1/reports/**', cost: 10 }],
+    }),
+  );
+  const values: string[] = [];
+  const keys: FixtureKey[] = [];
+  for (let i = 0; i < n; i++) {
+    const { value, keyId } = generateKey();
+    values.push(value);
+    keys.push({ id: keyId, name: `key-${i}${variant}`, plan: `plan-${i % 100}`, values: [{ value }] });
+  }
+  return { text: standaloneConfig([stageDocuments(STAGE, plans, keys)]), values };
+}
+
+function line(label: string, value: string, target = ''): void {
+  console.log(`  ${label.padEnd(58)} ${value.padStart(16)}  ${target}`);
+}
+
+const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
+
+/** CPU seconds (user + system) a process has used, from /proc. */
+function cpuSeconds(pid: number): number {
+  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+}
+const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
+
+/** What one load run measured. */
+interface Run {
+  /** Requests answered per second of wall time. */
+  readonly rate: number;
+  /** Requests answered per CPU second of the server processes: what the servers could do alone on a core. */
+  readonly perCpuSecond: number;
+}
+
+/**
+ * Load with autocannon for `seconds` (after a short warm-up): requests/s, and requests per CPU-second
+ * of `pids` (robust to other work on the machine taking CPU 0 from the servers). Throws on a failed request.
+ */
+async function maxRate(
+  target: { port: number; path: string; pids: readonly number[] },
+  headers: readonly Record<string, string>[],
+  seconds: number,
+): Promise<Run> {
+  const options = (duration: number): autocannon.Options => ({
+    url: `http://127.0.0.1:${target.port}`,
+    connections: 32,
+    duration,
+    requests: headers.map((h) => ({ method: 'GET', path: target.path, headers: h })),
+  });
+  await autocannon(options(0.3));
+  const cpu0 = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+  const result = await autocannon(options(seconds));
+  const cpu = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0;
+  const bad = result.non2xx + result.errors + result.timeouts;
+  if (bad > 0)
+    throw new Error(`${bad} of ${result.requests.total} requests to :${target.port}${target.path} failed`);
+  return { rate: result.requests.total / seconds, perCpuSecond: result.requests.total / cpu };
+}
+
+const median = (xs: readonly number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(s.length / 2);
+  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
+};
+
+/**
+ * Runs each target in turn, `ROUNDS` times, so that whatever else the machine does falls on all of
+ * them alike: the median of each, and the median of each round's ratio to the first (the baseline),
+ * by wall-clock rate and by requests per CPU-second.
+ */
+async function interleaved(
+  targets: readonly { port: number; path: string; pids: readonly number[] }[],
+  headers: readonly Record<string, string>[],
+): Promise<{ rates: number[]; ratios: number[]; perCpu: number[]; cpuRatios: number[] }> {
+  const runs: Run[][] = targets.map(() => []);
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const [i, t] of targets.entries()) runs[i]?.push(await maxRate(t, headers, SECONDS / ROUNDS));
+  }
+  const base = runs[0] ?? [];
+  return {
+    rates: runs.map((r) => median(r.map((x) => x.rate))),
+    ratios: runs.map((r) => median(r.map((x, i) => x.rate / (base[i]?.rate ?? NaN)))),
+    perCpu: runs.map((r) => median(r.map((x) => x.perCpuSecond))),
+    cpuRatios: runs.map((r) => median(r.map((x, i) => x.perCpuSecond / (base[i]?.perCpuSecond ?? NaN)))),
+  };
+}
+
+function startProcess(args: string[]): ChildProcess {
+  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], { stdio: 'ignore' });
+  children.push(child);
+  return child;
+}
+
+async function waitListening(port: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      await fetch(`http://127.0.0.1:${port}/`);
+      return;
+    } catch {
+      await sleep(50);
+    }
+  }
+  throw new Error(`nothing listens on ${port}`);
+}
+
+async function cleanup(): Promise<void> {
+  for (const c of children.reverse()) {
+    if ('stop' in c) await c.stop();
+    else c.kill('SIGTERM');
+  }
+}
+
+// ---- the run -------------------------------------------------------------------------------------
+
+try {
+  console.log(
+    `keystile enforcer benchmark: ${SECONDS} s per measurement; servers on CPU ${SERVER_CPU}, load generator on CPU ${CLIENT_CPU}${pinned ? '' : ' (taskset unavailable: NOT pinned)'}`,
+  );
+  const small = config(10_000);
+  const smallFile = join(dir, 'config-10k.json');
+  writeFileSync(smallFile, small.text);
+  const keyHeaders = small.values.slice(0, 1000).map((v) => ({ 'x-api-key': v }));
+
+  // 1. (a) bare Fastify and (b) the enforcer, side by side.
+  const basePort = await freePort();
+  const baseline = startProcess([
+    join(import.meta.dirname, 'enforcer-baseline.ts'),
+    '--port',
+    String(basePort),
+  ]);
+  await waitListening(basePort);
+  const enforcer: EnforcerProcess = await startEnforcerProcess({
+    config: smallFile,
+    cpus: SERVER_CPU,
+    args: ['--log-level', 'warn', '--metrics-key-id', 'false'],
+  });
+  children.push(enforcer);
+  const checkPath = `/keystile/${STAGE_KEY}/v1/orders`;
+
+  const phase1 = await interleaved(
+    [
+      { port: basePort, path: '/v1/orders', pids: [baseline.pid ?? -1] },
+      { port: enforcer.httpPort, path: checkPath, pids: [enforcer.pid] },
+    ],
+    keyHeaders,
+  );
+  const [rateA = NaN, rateB = NaN] = phase1.rates;
+  const ratioAB = phase1.ratios[1] ?? NaN;
+  console.log('\n1. bare Fastify (a) against the enforcer with 10,000 keys and 100 plans (b), HTTP check');
+  line('(a) bare Fastify route, requests/s', rateA.toFixed(0));
+  line('(b) enforcer deciding, requests/s', rateB.toFixed(0));
+  line('b / a (median of the rounds)', ratioAB.toFixed(3), `target >= 0.85  ${verdict(ratioAB >= 0.85)}`);
+  const [cpuA = NaN, cpuB = NaN] = phase1.perCpu;
+  line('(a) requests per CPU-second of the server', cpuA.toFixed(0));
+  line('(b) requests per CPU-second of the server', cpuB.toFixed(0));
+  line('b / a by CPU-second (robust to a busy machine)', (phase1.cpuRatios[1] ?? NaN).toFixed(3));
+
+  const rate = Math.round(rateA / 2);
+  const rawA = keyHeaders.map((h) => rawGet('/v1/orders', h));
+  const rawB = keyHeaders.map((h) => rawGet(checkPath, h));
+  // Interleaved too: a second of each, in turn.
+  const parts: { a: Awaited<ReturnType<typeof paced>>[]; b: Awaited<ReturnType<typeof paced>>[] } = {
+    a: [],
+    b: [],
+  };
+  for (let round = 0; round < ROUNDS; round++) {
+    parts.a.push(await paced(basePort, rawA, rate, SECONDS / ROUNDS));
+    parts.b.push(await paced(enforcer.httpPort, rawB, rate, SECONDS / ROUNDS));
+  }
+  const merge = (rs: Awaited<ReturnType<typeof paced>>[]): Awaited<ReturnType<typeof paced>> => ({
+    sent: rs.reduce((n, r) => n + r.sent, 0),
+    completed: rs.reduce((n, r) => n + r.completed, 0),
+    late: rs.reduce((n, r) => n + r.late, 0),
+    latenciesUs: Float64Array.from(rs.flatMap((r) => [...r.latenciesUs])).sort(),
+    statuses: rs.reduce((m, r) => {
+      for (const [k, v] of r.statuses) m.set(k, (m.get(k) ?? 0) + v);
+      return m;
+    }, new Map<number, number>()),
+  });
+  const latA = merge(parts.a);
+  const latB = merge(parts.b);
+  const p99a = percentile(latA.latenciesUs, 99);
+  const p99b = percentile(latB.latenciesUs, 99);
+  line(
+    `at ${rate} requests/s (half of a): (a) p50 / p99, microseconds`,
+    `${percentile(latA.latenciesUs, 50).toFixed(0)} / ${p99a.toFixed(0)}`,
+  );
+  line(
+    `at ${rate} requests/s (half of a): (b) p50 / p99, microseconds`,
+    `${percentile(latB.latenciesUs, 50).toFixed(0)} / ${p99b.toFixed(0)}`,
+  );
+  line('p99(b), microseconds', p99b.toFixed(0), `target <= 1000  ${verdict(p99b <= 1000)}`);
+  line('p99(b) / p99(a)', (p99b / p99a).toFixed(2), `target <= 1.5   ${verdict(p99b / p99a <= 1.5)}`);
+
+  // 2. Through Envoy: with the enforcer (HTTP, gRPC) against without.
+  const upstreamPort = await freePort();
+  // The upstream: a plain node:http server, pinned with the other servers.
+  const upstream = startProcess([
+    '-e',
+    `require('node:http').createServer((q,s)=>{q.resume();s.writeHead(200,{'content-type':'text/plain','content-length':2});s.end('ok')}).listen(${upstreamPort},'127.0.0.1')`,
+  ]);
+  await waitListening(upstreamPort);
+  const envoyBinary = binaries().envoy;
+  const envoyPorts = { plain: await freePort(), http: await freePort(), grpc: await freePort() };
+  const envoys = await Promise.all([
+    startEnvoy({
+      binary: envoyBinary,
+      cpus: SERVER_CPU,
+      config: envoyWithoutEnforcer({
+        listenPort: envoyPorts.plain,
+        adminPort: await freePort(),
+        upstreamPort,
+      }),
+    }),
+    startEnvoy({
+      binary: envoyBinary,
+      cpus: SERVER_CPU,
+      config: envoyWithEnforcer({
+        mode: 'http',
+        listenPort: envoyPorts.http,
+        stage: STAGE_KEY,
+        adminPort: await freePort(),
+        upstreamPort,
+        enforcerHttpPort: enforcer.httpPort,
+      }),
+    }),
+    startEnvoy({
+      binary: envoyBinary,
+      cpus: SERVER_CPU,
+      config: envoyWithEnforcer({
+        mode: 'grpc',
+        listenPort: envoyPorts.grpc,
+        stage: STAGE_KEY,
+        adminPort: await freePort(),
+        upstreamPort,
+        enforcerGrpcPort: enforcer.grpcPort,
+      }),
+    }),
+  ]);
+  children.push(...envoys);
+  const [plainEnvoy, httpEnvoy, grpcEnvoy] = envoys;
+  const phase2 = await interleaved(
+    [
+      { port: envoyPorts.plain, path: '/v1/orders', pids: [plainEnvoy.pid, upstream.pid ?? -1] },
+      { port: envoyPorts.http, path: '/v1/orders', pids: [httpEnvoy.pid, enforcer.pid, upstream.pid ?? -1] },
+      { port: envoyPorts.grpc, path: '/v1/orders', pids: [grpcEnvoy.pid, enforcer.pid, upstream.pid ?? -1] },
+    ],
+    keyHeaders,
+  );
+  const [plain = NaN, viaHttp = NaN, viaGrpc = NaN] = phase2.rates;
+  const [, httpRatio = NaN, grpcRatio = NaN] = phase2.ratios;
+  console.log('\n2. client -> Envoy -> (enforcer) -> upstream');
+  line('Envoy -> upstream, requests/s', plain.toFixed(0));
+  line('Envoy -> enforcer (HTTP ext_authz) -> upstream, requests/s', viaHttp.toFixed(0));
+  line('Envoy -> enforcer (gRPC ext_authz) -> upstream, requests/s', viaGrpc.toFixed(0));
+  line(
+    'HTTP ext_authz / none (median of the rounds)',
+    httpRatio.toFixed(3),
+    `target >= 0.60  ${verdict(httpRatio >= 0.6)}`,
+  );
+  line(
+    'gRPC ext_authz / none (median of the rounds)',
+    grpcRatio.toFixed(3),
+    `target >= 0.60  ${verdict(grpcRatio >= 0.6)}`,
+  );
+  const [, httpCpu = NaN, grpcCpu = NaN] = phase2.cpuRatios;
+  line('HTTP ext_authz / none by CPU-second of all the servers', httpCpu.toFixed(3));
+  line('gRPC ext_authz / none by CPU-second of all the servers', grpcCpu.toFixed(3));
+  for (const e of envoys) await e.stop();
+  await enforcer.stop();
+
+  // 3. 100,000 keys: load, memory, and stalls during a reload.
+  console.log('\n3. a config of 100,000 keys and 100 plans');
+  const big = config(100_000);
+  const fileA = join(dir, 'config-100k-a.json');
+  const fileB = join(dir, 'config-100k-b.json');
+  writeFileSync(fileA, big.text);
+  writeFileSync(fileB, config(100_000, '-b').text);
+  // The settings docs/enforcer.md recommends for many keys: a small young generation, two malloc arenas.
+  const NODE_FLAGS = ['--max-semi-space-size=4'];
+  const LEAN_ENV = { MALLOC_ARENA_MAX: '2' };
+  const probe = JSON.parse(
+    execFileSync(
+      'taskset',
+      [
+        '-c',
+        SERVER_CPU,
+        process.execPath,
+        '--expose-gc',
+        ...NODE_FLAGS,
+        join(import.meta.dirname, 'enforcer-stall.ts'),
+        fileA,
+        fileB,
+      ],
+      { encoding: 'utf8', env: { ...process.env, ...LEAN_ENV } },
+    ),
+  ) as {
+    keys: number;
+    loadMs: number;
+    rssMb: number;
+    rssWithWorkerMb: number;
+    heapMb: number;
+    reloadMs: number;
+    longestStallMs: number;
+  };
+  line(
+    'load time (read, validate, index; worker started ahead), ms',
+    probe.loadMs.toFixed(0),
+    `target < 1000  ${verdict(probe.loadMs < 1000)}`,
+  );
+  line('  heap in use after it (the catalog and the loader code), MB', probe.heapMb.toFixed(0));
+  line('  resident memory of the loading process after it, MB', probe.rssMb.toFixed(0));
+  line('  (while the parse worker was alive, MB)', probe.rssWithWorkerMb.toFixed(0));
+  line('reload of a config whose every shard changed (cold worker), ms', probe.reloadMs.toFixed(0));
+  line(
+    'longest main-thread stall during the reload, ms',
+    probe.longestStallMs.toFixed(1),
+    `target < 50    ${verdict(probe.longestStallMs < 50)}`,
+  );
+
+  // The whole enforcer process: its memory with 10 keys and with 100,000, and decisions during a reload.
+  const rssOf = (pid: number): number =>
+    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const lean = { cpus: SERVER_CPU, nodeArgs: NODE_FLAGS, env: LEAN_ENV, readyTimeoutMs: 60_000 };
+  const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });
+  children.push(e10k);
+  await sleep(1500);
+  const rssSmall = rssOf(e10k.pid);
+  await e10k.stop();
+  const live = join(dir, 'config-live.json');
+  writeFileSync(live, big.text);
+  const e100k = await startEnforcerProcess({
+    ...lean,
+    config: live,
+    args: ['--log-level', 'warn', '--metrics-key-id', 'false', '--poll-interval', '0.2'],
+  });
+  children.push(e100k);
+  await sleep(1500);
+  const rssBig = rssOf(e100k.pid);
+  line('the enforcer process (run from .ts), 10,000 keys, resident MB', rssSmall.toFixed(0));
+  line(
+    'the enforcer process (run from .ts), 100,000 keys, resident MB',
+    rssBig.toFixed(0),
+    `target < 150   ${verdict(rssBig < 150)}`,
+  );
+  const rawBig = big.values.slice(0, 1000).map((v) => rawGet(checkPath, { 'x-api-key': v }));
+  // The control: the same load without a reload, so a stall of the machine is not blamed on the reload.
+  const quiet = await paced(e100k.httpPort, rawBig, 2000, 3);
+  const quietWorst = quiet.latenciesUs[quiet.latenciesUs.length - 1] ?? NaN;
+  line('longest decision without a reload (2000 req/s, the control), ms', (quietWorst / 1000).toFixed(1));
+  const during = paced(e100k.httpPort, rawBig, 2000, 3);
+  await sleep(500);
+  writeFileSync(`${live}.next`, readFileSync(fileB));
+  renameSync(`${live}.next`, live);
+  const r = await during;
+  const reloaded = await (await fetch(`http://127.0.0.1:${e100k.adminPort}/metrics`)).text();
+  const generation = Number(/keystile_config_generation (\d+)/.exec(reloaded)?.[1] ?? 0);
+  const worst = r.latenciesUs[r.latenciesUs.length - 1] ?? NaN;
+  line(
+    `longest decision during the reload (2000 req/s, generation ${generation}), ms`,
+    (worst / 1000).toFixed(1),
+    `target < 50    ${verdict(worst / 1000 < 50 && generation === 2)}`,
+  );
+} finally {
+  await cleanup();
+}

@@ -1,0 +1,509 @@
+import { describe, expect, it } from 'vitest';
+import { generateKey, generateKeyPair, hashKey } from '../../../contract/src/key-format.ts';
+import { catalogOf, type FixtureKey, plan, stageDocuments } from '../../testing/fixtures.ts';
+import type { Catalog } from '../catalog/catalog.ts';
+import { MemoryStore } from '../store/memory-store.ts';
+import type { CounterStore } from '../store/store.ts';
+import { manualClock } from './clock.ts';
+import {
+  type CheckRequest,
+  decide,
+  decideContext,
+  type Decision,
+  type DecideOptions,
+  sha256Hex,
+} from './decide.ts';
+import { imfFixdate, signRequest } from './key-pair-signature.ts';
+
+const PROD = { namespace: 'shop', api: 'orders', stage: 'prod' };
+const BETA = { namespace: 'shop', api: 'orders', stage: 'beta' };
+const T0 = Date.UTC(2026, 0, 31, 23, 0, 0); // one hour before February
+
+const OPTIONS: DecideOptions = {
+  keySources: [{ kind: 'header', name: 'x-api-key' }],
+  keyPairs: true,
+  signature: {},
+  problemJson: false,
+  failOpen: false,
+  stripKey: true,
+};
+
+const gold = generateKey('goldkey2abcd');
+const other = generateKey('otherkey2abc');
+const disabled = generateKey('disabledkey2');
+const expired = generateKey('expiredkey2a');
+const betaOnly = generateKey('betaonlykey2');
+const pair = generateKeyPair();
+
+function req(
+  headers: Record<string, string>,
+  path = '/v1/orders',
+  method = 'GET',
+  stage = 'shop/orders/prod',
+): CheckRequest {
+  const lower = new Map(Object.entries(headers).map(([k, v]) => [k.toLowerCase(), v]));
+  return { stage, method, path, header: (n) => lower.get(n) };
+}
+
+interface Fixture {
+  catalog: Catalog;
+  store: MemoryStore;
+  clock: ReturnType<typeof manualClock>;
+  run(r: CheckRequest, options?: Partial<DecideOptions>, store?: CounterStore): Decision;
+}
+
+async function fixture(
+  plans: Parameters<typeof plan>[2][] = [
+    { throttle: { rate: 1, burst: 2 }, quota: { limit: 5, period: 'MONTH', timeZone: 'UTC' } },
+  ],
+  extraKeys: FixtureKey[] = [],
+): Promise<Fixture> {
+  const renderedPlans = plans.map((p, i) => plan('shop', i === 0 ? 'gold' : `plan${i}`, p));
+  const keys: FixtureKey[] = [
+    { id: gold.keyId, plan: 'gold', values: [{ value: gold.value }], customer: 'acme' },
+    { id: other.keyId, plan: 'gold', values: [{ value: other.value }] },
+    { id: disabled.keyId, plan: 'gold', values: [{ value: disabled.value }], enabled: false },
+    {
+      id: expired.keyId,
+      plan: 'gold',
+      values: [{ value: expired.value }],
+      expiresAt: new Date(T0 - 1).toISOString(),
+    },
+    { id: 'pairkey2abcd', plan: 'gold', secretId: pair.secretId, secretKeys: [{ value: pair.secretKey }] },
+    ...extraKeys,
+  ];
+  const catalog = await catalogOf(
+    stageDocuments(PROD, renderedPlans, keys),
+    stageDocuments(BETA, renderedPlans, [
+      { id: betaOnly.keyId, plan: 'gold', values: [{ value: betaOnly.value }] },
+    ]),
+  );
+  const store = new MemoryStore();
+  const clock = manualClock(T0);
+  return {
+    catalog,
+    store,
+    clock,
+    run: (r, options = {}, s = store) => {
+      const d = decide(catalog, r, s, clock, decideContext({ ...OPTIONS, ...options }));
+      if (d instanceof Promise) throw new Error('the memory store decides synchronously');
+      return d;
+    },
+  };
+}
+
+describe('decide: the answers of DESIGN.md', () => {
+  it('allows a valid key: upstream headers name the key id and plan, never the key; RateLimit fields for the client', async () => {
+    const f = await fixture();
+    const d = f.run(req({ 'x-api-key': gold.value }));
+    expect(d).toMatchObject({
+      allowed: true,
+      status: 200,
+      reason: 'Allowed',
+      keyId: gold.keyId,
+      plan: 'shop/gold',
+    });
+    expect(d.upstreamHeaders).toEqual({
+      'x-keystile-key-id': gold.keyId,
+      'x-keystile-plan': 'gold',
+      'x-keystile-customer': 'acme',
+    });
+    expect(JSON.stringify(d)).not.toContain(gold.value);
+    // The key's header is stripped, and so is any x-keystile-* header the enforcer did not set.
+    expect(d.removeHeaders).toEqual(['x-keystile-shadow', 'x-api-key']);
+    // burst 2, rate 1/s: 1 left, full again in 1 s; quota 5 a month: 4 left, 3600 s to February.
+    expect(d.clientHeaders).toEqual({
+      'ratelimit-policy': '"burst";q=2;w=2, "quota";q=5;w=2678400',
+      ratelimit: '"burst";r=1;t=1, "quota";r=4;t=3600',
+    });
+  });
+
+  it.each([
+    ['no key', {}, 'MissingKey'],
+    ['an unknown key', { 'x-api-key': generateKey().value }, 'UnknownKey'],
+    ['an unknown imported value', { 'x-api-key': 'imported-value-0123456789' }, 'UnknownKey'],
+    [
+      'a key with a bad checksum',
+      { 'x-api-key': `${gold.value.slice(0, -1)}${gold.value.endsWith('A') ? 'B' : 'A'}` },
+      'MalformedKey',
+    ],
+    ['a too short value', { 'x-api-key': 'short' }, 'MalformedKey'],
+    ['an empty value', { 'x-api-key': '' }, 'MalformedKey'],
+    ['a disabled key', { 'x-api-key': disabled.value }, 'KeyDisabled'],
+    ['an expired key', { 'x-api-key': expired.value }, 'KeyExpired'],
+    ['a key bound on another stage only', { 'x-api-key': betaOnly.value }, 'KeyNotBound'],
+  ])('refuses %s with 403 Forbidden', async (_name, headers, reason) => {
+    const f = await fixture();
+    const d = f.run(req(headers));
+    expect(d).toMatchObject({ allowed: false, status: 403, reason, body: '{"message":"Forbidden"}' });
+    expect(d.clientHeaders['content-type']).toBe('application/json');
+    expect(d.clientHeaders['ratelimit']).toBeUndefined();
+  });
+
+  it('refuses a check for a stage it has no config for, or naming none (UnknownStage)', async () => {
+    const f = await fixture();
+    expect(f.run(req({ 'x-api-key': gold.value }, '/', 'GET', 'shop/orders/dev')).reason).toBe(
+      'UnknownStage',
+    );
+    const none = { ...req({ 'x-api-key': gold.value }), stage: undefined };
+    expect(f.run(none)).toMatchObject({ status: 403, reason: 'UnknownStage' });
+  });
+
+  it('throttles a burst over the bucket with 429 Too Many Requests and Retry-After, using no quota', async () => {
+    const f = await fixture();
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key)).status).toBe(200);
+    expect(f.run(req(key)).status).toBe(200);
+    const d = f.run(req(key));
+    expect(d).toMatchObject({ status: 429, reason: 'Throttled', body: '{"message":"Too Many Requests"}' });
+    expect(d.clientHeaders['retry-after']).toBe('1');
+    expect(d.clientHeaders['ratelimit']).toBe('"burst";r=0;t=2, "quota";r=3;t=3600');
+    f.clock.advance(1000);
+    const after = f.run(req(key));
+    // The throttled request used no quota: 5 - 3 allowed = 2 left.
+    expect(after.status).toBe(200);
+    expect(after.clientHeaders['ratelimit']).toContain('"quota";r=2;');
+  });
+
+  it('answers quota + 1 with 429 Limit Exceeded and Retry-After until the period ends; the refusal takes no token', async () => {
+    const f = await fixture([
+      { throttle: { rate: 100, burst: 100 }, quota: { limit: 3, period: 'MONTH', timeZone: 'UTC' } },
+    ]);
+    const key = { 'x-api-key': gold.value };
+    for (let i = 0; i < 3; i++) expect(f.run(req(key)).status).toBe(200);
+    const d = f.run(req(key));
+    expect(d).toMatchObject({ status: 429, reason: 'QuotaExceeded', body: '{"message":"Limit Exceeded"}' });
+    expect(d.clientHeaders['retry-after']).toBe('3600');
+    // 3 tokens taken by the allowed requests, none by the refusal.
+    expect(d.clientHeaders['ratelimit']).toBe('"burst";r=97;t=1, "quota";r=0;t=3600');
+    // A new month: a new quota.
+    f.clock.advance(3600_000);
+    expect(f.run(req(key)).status).toBe(200);
+  });
+
+  it('counts by key: another key on the plan has its own bucket and quota', async () => {
+    const f = await fixture();
+    f.run(req({ 'x-api-key': gold.value }));
+    f.run(req({ 'x-api-key': gold.value }));
+    expect(f.run(req({ 'x-api-key': gold.value })).status).toBe(429);
+    expect(f.run(req({ 'x-api-key': other.value })).status).toBe(200);
+  });
+
+  it('counts by customer when the plan says so: keys of one customer share the quota', async () => {
+    const second = generateKey('secondacme22');
+    const f = await fixture(
+      [{ quota: { limit: 2, period: 'DAY', timeZone: 'UTC' }, countBy: 'Customer' }],
+      [{ id: second.keyId, plan: 'gold', values: [{ value: second.value }], customer: 'acme' }],
+    );
+    expect(f.run(req({ 'x-api-key': gold.value })).status).toBe(200);
+    expect(f.run(req({ 'x-api-key': second.value })).status).toBe(200);
+    expect(f.run(req({ 'x-api-key': second.value })).reason).toBe('QuotaExceeded');
+    // A key without a customer is counted alone.
+    expect(f.run(req({ 'x-api-key': other.value })).status).toBe(200);
+  });
+});
+
+describe('decide: routes', () => {
+  const withRoutes = {
+    throttle: { rate: 100, burst: 100 },
+    quota: { limit: 25, period: 'DAY' as const, timeZone: 'UTC' },
+    routes: [
+      { name: 'reports', methods: ['*'], path: '/v1/reports/**', cost: 10 },
+      {
+        name: 'order-writes',
+        methods: ['POST', 'PUT'],
+        path: '/v1/orders/**',
+        throttle: { rate: 1, burst: 1 },
+        cost: 1,
+      },
+    ],
+  };
+
+  it('charges a route its weighted cost', async () => {
+    const f = await fixture([withRoutes]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key, '/v1/reports/monthly?format=csv'))).toMatchObject({
+      status: 200,
+      route: 'reports',
+    });
+    expect(f.run(req(key, '/v1/reports')).clientHeaders['ratelimit']).toContain('"quota";r=5;');
+    expect(f.run(req(key, '/v1/reports/')).reason).toBe('QuotaExceeded');
+    // Cheaper requests still fit.
+    expect(f.run(req(key, '/v1/catalog')).status).toBe(200);
+  });
+
+  it("applies a route's throttle instead of the plan's, to matching methods only", async () => {
+    const f = await fixture([withRoutes]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key, '/v1/orders/1', 'POST')).status).toBe(200);
+    const d = f.run(req(key, '/v1/orders/2', 'post'));
+    expect(d).toMatchObject({ status: 429, reason: 'Throttled', route: 'order-writes' });
+    expect(d.clientHeaders['ratelimit-policy']).toContain('"burst";q=1;w=1');
+    // GET is not on the route: the plan's bucket of 100 applies.
+    for (let i = 0; i < 5; i++) expect(f.run(req(key, '/v1/orders/2', 'GET')).status).toBe(200);
+  });
+});
+
+describe('decide: shadow mode', () => {
+  it('decides and counts as enforcing would, and allows, reporting what it would have denied', async () => {
+    const f = await fixture([
+      {
+        throttle: { rate: 1, burst: 1 },
+        quota: { limit: 2, period: 'MONTH', timeZone: 'UTC' },
+        shadow: true,
+      },
+    ]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key)).reason).toBe('Allowed');
+    const throttled = f.run(req(key));
+    expect(throttled).toMatchObject({
+      allowed: true,
+      status: 200,
+      reason: 'ShadowThrottled',
+      wouldDeny: 'Throttled',
+    });
+    expect(throttled.upstreamHeaders['x-keystile-shadow']).toBe('throttled');
+    expect(throttled.clientHeaders['retry-after']).toBeUndefined();
+    f.clock.advance(1000);
+    expect(f.run(req(key)).reason).toBe('Allowed');
+    f.clock.advance(1000);
+    const over = f.run(req(key));
+    expect(over).toMatchObject({ allowed: true, reason: 'ShadowQuotaExceeded', wouldDeny: 'QuotaExceeded' });
+    // The counters are what enforcing would have left: 2 used, the refusals charged nothing.
+    expect(over.clientHeaders['ratelimit']).toContain('"quota";r=0;');
+    expect([...f.store.quotas()].map(([, q]) => q.used)).toEqual([2]);
+  });
+});
+
+describe('decide: rotation', () => {
+  it('accepts a rotated-out value until its validUntil, and not after; usage stays with the key id', async () => {
+    const old = generateKey('rotatedkey22');
+    const current = generateKey('rotatedkey22');
+    const until = new Date(T0 + 60_000).toISOString();
+    const f = await fixture(
+      [{ quota: { limit: 10, period: 'MONTH', timeZone: 'UTC' } }],
+      [
+        {
+          id: 'rotatedkey22',
+          plan: 'gold',
+          values: [{ value: current.value }, { value: old.value, validUntil: until }],
+        },
+      ],
+    );
+    expect(f.run(req({ 'x-api-key': old.value }))).toMatchObject({ status: 200, keyId: 'rotatedkey22' });
+    const d = f.run(req({ 'x-api-key': current.value }));
+    expect(d.clientHeaders['ratelimit']).toContain('"quota";r=8;');
+    f.clock.advance(60_000);
+    expect(f.run(req({ 'x-api-key': old.value }))).toMatchObject({ status: 403, reason: 'KeyRotatedOut' });
+    expect(f.run(req({ 'x-api-key': current.value })).clientHeaders['ratelimit']).toContain('"quota";r=7;');
+  });
+});
+
+describe('decide: key sources', () => {
+  it('reads Authorization: Bearer, a query parameter, or another header when configured, in order', async () => {
+    const f = await fixture();
+    const bearer = f.run(req({ authorization: `Bearer ${gold.value}` }), {
+      keySources: [{ kind: 'bearer' }],
+    });
+    expect(bearer).toMatchObject({
+      status: 200,
+      removeHeaders: expect.arrayContaining(['authorization']) as unknown,
+    });
+    const query = f.run(req({}, `/v1/orders?a=1&api_key=${encodeURIComponent(gold.value)}`), {
+      keySources: [{ kind: 'query', name: 'api_key' }],
+    });
+    expect(query.status).toBe(200);
+    expect(query.removeHeaders).not.toContain('x-api-key');
+    const custom = f.run(req({ 'x-key': other.value, 'x-api-key': 'ignored' }), {
+      keySources: [
+        { kind: 'header', name: 'x-key' },
+        { kind: 'header', name: 'x-api-key' },
+      ],
+    });
+    expect(custom).toMatchObject({ status: 200, keyId: other.keyId });
+    // Not configured: the default header only.
+    expect(f.run(req({ authorization: `Bearer ${gold.value}` })).reason).toBe('MissingKey');
+  });
+});
+
+describe('decide: key pairs', () => {
+  function signed(
+    extra: Record<string, string> = {},
+    date = T0,
+    secretKey = pair.secretKey,
+    withMethodPath = false,
+  ): Record<string, string> {
+    const headers = { 'x-date': imfFixdate(date), source: 'test', ...extra };
+    return {
+      ...headers,
+      authorization: signRequest({
+        secretId: pair.secretId,
+        secretKey,
+        headers,
+        ...(withMethodPath && { method: 'GET', path: '/v1/orders' }),
+      }),
+    };
+  }
+
+  it('allows a valid signature', async () => {
+    const f = await fixture();
+    const d = f.run(req(signed()));
+    expect(d).toMatchObject({ status: 200, keyId: 'pairkey2abcd' });
+    // The signature is not a secret: Authorization stays.
+    expect(d.removeHeaders).not.toContain('authorization');
+  });
+
+  it.each([
+    ['a bad signature', () => signed({}, T0, 'x'.repeat(40)), 'BadSignature'],
+    ['a stale date', () => signed({}, T0 - 16 * 60_000), 'StaleSignature'],
+    ['a date from the future beyond the window', () => signed({}, T0 + 16 * 60_000), 'StaleSignature'],
+    [
+      'an unknown SecretId',
+      () => ({ ...signed(), authorization: signed().authorization!.replace(pair.secretId, 'AKIDunknown') }),
+      'UnknownKey',
+    ],
+    ['a malformed header', () => ({ authorization: 'hmac id="x", nonsense' }), 'MalformedSignature'],
+    ['a tampered signed header', () => ({ ...signed(), source: 'other' }), 'BadSignature'],
+  ])('refuses %s with 403', async (_name, headers, reason) => {
+    const f = await fixture();
+    expect(f.run(req(headers()))).toMatchObject({ status: 403, reason });
+  });
+
+  it('honours a configured freshness window and the method-and-path requirement', async () => {
+    const f = await fixture();
+    expect(f.run(req(signed({}, T0 - 120_000)), { signature: { maxSkewMs: 60_000 } }).reason).toBe(
+      'StaleSignature',
+    );
+    expect(f.run(req(signed()), { signature: { requireMethodAndPath: true } }).reason).toBe(
+      'MethodPathNotSigned',
+    );
+    expect(
+      f.run(req(signed({}, T0, pair.secretKey, true)), { signature: { requireMethodAndPath: true } }).status,
+    ).toBe(200);
+    // Signed for GET /v1/orders: another path does not verify.
+    expect(
+      f.run(req(signed({}, T0, pair.secretKey, true), '/v1/admin'), {
+        signature: { requireMethodAndPath: true },
+      }).reason,
+    ).toBe('BadSignature');
+  });
+
+  it('accepts a rotated-out SecretKey until its validUntil', async () => {
+    const next = generateKeyPair();
+    const f = await fixture(undefined, [
+      {
+        id: 'pairrotated2',
+        plan: 'gold',
+        secretId: next.secretId,
+        secretKeys: [
+          { value: next.secretKey },
+          { value: pair.secretKey, validUntil: new Date(T0 + 1000).toISOString() },
+        ],
+      },
+    ]);
+    const sign = (secretKey: string): Record<string, string> => {
+      const headers = { 'x-date': imfFixdate(f.clock.now()) };
+      return { ...headers, authorization: signRequest({ secretId: next.secretId, secretKey, headers }) };
+    };
+    expect(f.run(req(sign(pair.secretKey))).status).toBe(200);
+    expect(f.run(req(sign(next.secretKey))).status).toBe(200);
+    f.clock.advance(1000);
+    expect(f.run(req(sign(pair.secretKey))).reason).toBe('KeyRotatedOut');
+    expect(f.run(req(sign(next.secretKey))).status).toBe(200);
+  });
+
+  it('ignores signatures when key pairs are turned off', async () => {
+    const f = await fixture();
+    expect(f.run(req(signed()), { keyPairs: false }).reason).toBe('MissingKey');
+  });
+});
+
+describe('decide: configured answers, problem documents, failures', () => {
+  it("answers with the plan's configured response for its denial type", async () => {
+    const f = await fixture([
+      {
+        throttle: { rate: 1, burst: 1 },
+        responses: [
+          {
+            type: 'Throttled',
+            status: 503,
+            body: 'slow down',
+            contentType: 'text/plain',
+            headers: { 'X-Plan': 'gold' },
+          },
+          { type: 'Forbidden', status: 401 },
+        ],
+      },
+    ]);
+    f.run(req({ 'x-api-key': gold.value }));
+    const d = f.run(req({ 'x-api-key': gold.value }));
+    expect(d).toMatchObject({ status: 503, reason: 'Throttled', body: 'slow down' });
+    expect(d.clientHeaders).toMatchObject({
+      'content-type': 'text/plain',
+      'x-plan': 'gold',
+      'retry-after': '1',
+    });
+    // The plan is known for a disabled key: its Forbidden answer applies, with the default body.
+    expect(f.run(req({ 'x-api-key': disabled.value }))).toMatchObject({
+      status: 401,
+      body: '{"message":"Forbidden"}',
+    });
+    // An unknown key has no plan: the default answer.
+    expect(f.run(req({ 'x-api-key': generateKey().value })).status).toBe(403);
+  });
+
+  it('writes application/problem+json bodies when configured', async () => {
+    const f = await fixture();
+    const d = f.run(req({}), { problemJson: true });
+    expect(d.clientHeaders['content-type']).toBe('application/problem+json');
+    expect(JSON.parse(d.body)).toEqual({
+      type: 'https://keystile.dev/problems/forbidden',
+      title: 'Forbidden',
+      status: 403,
+    });
+  });
+
+  it('fails closed with 503 when no config is loaded, or open when configured', async () => {
+    const f = await fixture();
+    const none = decide(
+      undefined,
+      req({ 'x-api-key': gold.value }),
+      f.store,
+      f.clock,
+      decideContext(OPTIONS),
+    );
+    expect(none).toMatchObject({ allowed: false, status: 503, reason: 'NoConfig' });
+    const open = decide(undefined, req({}), f.store, f.clock, decideContext({ ...OPTIONS, failOpen: true }));
+    expect(open).toMatchObject({ allowed: true, status: 200, reason: 'FailOpen' });
+    // Even failing open, a client's own x-keystile-* headers never reach the upstream.
+    expect((open as Decision).removeHeaders).toContain('x-keystile-key-id');
+  });
+
+  it('fails closed with 503 when the store fails, synchronously or not', async () => {
+    const f = await fixture();
+    const throwing: CounterStore = {
+      consume: () => {
+        throw new Error('down');
+      },
+      close: () => Promise.resolve(),
+    };
+    expect(f.run(req({ 'x-api-key': gold.value }), {}, throwing)).toMatchObject({
+      status: 503,
+      reason: 'InternalError',
+    });
+    const rejecting: CounterStore = {
+      consume: () => Promise.reject(new Error('down')),
+      close: () => Promise.resolve(),
+    };
+    const d = decide(f.catalog, req({ 'x-api-key': gold.value }), rejecting, f.clock, decideContext(OPTIONS));
+    await expect(d).resolves.toMatchObject({ status: 503, reason: 'InternalError' });
+  });
+});
+
+describe('sha256Hex', () => {
+  it('is hashKey, the one definition of a value hash (ADR 0001)', () => {
+    for (const v of [gold.value, 'imported-value-0123456789', 'ünïcödé-value-0123456789', '']) {
+      expect(sha256Hex(v)).toBe(hashKey(v));
+    }
+  });
+});

@@ -1,0 +1,422 @@
+/**
+ * The decision (ADR 0004), in its order, stopping at the first denial:
+ *   1. the stage Envoy names (ADR 0002);
+ *   2. the key: present, well-formed, known (by SHA-256, or by SecretId with a valid, fresh signature),
+ *      a rotated-out value only before its validUntil, enabled, not expired, bound on this stage;
+ *   3. the route: the first of the plan's routes matching method and path;
+ *   4. + 5. the throttle (the route's, else the plan's: one token) and the quota (the route's cost),
+ *      decided together by the store and committed only if both allow.
+ * Shadow mode makes the same decision and state changes, and answers allow with what would have been
+ * denied. Pure: the catalog, the request, the time and the store come in; nothing here reads a clock.
+ *
+ * Split in two so the transports can call an asynchronous store in between: {@link identify} (steps
+ * 1 to 3, pure) and {@link conclude} (the answer, from the store's result); {@link decide} does both.
+ */
+import { hash } from 'node:crypto';
+import { MAX_KEY_LENGTH, parseKey } from '../../../contract/src/key-format.ts';
+import type { Catalog, KeyEntry, PlanEntry, RouteEntry, StageCatalog } from '../catalog/catalog.ts';
+import { isRotated, keyOf } from '../catalog/catalog.ts';
+import { Reason } from '../errors.ts';
+import type { ConsumeRequest, ConsumeResult, CounterStore } from '../store/store.ts';
+import {
+  allow,
+  type AnswerOptions,
+  type Decision,
+  deny,
+  UPSTREAM_HEADER_NAMES,
+  UPSTREAM_HEADERS,
+} from './answers.ts';
+import { PeriodCache, type PeriodWindow } from './calendar-period.ts';
+import { CounterNames } from './counter-names.ts';
+import type { Clock } from './clock.ts';
+import {
+  parseHmacAuthorization,
+  type SignatureFailure,
+  verifyKeyPairSignature,
+  type VerifySignatureOptions,
+} from './key-pair-signature.ts';
+import { type KeySource, presentedKey } from './key-source.ts';
+import { rateLimitField, rateLimitHeaders, retryAfterSeconds } from './ratelimit-headers.ts';
+import { matchMethod, matchPath, pathSegments } from './route-match.ts';
+
+export type { Decision } from './answers.ts';
+
+/** What the transport knows of the request being checked. */
+export interface CheckRequest {
+  /** The API stage Envoy named (`<namespace>/<api>/<stage>`), or undefined when it named none. */
+  readonly stage: string | undefined;
+  /** The original request's method. */
+  readonly method: string;
+  /** The original request's path, with its query. */
+  readonly path: string;
+  /** A request header by lower-case name (the first value), or undefined. Must not throw. */
+  readonly header: (name: string) => string | undefined;
+}
+
+/** How decisions are made and answered. */
+export interface DecideOptions extends AnswerOptions {
+  /** Where the key is read from, in order. */
+  readonly keySources: readonly KeySource[];
+  /** Accept `Authorization: hmac ...` key-pair signatures. */
+  readonly keyPairs: boolean;
+  /** Freshness window and method/path requirement of signatures. */
+  readonly signature: VerifySignatureOptions;
+  /** Allow when no config is loaded, or when the store fails. */
+  readonly failOpen: boolean;
+  /** On allow, have Envoy remove the header that carried the key. */
+  readonly stripKey: boolean;
+}
+
+/** Everything a decision reads besides the request: the options and two caches. */
+export interface DecideContext {
+  readonly options: DecideOptions;
+  /** Remembers each quota spec's current window (one computation per period). */
+  readonly periods: PeriodCache;
+  /** Remembers each key's counter keys. */
+  readonly counterNames: CounterNames;
+}
+
+/** A context with fresh caches. */
+export function decideContext(options: DecideOptions): DecideContext {
+  return { options, periods: new PeriodCache(), counterNames: new CounterNames() };
+}
+
+/** SHA-256 of a presented value, hex: `hashKey` of contract/src/key-format.ts, in one call (a test keeps them equal). */
+export function sha256Hex(value: string): string {
+  return hash('sha256', value, 'hex');
+}
+
+/** A request whose key is known and whose counters are to be consulted. */
+export interface Identified {
+  readonly stage: StageCatalog;
+  readonly key: KeyEntry;
+  readonly plan: PlanEntry;
+  readonly route: RouteEntry | undefined;
+  /** The store's part. */
+  readonly consume: ConsumeRequest;
+  /** The quota's current period, when the plan has a quota. */
+  readonly window: PeriodWindow | undefined;
+  /** The throttle that applies (the route's or the plan's), if any. */
+  readonly throttle: { readonly rate: number; readonly burst: number } | undefined;
+  /** The header that carried the key, to remove before the upstream. */
+  readonly keyHeader: string | undefined;
+}
+
+const SIGNATURE_REASONS: Readonly<Record<SignatureFailure, Reason>> = {
+  malformed: Reason.MalformedSignature,
+  'missing-header': Reason.SignedHeaderMissing,
+  'bad-date': Reason.BadSignatureDate,
+  'stale-date': Reason.StaleSignature,
+  'method-path-not-signed': Reason.MethodPathNotSigned,
+  'bad-signature': Reason.BadSignature,
+};
+
+/** Steps 1 to 3: a denial, or the identified key with what the store must decide. Never throws. */
+export function identify(
+  catalog: Catalog | undefined,
+  request: CheckRequest,
+  now: number,
+  context: DecideContext,
+): Decision | Identified {
+  const { options } = context;
+  if (catalog === undefined) return unavailable(Reason.NoConfig, options);
+  // 1. The stage.
+  const stage = request.stage === undefined ? undefined : catalog.stages.get(request.stage);
+  if (stage === undefined) return deny(Reason.UnknownStage, {}, options);
+  const ctx = { stage: stage.key };
+
+  // 2. The key.
+  let key: KeyEntry;
+  let keyHeader: string | undefined;
+  const presented = presentedKey(options.keySources, request.header, request.path);
+  if (presented !== undefined) {
+    const value = presented.value;
+    // The lookup comes first and the format check (ADR 0001's checksum) only when it misses: every
+    // value in the catalog is well-formed (the operator refuses others), so the answer is the same
+    // and a valid key skips the checksum. The length bound keeps hashing cheap.
+    const hash = value.length <= MAX_KEY_LENGTH ? sha256Hex(value) : '';
+    const entry = hash === '' ? undefined : stage.byHash.get(hash);
+    if (entry === undefined) {
+      if (parseKey(value).kind === 'malformed') return deny(Reason.MalformedKey, ctx, options);
+      return deny(
+        boundElsewhere(catalog, stage, hash) ? Reason.KeyNotBound : Reason.UnknownKey,
+        ctx,
+        options,
+      );
+    }
+    key = keyOf(entry);
+    if (isRotated(entry) && !(now < entry.validUntil)) {
+      return deny(Reason.KeyRotatedOut, { ...ctx, plan: stage.plans.get(key.plan), keyId: key.id }, options);
+    }
+    keyHeader = presented.header;
+  } else {
+    const authorization = options.keyPairs ? request.header('authorization') : undefined;
+    if (authorization === undefined || !/^hmac[ \t]/i.test(authorization)) {
+      return deny(Reason.MissingKey, ctx, options);
+    }
+    const parsed = parseHmacAuthorization(authorization);
+    if (!parsed.ok) return deny(Reason.MalformedSignature, ctx, options);
+    const pair = stage.bySecretId.get(parsed.value.id);
+    if (pair === undefined) {
+      const elsewhere = pairElsewhere(catalog, stage, parsed.value.id);
+      return deny(elsewhere ? Reason.KeyNotBound : Reason.UnknownKey, ctx, options);
+    }
+    const plan = stage.plans.get(pair.key.plan);
+    let failure: SignatureFailure | undefined;
+    let verified = false;
+    for (const secret of pair.secretKeys) {
+      const result = verifyKeyPairSignature(
+        parsed.value,
+        request.header,
+        request.method,
+        request.path,
+        secret.value,
+        now,
+        options.signature,
+      );
+      if (result.ok) {
+        if (secret.validUntil !== undefined && !(now < secret.validUntil)) {
+          return deny(Reason.KeyRotatedOut, { ...ctx, plan, keyId: pair.key.id }, options);
+        }
+        verified = true;
+        break;
+      }
+      // A failure that does not depend on the secret is the same for every secret: answer it.
+      failure = result.reason;
+      if (result.reason !== 'bad-signature') break;
+    }
+    if (!verified) {
+      return deny(
+        SIGNATURE_REASONS[failure ?? 'bad-signature'],
+        { ...ctx, plan, keyId: pair.key.id },
+        options,
+      );
+    }
+    key = pair.key;
+  }
+  const plan = stage.plans.get(key.plan);
+  if (!key.enabled) return deny(Reason.KeyDisabled, { ...ctx, plan, keyId: key.id }, options);
+  if (key.expiresAt !== undefined && !(now < key.expiresAt)) {
+    return deny(Reason.KeyExpired, { ...ctx, plan, keyId: key.id }, options);
+  }
+  if (plan === undefined) return deny(Reason.KeyNotBound, { ...ctx, plan, keyId: key.id }, options);
+
+  // 3. The route.
+  let route: RouteEntry | undefined;
+  if (plan.routes.length > 0) {
+    const segments = pathSegments(request.path);
+    route = plan.routes.find((r) => matchMethod(r.methods, request.method) && matchPath(r.path, segments));
+  }
+
+  // 4. and 5., prepared for the store.
+  const throttle = route?.throttle ?? plan.throttle;
+  const quota = plan.quota;
+  const window = quota === undefined ? undefined : context.periods.window(quota.spec, now);
+  const names = context.counterNames.of(key, plan, route, window?.id ?? '');
+  const consume: ConsumeRequest = {
+    bucketKey: throttle === undefined ? undefined : names.bucket,
+    bucketLimit: throttle,
+    quotaKey: quota === undefined ? undefined : names.quota,
+    quotaLimit: quota?.limit,
+    cost: route?.cost ?? 1,
+    periodEnd: window?.end ?? now,
+    now,
+  };
+  return { stage, key, plan, route, consume, window, throttle, keyHeader };
+}
+
+/** Whether a value unknown on `stage` is known on another stage this enforcer serves. */
+function boundElsewhere(catalog: Catalog, stage: StageCatalog, hash: string): boolean {
+  if (catalog.stages.size < 2) return false;
+  for (const other of catalog.stages.values()) {
+    if (other !== stage && other.byHash.has(hash)) return true;
+  }
+  return false;
+}
+
+/** Whether a SecretId unknown on `stage` is known on another stage this enforcer serves. */
+function pairElsewhere(catalog: Catalog, stage: StageCatalog, secretId: string): boolean {
+  if (catalog.stages.size < 2) return false;
+  for (const other of catalog.stages.values()) {
+    if (other !== stage && other.bySecretId.has(secretId)) return true;
+  }
+  return false;
+}
+
+function unavailable(reason: Reason, options: DecideOptions): Decision {
+  if (options.failOpen) return allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES);
+  return deny(reason, {}, options, { 'retry-after': '1' });
+}
+
+/**
+ * The request headers an allow removes: the x-keystile-* headers it does not set (which depends only on
+ * whether it sets a customer and a shadow verdict) and the key's header. Four lists per key header,
+ * made once.
+ */
+const removals = new Map<string, readonly (readonly string[])[]>();
+function headersToRemove(
+  customer: boolean,
+  shadow: boolean,
+  keyHeader: string | undefined,
+): readonly string[] {
+  let lists = removals.get(keyHeader ?? '');
+  if (lists === undefined) {
+    lists = [0, 1, 2, 3].map((bits) => [
+      ...UPSTREAM_HEADER_NAMES.filter(
+        (name) =>
+          name !== UPSTREAM_HEADERS.keyId &&
+          name !== UPSTREAM_HEADERS.plan &&
+          !(name === UPSTREAM_HEADERS.customer && (bits & 1) === 1) &&
+          !(name === UPSTREAM_HEADERS.shadow && (bits & 2) === 2),
+      ),
+      ...(keyHeader === undefined ? [] : [keyHeader]),
+    ]);
+    if (removals.size > 64) removals.clear();
+    removals.set(keyHeader ?? '', lists);
+  }
+  return lists[(customer ? 1 : 0) | (shadow ? 2 : 0)] ?? [];
+}
+
+/** The RateLimit-Policy field of a throttle and quota, cached: it changes only with the period. */
+const policies = new WeakMap<object, { window: PeriodWindow | undefined; value: string | undefined }>();
+function policyOf(id: Identified, now: number): string | undefined {
+  const owner: object = id.route?.throttle ?? id.plan;
+  const cached = policies.get(owner);
+  if (cached !== undefined && cached.window === id.window) return cached.value;
+  const fields = rateLimitHeaders(
+    id.throttle && { rate: id.throttle.rate, burst: id.throttle.burst, remaining: 0, fullInSeconds: 0 },
+    id.plan.quota && id.window
+      ? {
+          limit: id.plan.quota.limit,
+          remaining: 0,
+          resetInSeconds: (id.window.end - now) / 1000,
+          windowSeconds: (id.window.end - id.window.start) / 1000,
+        }
+      : undefined,
+  );
+  const value = fields?.['ratelimit-policy'];
+  policies.set(owner, { window: id.window, value });
+  return value;
+}
+
+/** The answer to an identified request, from the store's result. Never throws. */
+export function conclude(
+  id: Identified,
+  result: ConsumeResult,
+  now: number,
+  options: DecideOptions,
+): Decision {
+  const context = { stage: id.stage.key, plan: id.plan, keyId: id.key.id, route: id.route?.name };
+  const headers: Record<string, string> = {};
+  const policy = policyOf(id, now);
+  const field = rateLimitField(
+    id.throttle && result.bucket
+      ? {
+          rate: id.throttle.rate,
+          burst: id.throttle.burst,
+          remaining: result.bucket.remaining,
+          fullInSeconds: result.bucket.fullInMs / 1000,
+        }
+      : undefined,
+    id.plan.quota && id.window && result.quota
+      ? {
+          limit: id.plan.quota.limit,
+          remaining: result.quota.remaining,
+          resetInSeconds: (id.window.end - now) / 1000,
+          windowSeconds: 0,
+        }
+      : undefined,
+  );
+  if (policy !== undefined && field !== undefined) {
+    headers['ratelimit-policy'] = policy;
+    headers['ratelimit'] = field;
+  }
+  let denial: Reason | undefined;
+  if (result.deniedBy === 'throttle') {
+    denial = Reason.Throttled;
+    headers['retry-after'] = String(retryAfterSeconds(result.bucket?.retryAfterMs ?? 1000));
+  } else if (result.deniedBy === 'quota') {
+    denial = Reason.QuotaExceeded;
+    headers['retry-after'] = String(retryAfterSeconds((id.window?.end ?? now + 1000) - now));
+  }
+  if (denial !== undefined && !id.plan.shadow) return deny(denial, context, options, headers);
+
+  const upstream: Record<string, string> = {
+    [UPSTREAM_HEADERS.keyId]: id.key.id,
+    [UPSTREAM_HEADERS.plan]: id.plan.name,
+  };
+  if (id.key.customer !== undefined) upstream[UPSTREAM_HEADERS.customer] = id.key.customer;
+  let reason: Reason = Reason.Allowed;
+  if (denial !== undefined) {
+    upstream[UPSTREAM_HEADERS.shadow] = denial === Reason.Throttled ? 'throttled' : 'quota-exceeded';
+    delete headers['retry-after'];
+    reason = denial === Reason.Throttled ? Reason.ShadowThrottled : Reason.ShadowQuotaExceeded;
+  }
+  const remove = headersToRemove(
+    id.key.customer !== undefined,
+    denial !== undefined,
+    options.stripKey ? id.keyHeader : undefined,
+  );
+  return allow(reason, context, headers, upstream, remove, denial);
+}
+
+/** The answer when the store failed: 503 (fail closed), or allow when configured to fail open. */
+export function storeFailed(id: Identified, options: DecideOptions): Decision {
+  if (options.failOpen) {
+    return allow(
+      Reason.FailOpen,
+      { stage: id.stage.key, plan: id.plan, keyId: id.key.id, route: id.route?.name },
+      {},
+      { [UPSTREAM_HEADERS.keyId]: id.key.id, [UPSTREAM_HEADERS.plan]: id.plan.name },
+      UPSTREAM_HEADER_NAMES.filter((n) => n !== UPSTREAM_HEADERS.keyId && n !== UPSTREAM_HEADERS.plan),
+    );
+  }
+  return deny(
+    Reason.InternalError,
+    { stage: id.stage.key, plan: id.plan, keyId: id.key.id, route: id.route?.name },
+    options,
+    { 'retry-after': '1' },
+  );
+}
+
+/** Whether {@link identify} returned a finished decision. */
+export function isDecision(value: Decision | Identified): value is Decision {
+  return 'allowed' in value;
+}
+
+/**
+ * The whole decision: {@link identify}, the store, {@link conclude}. Synchronous when the store is
+ * (the memory store), a promise otherwise. Never throws and never rejects: a failing store gives 503.
+ */
+export function decide(
+  catalog: Catalog | undefined,
+  request: CheckRequest,
+  store: CounterStore,
+  clock: Clock,
+  context: DecideContext,
+): Decision | Promise<Decision> {
+  const now = clock.now();
+  let identified: Decision | Identified;
+  try {
+    identified = identify(catalog, request, now, context);
+  } catch {
+    return context.options.failOpen
+      ? allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES)
+      : deny(Reason.InternalError, {}, context.options, { 'retry-after': '1' });
+  }
+  if (isDecision(identified)) return identified;
+  const id = identified;
+  let result: ConsumeResult | Promise<ConsumeResult>;
+  try {
+    result = store.consume(id.consume);
+  } catch {
+    return storeFailed(id, context.options);
+  }
+  if (result instanceof Promise) {
+    return result.then(
+      (r) => conclude(id, r, now, context.options),
+      () => storeFailed(id, context.options),
+    );
+  }
+  return conclude(id, result, now, context.options);
+}

@@ -1,0 +1,74 @@
+/**
+ * Route patterns of a plan (`UsagePlan.spec.routes[].path`): '/'-separated segments, each literal or
+ * '*' (exactly one non-empty segment), optionally ending in '/**' (any number of further segments,
+ * none included: '/v1/reports/**' matches '/v1/reports' too). The query string is not matched; a
+ * trailing '/' is ignored, so '/v1/reports/' is '/v1/reports' (a route throttle cannot be dodged by
+ * adding one). Paths are compared as received: Envoy normalises them first (`normalize_path`,
+ * `merge_slashes` in the shipped configs). Pure.
+ */
+
+/** A compiled path pattern. */
+export interface PathPattern {
+  /** The segments before any '/**'; '*' matches one segment. */
+  readonly segments: readonly string[];
+  /** Whether the pattern ends in '/**'. */
+  readonly rest: boolean;
+}
+
+const SEGMENT = /^([A-Za-z0-9._~!$&'()+,;=:@%-]+|\*)$/;
+
+/**
+ * Compiles a route path pattern; undefined when it is not one (the CRD's CEL rule refuses those, so
+ * this only happens with a hand-written config).
+ */
+export function compilePathPattern(pattern: string): PathPattern | undefined {
+  if (!pattern.startsWith('/')) return undefined;
+  if (pattern === '/') return { segments: [], rest: false };
+  if (pattern === '/**') return { segments: [], rest: true };
+  const rest = pattern.endsWith('/**');
+  const body = rest ? pattern.slice(1, -3) : pattern.slice(1);
+  const segments = body.split('/');
+  if (!segments.every((s) => SEGMENT.test(s))) return undefined;
+  return { segments, rest };
+}
+
+/** The segments of a request path: the query cut off, no leading or trailing empty segment. */
+export function pathSegments(path: string): string[] {
+  let end = path.length;
+  const q = path.indexOf('?');
+  if (q >= 0) end = q;
+  const h = path.indexOf('#');
+  if (h >= 0 && h < end) end = h;
+  let p = path.slice(0, end);
+  if (p.startsWith('/')) p = p.slice(1);
+  if (p.endsWith('/')) p = p.slice(0, -1);
+  return p === '' ? [] : p.split('/');
+}
+
+/** Whether request path segments (from {@link pathSegments}) match a pattern. */
+export function matchPath(pattern: PathPattern, segments: readonly string[]): boolean {
+  const want = pattern.segments;
+  if (segments.length < want.length) return false;
+  if (!pattern.rest && segments.length !== want.length) return false;
+  for (let i = 0; i < want.length; i++) {
+    const w = want[i];
+    const s = segments[i];
+    if (s === undefined || s === '') return false;
+    if (w !== '*' && w !== s) return false;
+  }
+  return true;
+}
+
+/** A method filter: undefined matches any method; otherwise the upper-case methods matched. */
+export type MethodFilter = ReadonlySet<string> | undefined;
+
+/** Compiles a route's `methods` (empty or containing '*' matches any). */
+export function compileMethods(methods: readonly string[]): MethodFilter {
+  if (methods.length === 0 || methods.includes('*')) return undefined;
+  return new Set(methods.map((m) => m.toUpperCase()));
+}
+
+/** Whether a method passes a filter. */
+export function matchMethod(filter: MethodFilter, method: string): boolean {
+  return filter === undefined || filter.has(method.toUpperCase());
+}

@@ -1,0 +1,161 @@
+/**
+ * The memory store's checkpoint: its counters written to a file at an interval and on SIGTERM, and read
+ * back at start, so a restart does not hand out a fresh month of quota (nor a fresh burst). The file is
+ * NDJSON, written in slices (no stall on many counters) to a temporary file renamed over the old one,
+ * so a crash mid-write leaves the previous checkpoint whole. Counters of a period that ended are
+ * dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
+ * at most one interval's worth.
+ */
+import { open, readFile, rename, rm } from 'node:fs/promises';
+import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import type { MemoryStore } from './memory-store.ts';
+
+/** The first line of a checkpoint. */
+export const CHECKPOINT_VERSION = 'keystile.dev/counters/v1';
+
+const LINES_PER_SLICE = 5000;
+
+/** Writes the store's counters to `path` (atomically: a temporary file, then a rename). */
+export async function writeCheckpoint(store: MemoryStore, path: string, now: number): Promise<number> {
+  const tmp = `${path}.tmp-${process.pid}`;
+  const handle = await open(tmp, 'w', 0o600);
+  let count = 0;
+  try {
+    await handle.write(`${JSON.stringify({ version: CHECKPOINT_VERSION, savedAt: now })}\n`);
+    let lines: string[] = [];
+    const flush = async (): Promise<void> => {
+      if (lines.length === 0) return;
+      await handle.write(`${lines.join('\n')}\n`);
+      lines = [];
+      await yieldToLoop();
+    };
+    // Snapshots of the keys first: the maps may change between slices.
+    for (const [key, q] of [...store.quotas()]) {
+      if (q.periodEnd <= now) continue;
+      lines.push(JSON.stringify(['q', key, q.used, q.periodEnd]));
+      count++;
+      if (lines.length >= LINES_PER_SLICE) await flush();
+    }
+    for (const [key, b] of [...store.buckets()]) {
+      if (b.fullAt <= now) continue;
+      lines.push(JSON.stringify(['b', key, b.tokens, b.updatedAt, b.fullAt]));
+      count++;
+      if (lines.length >= LINES_PER_SLICE) await flush();
+    }
+    await flush();
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
+  await rename(tmp, path);
+  return count;
+}
+
+/** What {@link readCheckpoint} found. */
+export interface CheckpointRead {
+  /** Counters restored. */
+  readonly restored: number;
+  /** Lines skipped (malformed, or of a period that ended). */
+  readonly skipped: number;
+  /** Whether the file existed. */
+  readonly found: boolean;
+}
+
+/**
+ * Reads a checkpoint into `store`. A missing file restores nothing; a file of another version, or
+ * unreadable, throws (the caller decides whether to start anyway). Malformed lines are skipped.
+ */
+export async function readCheckpoint(store: MemoryStore, path: string, now: number): Promise<CheckpointRead> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { restored: 0, skipped: 0, found: false };
+    throw err;
+  }
+  const lines = text.split('\n');
+  const header = JSON.parse(lines[0] ?? '') as { version?: unknown };
+  if (header.version !== CHECKPOINT_VERSION) {
+    throw new Error(`${path} is not a checkpoint of version ${CHECKPOINT_VERSION}`);
+  }
+  let restored = 0;
+  let skipped = 0;
+  for (let i = 1; i < lines.length; i++) {
+    const line = lines[i];
+    if (!line) continue;
+    let row: unknown;
+    try {
+      row = JSON.parse(line);
+    } catch {
+      skipped++;
+      continue;
+    }
+    if (!Array.isArray(row) || typeof row[1] !== 'string') {
+      skipped++;
+      continue;
+    }
+    const [kind, key, a, b, c] = row as [unknown, string, unknown, unknown, unknown];
+    if (kind === 'q' && isCount(a) && isTime(b) && b > now) {
+      store.restoreQuota(key, { used: a, periodEnd: b });
+      restored++;
+    } else if (kind === 'b' && isCount(a) && isTime(b) && isTime(c) && c > now) {
+      store.restoreBucket(key, { tokens: a, updatedAt: b, fullAt: c });
+      restored++;
+    } else {
+      skipped++;
+    }
+  }
+  return { restored, skipped, found: true };
+}
+
+function isCount(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v) && v >= 0;
+}
+
+function isTime(v: unknown): v is number {
+  return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** Checkpoints a store at an interval; {@link stop} writes a last one. */
+export class Checkpointer {
+  readonly #store: MemoryStore;
+  readonly #path: string;
+  readonly #now: () => number;
+  readonly #onError: (err: unknown) => void;
+  #timer: NodeJS.Timeout | undefined;
+  #writing: Promise<unknown> = Promise.resolve();
+
+  /** Checkpoints `store` to `path`; `onError` hears of a failed write (the next one tries again). */
+  constructor(store: MemoryStore, path: string, now: () => number, onError: (err: unknown) => void) {
+    this.#store = store;
+    this.#path = path;
+    this.#now = now;
+    this.#onError = onError;
+  }
+
+  /** Starts checkpointing every `intervalMs` (also sweeping counters that are no longer needed). */
+  start(intervalMs: number): void {
+    this.#timer = setInterval(() => void this.write(), intervalMs);
+    this.#timer.unref();
+  }
+
+  /** Writes a checkpoint now (after any write in progress). Never rejects. */
+  write(): Promise<unknown> {
+    this.#writing = this.#writing.then(async () => {
+      try {
+        this.#store.sweep(this.#now());
+        await writeCheckpoint(this.#store, this.#path, this.#now());
+      } catch (err) {
+        this.#onError(err);
+        await rm(`${this.#path}.tmp-${process.pid}`, { force: true }).catch(() => undefined);
+      }
+    });
+    return this.#writing;
+  }
+
+  /** Stops the interval and writes a last checkpoint. */
+  async stop(): Promise<void> {
+    if (this.#timer) clearInterval(this.#timer);
+    await this.write();
+  }
+}

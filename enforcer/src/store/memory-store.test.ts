@@ -1,0 +1,158 @@
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { Checkpointer, readCheckpoint, writeCheckpoint } from './checkpoint.ts';
+import { MemoryStore } from './memory-store.ts';
+import type { ConsumeRequest } from './store.ts';
+
+const T0 = Date.UTC(2026, 5, 10);
+const MONTH_END = Date.UTC(2026, 6, 1);
+
+function request(now: number, overrides: Partial<ConsumeRequest> = {}): ConsumeRequest {
+  return {
+    bucketKey: 'ks:{shop/gold|key:a}:bucket',
+    bucketLimit: { rate: 1, burst: 2 },
+    quotaKey: 'ks:{shop/gold|key:a}:quota:2026-06-01',
+    quotaLimit: 3,
+    cost: 1,
+    periodEnd: MONTH_END,
+    now,
+    ...overrides,
+  };
+}
+
+describe('the memory store', () => {
+  it('charges the bucket and the quota together, and neither when one refuses', () => {
+    const store = new MemoryStore();
+    expect(store.consume(request(T0))).toMatchObject({
+      allowed: true,
+      bucket: { remaining: 1 },
+      quota: { used: 1, remaining: 2 },
+    });
+    expect(store.consume(request(T0))).toMatchObject({
+      allowed: true,
+      bucket: { remaining: 0 },
+      quota: { used: 2 },
+    });
+    // Throttled: the quota is not charged.
+    const throttled = store.consume(request(T0));
+    expect(throttled).toMatchObject({
+      allowed: false,
+      deniedBy: 'throttle',
+      bucket: { retryAfterMs: 1000 },
+      quota: { used: 2, remaining: 1 },
+    });
+    expect(store.consume(request(T0 + 1000))).toMatchObject({
+      allowed: true,
+      quota: { used: 3, remaining: 0 },
+    });
+    // Over quota: the bucket is not charged (it refilled one token in the second that passed).
+    const over = store.consume(request(T0 + 2000));
+    expect(over).toMatchObject({
+      allowed: false,
+      deniedBy: 'quota',
+      bucket: { remaining: 1 },
+      quota: { used: 3, remaining: 0 },
+    });
+    expect(store.consume(request(T0 + 2000, { quotaKey: undefined, quotaLimit: undefined }))).toMatchObject({
+      allowed: true,
+      bucket: { remaining: 0 },
+      quota: undefined,
+    });
+  });
+
+  it('takes the cost from the quota and one token from the bucket', () => {
+    const store = new MemoryStore();
+    expect(store.consume(request(T0, { cost: 3 }))).toMatchObject({
+      allowed: true,
+      bucket: { remaining: 1 },
+      quota: { used: 3 },
+    });
+    expect(store.consume(request(T0, { cost: 1 }))).toMatchObject({ allowed: false, deniedBy: 'quota' });
+  });
+
+  it('forgets a quota after its period and a bucket once it is full', () => {
+    const store = new MemoryStore();
+    store.consume(request(T0));
+    expect(store.size).toEqual({ buckets: 1, quotas: 1 });
+    store.sweep(T0 + 999);
+    expect(store.size).toEqual({ buckets: 1, quotas: 1 });
+    // One token taken at 1 token/s: full again, the same as no bucket, a second later.
+    store.sweep(T0 + 1000);
+    expect(store.size).toEqual({ buckets: 0, quotas: 1 });
+    store.sweep(MONTH_END);
+    expect(store.size).toEqual({ buckets: 0, quotas: 0 });
+  });
+});
+
+describe('the checkpoint', () => {
+  it('survives a restart: the quota used and the bucket state come back, ended periods do not', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
+    const before = new MemoryStore();
+    before.consume(request(T0));
+    before.consume(request(T0));
+    before.consume(
+      request(T0, {
+        quotaKey: 'ks:{shop/gold|key:b}:quota:2026-05-01',
+        periodEnd: T0 - 1,
+        bucketKey: undefined,
+      }),
+    );
+    expect(await writeCheckpoint(before, file, T0)).toBe(2);
+
+    const after = new MemoryStore();
+    expect(await readCheckpoint(after, file, T0)).toEqual({ restored: 2, skipped: 0, found: true });
+    // Two of three used, and the bucket is as empty as it was: a restart hands out nothing fresh.
+    expect(after.consume(request(T0))).toMatchObject({
+      allowed: false,
+      deniedBy: 'throttle',
+      quota: { used: 2 },
+    });
+    expect(after.consume(request(T0 + 1000))).toMatchObject({
+      allowed: true,
+      quota: { used: 3, remaining: 0 },
+    });
+    expect(after.consume(request(T0 + 60_000))).toMatchObject({ allowed: false, deniedBy: 'quota' });
+  });
+
+  it('starts empty without a file, refuses a file of another format, skips malformed lines', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'keystile-store-'));
+    expect(await readCheckpoint(new MemoryStore(), join(dir, 'none.json'), T0)).toMatchObject({
+      found: false,
+    });
+    writeFileSync(join(dir, 'other.json'), '{"version":"something/else"}\n');
+    await expect(readCheckpoint(new MemoryStore(), join(dir, 'other.json'), T0)).rejects.toThrow(
+      /not a checkpoint/,
+    );
+    writeFileSync(
+      join(dir, 'partial.json'),
+      `{"version":"keystile.dev/counters/v1","savedAt":${T0}}\n["q","a",1,${MONTH_END}]\n["q","b",-1,${MONTH_END}]\nnot json\n["q","c",1`,
+    );
+    expect(await readCheckpoint(new MemoryStore(), join(dir, 'partial.json'), T0)).toEqual({
+      restored: 1,
+      skipped: 3,
+      found: true,
+    });
+  });
+
+  it('writes a last checkpoint on stop, atomically replacing the previous one', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
+    const store = new MemoryStore();
+    const errors: unknown[] = [];
+    const checkpointer = new Checkpointer(
+      store,
+      file,
+      () => T0,
+      (e) => errors.push(e),
+    );
+    checkpointer.start(60_000);
+    store.consume(request(T0));
+    await checkpointer.write();
+    store.consume(request(T0, { cost: 2, bucketKey: undefined }));
+    await checkpointer.stop();
+    expect(errors).toEqual([]);
+    const lines = readFileSync(file, 'utf8').trim().split('\n');
+    expect(lines[1]).toBe(`["q","ks:{shop/gold|key:a}:quota:2026-06-01",3,${MONTH_END}]`);
+  });
+});

@@ -1,0 +1,34 @@
+/**
+ * The admin port, apart from the check ports: `/healthz` (the process answers), `/readyz` (ready only
+ * once a config is loaded: before that every check is answered 503), `/metrics` (Prometheus).
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { CatalogView } from '../catalog/catalog.ts';
+import type { EnforcerMetrics } from './metrics.ts';
+
+/** What the admin server reports on. */
+export interface AdminOptions {
+  readonly catalog: CatalogView;
+  readonly metrics: EnforcerMetrics;
+}
+
+/** Builds the admin server; the caller listens. */
+export function buildAdminApp(opts: AdminOptions): FastifyInstance {
+  const app = Fastify({ logger: false });
+  app.get('/healthz', (_request, reply) => reply.send({ status: 'ok' }));
+  app.get('/readyz', async (_request, reply) => {
+    const catalog = opts.catalog.current();
+    if (catalog === undefined) return reply.code(503).send({ status: 'no config loaded yet' });
+    return {
+      status: 'ready',
+      generation: catalog.generation,
+      stages: catalog.stages.size,
+      keys: catalog.keyCount,
+    };
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const text = await opts.metrics.registry.metrics();
+    return reply.type(opts.metrics.registry.contentType).send(text);
+  });
+  return app;
+}

@@ -1,0 +1,112 @@
+import * as grpc from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../../contract/src/key-format.ts';
+import { testChecker } from '../../testing/checker.ts';
+import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
+import { authorizationService, checkRequestOf, startGrpcCheck, stopGrpcCheck } from './grpc-check.ts';
+
+const T0 = Date.UTC(2026, 3, 1, 12);
+const key = generateKey('grpccheckkey');
+
+interface CheckResponse {
+  status?: { code?: number };
+  ok_response?: {
+    headers?: { header: { key: string; value: string }; append_action?: string }[];
+    headers_to_remove?: string[];
+    response_headers_to_add?: { header: { key: string; value: string } }[];
+  };
+  denied_response?: {
+    status?: { code?: string };
+    headers?: { header: { key: string; value: string } }[];
+    body?: string;
+  };
+}
+
+type Client = grpc.Client & {
+  Check(req: unknown, cb: (err: grpc.ServiceError | null, res: CheckResponse) => void): void;
+};
+
+describe('the gRPC check', () => {
+  let server: grpc.Server;
+  let client: Client;
+
+  beforeAll(async () => {
+    const catalog = await catalogOf(
+      stageDocuments(
+        { namespace: 'shop', api: 'orders', stage: 'prod' },
+        [plan('shop', 'gold', { throttle: { rate: 1, burst: 1 } })],
+        [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+      ),
+    );
+    const started = await startGrpcCheck(testChecker(catalog, T0).checker, '127.0.0.1', 0);
+    server = started.server;
+    const Ctor = grpc.makeGenericClientConstructor(authorizationService(), 'Authorization');
+    client = new Ctor(`127.0.0.1:${started.port}`, grpc.credentials.createInsecure()) as unknown as Client;
+  });
+  afterAll(async () => {
+    client.close();
+    await stopGrpcCheck(server);
+  });
+
+  const check = (request: unknown): Promise<CheckResponse> =>
+    new Promise((resolve, reject) => {
+      client.Check(request, (err, res) => (err ? reject(err) : resolve(res)));
+    });
+  const request = (headers: Record<string, string>, stage?: string): unknown => ({
+    attributes: {
+      ...(stage !== undefined && { context_extensions: { 'keystile.dev/api-stage': stage } }),
+      request: { http: { method: 'GET', path: '/v1/orders?x=1', headers } },
+    },
+  });
+
+  it('allows with upstream headers set, the key header removed and the RateLimit fields for the client', async () => {
+    const res = await check(request({ 'x-api-key': key.value }, 'shop/orders/prod'));
+    expect(res.status?.code ?? 0).toBe(0);
+    const set = Object.fromEntries(
+      (res.ok_response?.headers ?? []).map((h) => [h.header.key, h.header.value]),
+    );
+    expect(set).toEqual({ 'x-keystile-key-id': key.keyId, 'x-keystile-plan': 'gold' });
+    expect(res.ok_response?.headers?.[0]?.append_action).toBe('OVERWRITE_IF_EXISTS_OR_ADD');
+    expect(res.ok_response?.headers_to_remove).toContain('x-api-key');
+    expect(res.ok_response?.response_headers_to_add?.map((h) => h.header.key)).toEqual([
+      'ratelimit-policy',
+      'ratelimit',
+    ]);
+  });
+
+  it('denies with the HTTP status, headers and body of the answer', async () => {
+    const throttled = await check(request({ 'x-api-key': key.value }, 'shop/orders/prod'));
+    expect(throttled.status?.code).toBe(7);
+    expect(throttled.denied_response?.status?.code).toBe('TooManyRequests');
+    expect(throttled.denied_response?.body).toBe('{"message":"Too Many Requests"}');
+    expect(throttled.denied_response?.headers?.map((h) => h.header.key)).toContain('retry-after');
+    // The stage comes from the context extension only: none, or a malformed one, is refused.
+    for (const stage of [undefined, 'shop/orders', 'shop/orders/dev']) {
+      const res = await check(request({ 'x-api-key': key.value }, stage));
+      expect(res.denied_response?.status?.code).toBe('Forbidden');
+    }
+    const empty = await check({});
+    expect(empty.denied_response?.status?.code).toBe('Forbidden');
+  });
+
+  it('reads raw header lists (encode_raw_headers) and ignores prototype names', () => {
+    const facts = checkRequestOf({
+      attributes: {
+        request: {
+          http: {
+            header_map: {
+              headers: [
+                { key: 'X-Api-Key', raw_value: Buffer.from('v1') },
+                { key: 'x-api-key', value: 'v2' },
+              ],
+            },
+          },
+        },
+      },
+    });
+    expect(facts.header('x-api-key')).toBe('v1');
+    const proto = checkRequestOf({ attributes: { request: { http: { headers: { a: 'b' } } } } });
+    expect(proto.header('__proto__')).toBeUndefined();
+    expect(proto.header('constructor')).toBeUndefined();
+  });
+});

@@ -1,0 +1,189 @@
+/**
+ * gRPC ext_authz: `envoy.service.auth.v3.Authorization/Check`, on a port of its own, sharing the one
+ * decision path with the HTTP check. The stage comes from the route's context extension
+ * `keystile.dev/api-stage` (ADR 0002), which only Envoy's configuration can set. The protos are the
+ * ones `@grpc/grpc-js-xds` ships (deps/envoy-api and its include dirs), loaded once.
+ */
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import * as grpc from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
+import type { Decision } from '../decision/answers.ts';
+import type { CheckRequest } from '../decision/decide.ts';
+import type { Checker } from './checker.ts';
+import { contextStage, STAGE_CONTEXT_EXTENSION } from './check-request.ts';
+
+/** The proto file of the service, relative to the envoy-api include dir. */
+export const EXTERNAL_AUTH_PROTO = 'envoy/service/auth/v3/external_auth.proto';
+
+/** The include dirs of the Envoy protos inside @grpc/grpc-js-xds. */
+export function protoIncludeDirs(): string[] {
+  const deps = join(
+    dirname(createRequire(import.meta.url).resolve('@grpc/grpc-js-xds/package.json')),
+    'deps',
+  );
+  return ['envoy-api', 'xds', 'googleapis', 'protoc-gen-validate'].map((d) => join(deps, d));
+}
+
+let definition: grpc.ServiceDefinition | undefined;
+
+/** The Authorization service's definition (loaded once: parsing the protos takes ~150 ms). */
+export function authorizationService(): grpc.ServiceDefinition {
+  if (definition) return definition;
+  const packageDefinition = protoLoader.loadSync(EXTERNAL_AUTH_PROTO, {
+    keepCase: true,
+    longs: String,
+    enums: String,
+    defaults: false,
+    oneofs: true,
+    includeDirs: protoIncludeDirs(),
+  });
+  const service = packageDefinition['envoy.service.auth.v3.Authorization'];
+  if (service === undefined || !('Check' in service)) {
+    throw new Error(`${EXTERNAL_AUTH_PROTO} does not define envoy.service.auth.v3.Authorization`);
+  }
+  definition = service;
+  return definition;
+}
+
+/** The parts of a CheckRequest the decision reads (field names as in the proto). */
+export interface CheckRequestMessage {
+  readonly attributes?: {
+    readonly context_extensions?: Readonly<Record<string, string>>;
+    readonly request?: {
+      readonly http?: {
+        readonly method?: string;
+        readonly path?: string;
+        readonly headers?: Readonly<Record<string, string>>;
+        readonly header_map?: {
+          readonly headers?: readonly { key?: string; value?: string; raw_value?: Buffer }[];
+        };
+      };
+    };
+  };
+}
+
+/** The request's facts for the decision. Throws on a message too broken to read (the caller denies). */
+export function checkRequestOf(message: CheckRequestMessage): CheckRequest {
+  const attributes = message.attributes;
+  const extensions = attributes?.context_extensions;
+  const http = attributes?.request?.http;
+  const headers = http?.headers;
+  let lookup: (name: string) => string | undefined;
+  if (headers !== undefined && Object.keys(headers).length > 0) {
+    lookup = (name) =>
+      Object.hasOwn(headers, name) && typeof headers[name] === 'string' ? headers[name] : undefined;
+  } else {
+    // encode_raw_headers: a list, possibly with repeated names (the first one counts).
+    const map = new Map<string, string>();
+    for (const h of http?.header_map?.headers ?? []) {
+      const key = h.key?.toLowerCase();
+      if (key === undefined || map.has(key)) continue;
+      map.set(key, h.value ?? h.raw_value?.toString('utf8') ?? '');
+    }
+    lookup = (name) => map.get(name);
+  }
+  const stage =
+    extensions !== undefined && Object.hasOwn(extensions, STAGE_CONTEXT_EXTENSION)
+      ? extensions[STAGE_CONTEXT_EXTENSION]
+      : undefined;
+  return {
+    stage: contextStage(stage),
+    method: http?.method ?? 'GET',
+    path: http?.path ?? '/',
+    header: lookup,
+  };
+}
+
+const OK = 0;
+const PERMISSION_DENIED = 7;
+const UNAVAILABLE = 14;
+
+const header = (key: string, value: string): Record<string, unknown> => ({
+  header: { key, value },
+  append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+});
+
+/** A decision as a CheckResponse. */
+export function checkResponseOf(d: Decision): Record<string, unknown> {
+  if (d.allowed) {
+    return {
+      status: { code: OK },
+      ok_response: {
+        headers: Object.entries(d.upstreamHeaders).map(([k, v]) => header(k, v)),
+        headers_to_remove: d.removeHeaders,
+        response_headers_to_add: Object.entries(d.clientHeaders).map(([k, v]) => header(k, v)),
+      },
+    };
+  }
+  return {
+    status: { code: d.status === 503 ? UNAVAILABLE : PERMISSION_DENIED },
+    denied_response: {
+      status: { code: d.status },
+      headers: Object.entries(d.clientHeaders).map(([k, v]) => header(k, v)),
+      body: d.body,
+    },
+  };
+}
+
+/** The Check handler. */
+export function checkHandler(
+  checker: Checker,
+): grpc.handleUnaryCall<CheckRequestMessage, Record<string, unknown>> {
+  return (call, callback) => {
+    let facts: CheckRequest;
+    try {
+      facts = checkRequestOf(call.request);
+    } catch {
+      callback(null, checkResponseOf(checker.failed('grpc', 'malformed')));
+      return;
+    }
+    const decision = checker.check(facts, 'grpc');
+    if (decision instanceof Promise) {
+      void decision.then((d) => {
+        callback(null, checkResponseOf(d));
+      });
+    } else {
+      callback(null, checkResponseOf(decision));
+    }
+  };
+}
+
+/** Starts the gRPC check server on `host:port` (0: a free port); resolves with it and the bound port. */
+export async function startGrpcCheck(
+  checker: Checker,
+  host: string,
+  port: number,
+): Promise<{ server: grpc.Server; port: number }> {
+  const server = new grpc.Server({
+    // Envoy keeps its connection open and pings it; accept its keepalives.
+    'grpc.keepalive_permit_without_calls': 1,
+    'grpc.http2.min_ping_interval_without_data_ms': 5000,
+  });
+  server.addService(authorizationService(), { Check: checkHandler(checker) });
+  const bound = await new Promise<number>((resolve, reject) => {
+    server.bindAsync(
+      `${host.includes(':') ? `[${host}]` : host}:${port}`,
+      grpc.ServerCredentials.createInsecure(),
+      (err, actual) => {
+        if (err) reject(err);
+        else resolve(actual);
+      },
+    );
+  });
+  return { server, port: bound };
+}
+
+/** Stops the server: in-flight checks finish, or after `graceMs` are cancelled. */
+export async function stopGrpcCheck(server: grpc.Server, graceMs = 2000): Promise<void> {
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(() => {
+      server.forceShutdown();
+      resolve();
+    }, graceMs);
+    server.tryShutdown(() => {
+      clearTimeout(timer);
+      resolve();
+    });
+  });
+}

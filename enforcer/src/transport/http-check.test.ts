@@ -1,0 +1,142 @@
+import { connect } from 'node:net';
+import { randomBytes } from 'node:crypto';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../../contract/src/key-format.ts';
+import { testChecker } from '../../testing/checker.ts';
+import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
+import { buildApp } from '../app.ts';
+import { splitCheckPath } from './check-request.ts';
+
+const T0 = Date.UTC(2026, 3, 1, 12);
+const key = generateKey('httpcheckkey');
+const stage = { namespace: 'shop', api: 'orders', stage: 'prod' };
+
+async function app(options = {}): Promise<ReturnType<typeof buildApp>> {
+  const catalog = await catalogOf(
+    stageDocuments(
+      stage,
+      [plan('shop', 'gold', { throttle: { rate: 1, burst: 1 } })],
+      [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+    ),
+  );
+  return buildApp({ checker: testChecker(catalog, T0, options).checker });
+}
+
+describe('splitCheckPath', () => {
+  it.each([
+    ['/keystile/shop/orders/prod/v1/orders?x=1', 'shop/orders/prod', '/v1/orders?x=1'],
+    ['/keystile/shop/orders/prod', 'shop/orders/prod', '/'],
+    ['/keystile/shop/orders/prod?x=1', 'shop/orders/prod', '/?x=1'],
+    ['/keystile/shop/orders/prod/', 'shop/orders/prod', '/'],
+    ['/keystile/shop/orders', undefined, '/keystile/shop/orders'],
+    ['/keystile/Shop/orders/prod/x', undefined, '/keystile/Shop/orders/prod/x'],
+    ['/v1/orders', undefined, '/v1/orders'],
+    ['/keystile//orders/prod/x', undefined, '/keystile//orders/prod/x'],
+  ])('%s -> %s %s', (url, s, path) => {
+    expect(splitCheckPath(url)).toEqual({ stage: s, path });
+  });
+});
+
+describe('the HTTP check', () => {
+  let server: ReturnType<typeof buildApp>;
+  beforeAll(async () => {
+    server = await app();
+  });
+  afterAll(async () => {
+    await server.close();
+  });
+
+  it('allows with the upstream headers and the headers Envoy must remove', async () => {
+    const res = await server.inject({
+      method: 'POST',
+      url: '/keystile/shop/orders/prod/v1/orders',
+      headers: { 'x-api-key': key.value, 'content-type': 'application/json' },
+      payload: '{"not":"read"',
+    });
+    expect(res.statusCode).toBe(200);
+    expect(res.headers['x-keystile-key-id']).toBe(key.keyId);
+    expect(res.headers['x-keystile-plan']).toBe('gold');
+    expect(res.headers['x-envoy-auth-headers-to-remove']).toBe(
+      'x-keystile-customer,x-keystile-shadow,x-api-key',
+    );
+    expect(res.headers['ratelimit']).toBe('"burst";r=0;t=1');
+    expect(res.body).toBe('');
+    expect(JSON.stringify(res.headers)).not.toContain(key.value);
+  });
+
+  it('throttles with 429, Retry-After and the body of the table', async () => {
+    const res = await server.inject({
+      url: '/keystile/shop/orders/prod/v1/orders',
+      headers: { 'x-api-key': key.value },
+    });
+    expect(res.statusCode).toBe(429);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toEqual({ message: 'Too Many Requests' });
+  });
+
+  it.each(['GET', 'HEAD', 'DELETE', 'PATCH', 'OPTIONS', 'PROPFIND', 'SEARCH', 'PURGE', 'REPORT', 'TRACE'])(
+    'answers %s on any path with a decision, never a 404',
+    async (method) => {
+      for (const url of [
+        '/',
+        '/anything',
+        '/keystile/shop/orders/prod/v1/x',
+        '/keystile/shop/orders/dev/x',
+        '//a//b',
+      ]) {
+        const res = await server.inject({ method: method as 'GET', url });
+        expect(res.statusCode, `${method} ${url}`).toBe(403);
+      }
+    },
+  );
+
+  it('answers a URL the router cannot parse, and garbage on the socket, with 403', async () => {
+    const bad = await server.inject({ url: '/keystile/shop/orders/prod/%E0%A4%A' });
+    expect(bad.statusCode).toBe(403);
+    await server.listen({ port: 0, host: '127.0.0.1' });
+    const port = (server.server.address() as { port: number }).port;
+    const raw = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end('NOT HTTP AT ALL\r\n\r\n'));
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString()));
+      socket.on('close', () => resolve(data));
+    });
+    expect(raw).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    // Headers over Node's default 16 KiB but under Envoy's 60 KiB are still decided.
+    const big = await fetch(`http://127.0.0.1:${port}/keystile/shop/orders/prod/x`, {
+      headers: { 'x-api-key': 'x'.repeat(40_000) },
+    });
+    expect(big.status).toBe(403);
+  });
+
+  it('never answers 5xx to random requests', async () => {
+    for (let i = 0; i < 300; i++) {
+      const junk = randomBytes(1 + (i % 64))
+        .toString('latin1')
+        .replace(/[\r\n\0]/g, 'x');
+      const res = await server.inject({
+        method: 'GET',
+        url: `/keystile/shop/orders/prod/${encodeURIComponent(junk)}?${encodeURIComponent(junk)}=1`,
+        headers: {
+          'x-api-key': i % 3 === 0 ? `ks_${junk}` : junk.replace(/[^\x20-\x7e]/g, ''),
+          authorization: `hmac id="${junk.replace(/[^\x21-\x7e]/g, '')}", headers="x-date", signature="${randomBytes(32).toString('base64')}"`,
+          'x-date': junk.replace(/[^\x20-\x7e]/g, ''),
+        },
+      });
+      expect(res.statusCode).toBeLessThan(500);
+    }
+  });
+});
+
+describe('the HTTP check without a config', () => {
+  it('answers 503 (fail closed)', async () => {
+    const server = buildApp({ checker: testChecker(undefined, T0).checker });
+    const res = await server.inject({
+      url: '/keystile/shop/orders/prod/x',
+      headers: { 'x-api-key': key.value },
+    });
+    expect(res.statusCode).toBe(503);
+    expect(res.json()).toEqual({ message: 'Service Unavailable' });
+    await server.close();
+  });
+});

@@ -1,0 +1,121 @@
+/**
+ * HTTP ext_authz: every request the check port receives, whatever its method and path, is answered
+ * with a decision, never with a framework 404 or 400. The stage comes from the path prefix Envoy's
+ * listener sets (ADR 0002); headers are the ones Envoy's `allowed_headers` lets through.
+ *
+ * On allow: 200 with the upstream headers (Envoy's `allowed_upstream_headers: x-keystile-*`), the
+ * RateLimit fields (`allowed_client_headers_on_success`), and `x-envoy-auth-headers-to-remove` naming
+ * the request headers Envoy must drop (the key's header; x-keystile-* headers the client sent itself).
+ * On denial: the status, body and client headers of the answer.
+ */
+import { METHODS } from 'node:http';
+import type { Socket } from 'node:net';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Decision } from '../decision/answers.ts';
+import type { CheckRequest } from '../decision/decide.ts';
+import type { Checker } from './checker.ts';
+import { splitCheckPath } from './check-request.ts';
+
+/** The header Envoy's HTTP ext_authz reads the request headers to remove from. */
+export const HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
+
+/**
+ * Writes a decision as the HTTP check's response. The hot path writes the status and headers in one
+ * `writeHead` on the raw response (Fastify's reply would process each header on its own: a few
+ * microseconds a check); the reply is then marked hijacked so Fastify does not answer again.
+ */
+export function sendDecision(reply: FastifyReply, decision: Decision): void {
+  const headers: string[] = [];
+  for (const name in decision.clientHeaders) headers.push(name, decision.clientHeaders[name] ?? '');
+  let body = '';
+  if (decision.allowed) {
+    for (const name in decision.upstreamHeaders) headers.push(name, decision.upstreamHeaders[name] ?? '');
+    if (decision.removeHeaders.length > 0)
+      headers.push(HEADERS_TO_REMOVE, removeValue(decision.removeHeaders));
+  } else {
+    body = decision.body;
+  }
+  headers.push('content-length', String(Buffer.byteLength(body)));
+  reply.hijack();
+  const raw = reply.raw;
+  raw.writeHead(decision.status, headers);
+  raw.end(body);
+}
+
+const removeValues = new WeakMap<readonly string[], string>();
+/** The header's value for a list of names (lists are shared between decisions: joined once). */
+function removeValue(names: readonly string[]): string {
+  let value = removeValues.get(names);
+  if (value === undefined) {
+    value = names.join(',');
+    removeValues.set(names, value);
+  }
+  return value;
+}
+
+/** The request's facts for the decision. */
+export function checkRequestOf(request: FastifyRequest): CheckRequest {
+  const { stage, path } = splitCheckPath(request.url);
+  const headers = request.headers;
+  return {
+    stage,
+    method: request.method,
+    path,
+    header: (name) => {
+      const v = headers[name];
+      return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+    },
+  };
+}
+
+/** A raw 403 for requests Node's parser refuses (no request object exists for them). */
+const RAW_FORBIDDEN =
+  'HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 23\r\nconnection: close\r\n\r\n{"message":"Forbidden"}';
+
+/** Answers a connection-level parse error with a 403 and closes it. */
+export function clientErrorHandler(this: unknown, _err: Error, socket: Socket): void {
+  if (socket.writable) socket.end(RAW_FORBIDDEN);
+  else socket.destroy();
+}
+
+/** Registers the check on every method and path of `app`. */
+export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
+  for (const method of METHODS) {
+    if (method === 'CONNECT' || app.supportedMethods.includes(method)) continue;
+    app.addHttpMethod(method, { hasBody: true });
+  }
+  // The check's body (Envoy sends one only with with_request_body) is never read: drain it, whatever its type.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (_request, payload, done) => {
+    payload.on('error', () => undefined);
+    payload.resume();
+    payload.on('end', () => {
+      done(null, undefined);
+    });
+  });
+  // Synchronous when the decision is (the memory store): no promise per check.
+  const handler = (request: FastifyRequest, reply: FastifyReply): void => {
+    let facts: CheckRequest;
+    try {
+      facts = checkRequestOf(request);
+    } catch {
+      sendDecision(reply, checker.failed('http', 'malformed'));
+      return;
+    }
+    const decision = checker.check(facts, 'http');
+    if (decision instanceof Promise) {
+      void decision.then((d) => {
+        sendDecision(reply, d);
+      });
+    } else {
+      sendDecision(reply, decision);
+    }
+  };
+  app.route({ method: app.supportedMethods, url: '*', handler });
+  app.setNotFoundHandler(handler);
+  app.setErrorHandler((err, _request, reply) => {
+    const status = (err as { statusCode?: unknown }).statusCode;
+    const malformed = typeof status === 'number' && status >= 400 && status < 500;
+    sendDecision(reply, checker.failed('http', malformed ? 'malformed' : 'error', err));
+  });
+}
