@@ -161,7 +161,7 @@ console.log(`   operator peak resident memory ${peak.toFixed(0)} MB (target < 25
 // 2. Disable latency: from the patch to the rendered keys shard saying enabled: false.
 const keysShardOf = async (stage: string, name: string): Promise<boolean | undefined> => {
   const index = JSON.parse(
-    (await core.readNamespacedConfigMap({ name: `keystile-bench-${stage}`, namespace: ns })).data?.[
+    (await core.readNamespacedConfigMap({ name: `keystile-bench.${stage}`, namespace: ns })).data?.[
       'index.json'
     ] ?? '{}',
   ) as { shards: { keys: { name: string } }[] };
@@ -237,7 +237,7 @@ const allCount = async (): Promise<number> => {
   try {
     return (
       JSON.parse(
-        (await core.readNamespacedConfigMap({ name: 'keystile-bench-all', namespace: ns })).data?.[
+        (await core.readNamespacedConfigMap({ name: 'keystile-bench.all', namespace: ns })).data?.[
           'index.json'
         ] ?? '{}',
       ) as { keyCount: number }

@@ -4,9 +4,9 @@
  * generated) and the TypeScript types.
  *
  * Per API stage (namespace, api, stage) the operator writes:
- *   ConfigMap keystile-<api>-<stage>             index.json   the index: plans, and every shard with its hash
- *   ConfigMap keystile-<api>-<stage>-keys-<i>    keys.json    key ids, plans, enabled, expiry, customer
- *   Secret    keystile-<api>-<stage>-secrets-<i> secrets.json key hashes, and KeyPair SecretKeys
+ *   ConfigMap keystile-<api>.<stage>             index.json   the index: plans, and every shard with its hash
+ *   ConfigMap keystile-<api>.<stage>.keys-<i>    keys.json    key ids, plans, enabled, expiry, customer
+ *   Secret    keystile-<api>.<stage>.secrets-<i> secrets.json key hashes, and KeyPair SecretKeys
  * Shards are written first and the index last; a reader swaps to a new config only when every shard the
  * index names has arrived with the hash the index gives.
  */

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { counterKeys, parseStageKey, shardCount, shardOf, stageKey } from './identity.ts';
+import { counterKeys, objectNames, parseStageKey, shardCount, shardOf, stageKey } from './identity.ts';
 
 describe('identities', () => {
   it('doubles the shard count only when the average shard would pass 2000 keys', () => {
@@ -12,6 +12,15 @@ describe('identities', () => {
     const counts = new Array<number>(8).fill(0);
     for (let i = 0; i < 8000; i++) counts[shardOf(`key${i}`, 8)]! += 1;
     for (const c of counts) expect(c).toBeGreaterThan(850);
+  });
+
+  it('names the objects of two stages differently even when their names share hyphens', () => {
+    const a = { namespace: 'shop', api: 'a-b', stage: 'c' };
+    const b = { namespace: 'shop', api: 'a', stage: 'b-c' };
+    expect(objectNames.index(a)).toBe('keystile-a-b.c');
+    expect(objectNames.index(b)).toBe('keystile-a.b-c');
+    expect(objectNames.keys(a, 0)).not.toBe(objectNames.keys(b, 0));
+    expect(objectNames.secrets(a, 3)).toBe('keystile-a-b.c.secrets-3');
   });
 
   it('round-trips stage keys and refuses malformed ones', () => {

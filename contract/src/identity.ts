@@ -31,11 +31,15 @@ export function parseStageKey(text: string): ApiStageId | undefined {
   return { namespace: m[1], api: m[3], stage: m[5] };
 }
 
-/** The names of a stage's rendered objects (in the stage's namespace). */
+/**
+ * The names of a stage's rendered objects (in the stage's namespace): `keystile-<api>.<stage>`, then
+ * `.keys-<i>` and `.secrets-<i>`. The dot cannot appear in an api or stage name (DNS labels), so no two
+ * stages share a name: with a hyphen, api `a-b` stage `c` and api `a` stage `b-c` would.
+ */
 export const objectNames = {
-  index: (s: ApiStageId): string => `keystile-${s.api}-${s.stage}`,
-  keys: (s: ApiStageId, shard: number): string => `keystile-${s.api}-${s.stage}-keys-${shard}`,
-  secrets: (s: ApiStageId, shard: number): string => `keystile-${s.api}-${s.stage}-secrets-${shard}`,
+  index: (s: ApiStageId): string => `keystile-${s.api}.${s.stage}`,
+  keys: (s: ApiStageId, shard: number): string => `keystile-${s.api}.${s.stage}.keys-${shard}`,
+  secrets: (s: ApiStageId, shard: number): string => `keystile-${s.api}.${s.stage}.secrets-${shard}`,
 } as const;
 
 /** The data keys inside the rendered objects. */

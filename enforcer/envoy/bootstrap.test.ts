@@ -127,7 +127,7 @@ describe('the watch-mode RBAC', () => {
     }
     const secrets = rules.find((r) => r.resources.includes('secrets'))!;
     expect(secrets.resourceNames).toHaveLength(256);
-    expect(secrets.resourceNames!.every((n) => /^keystile-orders-prod-secrets-\d+$/.test(n))).toBe(true);
+    expect(secrets.resourceNames!.every((n) => /^keystile-orders.prod.secrets-\d+$/.test(n))).toBe(true);
   });
 
   it('ships enforcer/deploy/role.yaml, generated', () => {

@@ -165,8 +165,8 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
         () => true,
         () => false,
       );
-    expect(await can('get', 'secrets/keystile-orders-prod-secrets-0')).toBe(true);
-    expect(await can('watch', 'configmaps/keystile-orders-prod')).toBe(true);
+    expect(await can('get', 'secrets/keystile-orders.prod.secrets-0')).toBe(true);
+    expect(await can('watch', 'configmaps/keystile-orders.prod')).toBe(true);
     expect(await can('get', 'secrets/keystile-key-alpha')).toBe(false);
     expect(await can('list', 'secrets')).toBe(false);
     expect(await can('list', 'configmaps')).toBe(false);
@@ -207,7 +207,7 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
       ns,
       'get',
       'configmap',
-      'keystile-orders-prod',
+      'keystile-orders.prod',
     ]);
     const doc = JSON.parse(index.data['index.json']!) as {
       revision: string;
@@ -220,7 +220,7 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
       ns,
       'create',
       'configmap',
-      'keystile-orders-prod',
+      'keystile-orders.prod',
       `--from-literal=index.json=${JSON.stringify(doc)}`,
       '--dry-run=client',
       '-o',
@@ -233,7 +233,7 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
   });
 
   it('refuses every key of a stage whose objects are deleted', async () => {
-    await kubectl(['-n', ns, 'delete', 'configmap', 'keystile-orders-prod']);
+    await kubectl(['-n', ns, 'delete', 'configmap', 'keystile-orders.prod']);
     await until(enforcer, stage, keyValue(files.keys, 'alpha'), 403, 2000);
   });
 });

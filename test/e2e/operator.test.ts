@@ -55,7 +55,7 @@ async function until(what: string, probe: () => Promise<boolean>, timeoutMs = 20
 /** The rendered documents of a stage, parsed and checked against the contract. */
 async function stage(ns: string, api: string, stageName: string) {
   const index = parseIndex(
-    (await get(ns, `configmap/keystile-${api}-${stageName}`)).data?.['index.json'] ?? '',
+    (await get(ns, `configmap/keystile-${api}.${stageName}`)).data?.['index.json'] ?? '',
   );
   if (!index.ok) throw new Error(index.error);
   const keys = [];
@@ -317,15 +317,15 @@ describe('the operator', () => {
 
   it('removes a stage when its last binding is deleted', async () => {
     await apply(ns, binding('b-temp', 'gold', { names: ['acme-prod'] }, [{ api: 'temp', stage: 'x' }]));
-    await until('the temp stage rendered', () => exists(ns, 'configmap/keystile-temp-x'));
-    const owners = (await get(ns, 'configmap/keystile-temp-x')).metadata.ownerReferences ?? [];
+    await until('the temp stage rendered', () => exists(ns, 'configmap/keystile-temp.x'));
+    const owners = (await get(ns, 'configmap/keystile-temp.x')).metadata.ownerReferences ?? [];
     expect(owners.map((o) => `${o.kind}/${o.name}`)).toEqual(['PlanBinding/b-temp']);
     await kubectl(['-n', ns, 'delete', 'planbinding/b-temp']);
     await until(
       'the temp stage gone',
       async () =>
-        !(await exists(ns, 'configmap/keystile-temp-x')) &&
-        !(await exists(ns, 'secret/keystile-temp-x-secrets-0')),
+        !(await exists(ns, 'configmap/keystile-temp.x')) &&
+        !(await exists(ns, 'secret/keystile-temp.x.secrets-0')),
     );
   });
 

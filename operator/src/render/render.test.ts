@@ -77,7 +77,7 @@ describe('render', () => {
       (o, i) => JSON.stringify(o.data) !== JSON.stringify(before.objects[i]?.data),
     );
     expect(changed.map((o) => o.kind).sort()).toEqual(['ConfigMap', 'ConfigMap', 'Secret']);
-    expect(changed.map((o) => o.name)).toContain('keystile-orders-prod');
+    expect(changed.map((o) => o.name)).toContain('keystile-orders.prod');
   });
 
   it('keeps every shard well under the 1 MiB object limit at 2000 keys a shard', () => {

@@ -57,11 +57,11 @@ describe('the mounted directory', () => {
 
   it('refuses an index that is not valid, naming where it is', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keystile-dir-'));
-    mkdirSync(join(dir, 'keystile-orders-prod'));
-    writeFileSync(join(dir, 'keystile-orders-prod', 'index.json'), '{"version":"keystile.dev/contract/v1"}');
+    mkdirSync(join(dir, 'keystile-orders.prod'));
+    writeFileSync(join(dir, 'keystile-orders.prod', 'index.json'), '{"version":"keystile.dev/contract/v1"}');
     const { loader, refusals } = testLoader();
     await loader.load(await readDirectory(dir, loader));
-    expect(refusals[0]?.origin).toBe(join(dir, 'keystile-orders-prod'));
+    expect(refusals[0]?.origin).toBe(join(dir, 'keystile-orders.prod'));
     expect(refusals[0]?.error.code).toBe('Invalid');
   });
 });
