@@ -3,11 +3,16 @@
 import { execFileSync } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
-import { localEnvPath, runningProcesses, startLocalSystem, stopLocalSystem } from './local-system.ts';
+import { DEMO_NAMESPACE, startDemo } from './demo.ts';
+import {
+  groundContext,
+  localEnvPath,
+  runningProcesses,
+  startLocalSystem,
+  stopLocalSystem,
+  writeLocalEnv,
+} from './local-system.ts';
 import { repoRoot, stateDir } from './paths.ts';
-
-/** Where `npm start` applies the examples. */
-const DEMO_NAMESPACE = 'keystile-demo';
 
 async function start(): Promise<void> {
   const system = await startLocalSystem();
@@ -32,20 +37,61 @@ async function start(): Promise<void> {
   kubectl(['-n', DEMO_NAMESPACE, 'wait', '--for=condition=Ready', '--timeout=30s', 'planbindings', '--all']);
   const resources = kubectl(['-n', DEMO_NAMESPACE, 'get', 'apikeys,usageplans,planbindings']);
 
+  // The enforcer behind Envoy, on the operator's output; then show it deciding.
+  const demo = await startDemo(groundContext(), system.kubeconfig);
+  writeLocalEnv(system, {
+    KEYSTILE_ENVOY_URL: demo.ordersUrl,
+    KEYSTILE_ENVOY_GRPC_URL: demo.paymentsUrl,
+    KEYSTILE_ENFORCER_URL: demo.enforcerAdminUrl,
+  });
+  const acme = Buffer.from(
+    kubectl([
+      '-n',
+      DEMO_NAMESPACE,
+      'get',
+      'secret',
+      'keystile-key-acme-prod',
+      '-o',
+      'jsonpath={.data.value}',
+    ]),
+    'base64',
+  ).toString();
+  const noKey = (await fetch(`${demo.ordersUrl}/v1/orders`)).status;
+  const withKey = await fetch(`${demo.ordersUrl}/v1/orders`, { headers: { 'x-api-key': acme } });
+  const seen = ((await withKey.json()) as { headers: Record<string, string> }).headers;
+  const burst = await Promise.all(
+    Array.from({ length: 260 }, () =>
+      fetch(`${demo.ordersUrl}/v1/orders`, { headers: { 'x-api-key': acme } }).then((r) => r.status),
+    ),
+  );
+  const count = (code: number): number => burst.filter((s) => s === code).length;
+
   const label = (s: string): string => s.padEnd(24);
   console.log(`
 Keystile local system is up (${system.seconds.toFixed(1)} s; started: ${system.started.join(', ') || 'nothing, all was running'}).
   ${label(`Kubernetes ${version ?? '?'}`)}${system.kubeconfig}
   ${label('Keystile operator')}${system.operatorUrl}/metrics
-  ${label('Envoy -> upstream')}${system.envoyUrl}  (GET /hello answered ${through.status})
+  ${label('Envoy + enforcer (HTTP)')}${demo.ordersUrl}   orders/prod
+  ${label('Envoy + enforcer (gRPC)')}${demo.paymentsUrl}   payments/release
+  ${label('Enforcer metrics')}${demo.enforcerAdminUrl}/metrics
+  ${label('Envoy, no check')}${system.envoyUrl}  (GET /hello answered ${through.status})
   ${label('Redis')}${system.redisUrl}
   ${label('Prometheus')}${system.prometheusUrl}
 
 The examples (examples/aws-style, examples/tencent-style) are applied in namespace ${DEMO_NAMESPACE}:
 ${resources.replace(/^/gm, '  ')}
 
+The enforcer decides every request to orders/prod (plan gold: 100 requests/s, burst 200):
+  without a key                      ${noKey}
+  with acme-prod's key               ${withKey.status}; the upstream saw x-keystile-key-id: ${seen['x-keystile-key-id'] ?? '(none)'}, x-keystile-plan: ${seen['x-keystile-plan'] ?? '(none)'}
+  260 requests at once with it       ${count(200)} x 200, ${count(429)} x 429 (the bucket holds 200)
+
 Try:
   source ${env}
+  KEY=$(kubectl -n ${DEMO_NAMESPACE} get secret keystile-key-acme-prod -o jsonpath='{.data.value}' | base64 -d)
+  curl -i $KEYSTILE_ENVOY_URL/v1/orders                          # 403
+  curl -i -H "x-api-key: $KEY" $KEYSTILE_ENVOY_URL/v1/orders     # 200, with RateLimit headers
+  kubectl -n ${DEMO_NAMESPACE} patch apikey acme-prod --type=merge -p '{"spec":{"enabled":false}}'   # then 403 within a second
   kubectl -n ${DEMO_NAMESPACE} get apikeys,usageplans,planbindings
   kubectl -n ${DEMO_NAMESPACE} get configmaps,secrets -l app.kubernetes.io/managed-by=keystile
   kubectl -n ${DEMO_NAMESPACE} describe planbinding gold-orders

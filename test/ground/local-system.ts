@@ -182,16 +182,21 @@ export async function stopLocalSystem(only?: readonly string[]): Promise<string[
 export const localEnvPath: string = join(stateDir, 'local.env');
 
 /** Writes `.keystile/local.env`: KUBECONFIG, the URLs, and PATH with the matching kubectl and helm first. */
-export function writeLocalEnv(system: LocalSystem): void {
+export function writeLocalEnv(system: LocalSystem, extra: Readonly<Record<string, string>> = {}): void {
   const lines = [
     '# Written by `npm start`: `source .keystile/local.env` sets a shell up for the local system.',
     `export KUBECONFIG='${system.kubeconfig}'`,
-    `export KEYSTILE_ENVOY_URL='${system.envoyUrl}'`,
+    // KEYSTILE_ENVOY_URL is the Envoy that asks the enforcer (npm start's demo); until it runs, the plain one.
+    `export KEYSTILE_ENVOY_URL='${extra['KEYSTILE_ENVOY_URL'] ?? system.envoyUrl}'`,
+    `export KEYSTILE_ENVOY_OPEN_URL='${system.envoyUrl}'`,
     `export KEYSTILE_ENVOY_ADMIN_URL='${system.envoyAdminUrl}'`,
     `export KEYSTILE_UPSTREAM_URL='${system.upstreamUrl}'`,
     `export KEYSTILE_REDIS_URL='${system.redisUrl}'`,
     `export KEYSTILE_PROMETHEUS_URL='${system.prometheusUrl}'`,
     `export KEYSTILE_OPERATOR_URL='${system.operatorUrl}'`,
+    ...Object.entries(extra)
+      .filter(([k]) => k !== 'KEYSTILE_ENVOY_URL')
+      .map(([k, v]) => `export ${k}='${v}'`),
     // kubectl and helm built for this control plane's version come first on PATH.
     `export PATH='${dirname(system.bins.kubectl)}:${dirname(system.bins.helm)}':"$PATH"`,
     '',
