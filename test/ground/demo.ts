@@ -87,7 +87,11 @@ export async function startDemo(ctx: GroundContext, adminKubeconfig: string): Pr
   await waitReady(
     ctx,
     'enforcer',
-    async () => (await get(`http://127.0.0.1:${http.admin}/readyz`)).status === 200,
+    // Ready means a config is loaded; the demo also waits until every stage of the examples has arrived.
+    async () => {
+      const metrics = await get(`http://127.0.0.1:${http.admin}/metrics`);
+      return /^keystile_config_stages (\d+)$/m.exec(metrics.body)?.[1] === String(DEMO_STAGES.length);
+    },
     30_000,
   );
   addPrometheusTarget(ctx, 'keystile-enforcer', http.admin);
