@@ -95,7 +95,7 @@ Try:
   kubectl -n ${DEMO_NAMESPACE} get apikeys,usageplans,planbindings
   kubectl -n ${DEMO_NAMESPACE} get configmaps,secrets -l app.kubernetes.io/managed-by=keystile
   kubectl -n ${DEMO_NAMESPACE} describe planbinding gold-orders
-  curl -s $KEYSTILE_ENVOY_URL/hello
+  curl -s $KEYSTILE_ENVOY_OPEN_URL/hello
   npm stop          # ends every process npm start started
 `);
 }
