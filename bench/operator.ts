@@ -8,6 +8,7 @@
 // durable etcd.
 import { readFileSync } from 'node:fs';
 import { CustomObjectsApi, CoreV1Api, KubeConfig } from '@kubernetes/client-node';
+import { objectNames } from '../contract/src/identity.ts';
 import { forEachLimit } from '../operator/src/controllers/pool.ts';
 import { reuseConnections } from '../operator/src/kube/clients.ts';
 import { groundContext, readLocalEnv } from '../test/ground/local-system.ts';
@@ -136,7 +137,10 @@ const converged = async (): Promise<boolean> => {
   let rendered = 0;
   for (let s = 0; s < STAGES; s++) {
     try {
-      const cm = await core.readNamespacedConfigMap({ name: `keystile-bench-s${s}`, namespace: ns });
+      const cm = await core.readNamespacedConfigMap({
+        name: objectNames.index({ namespace: ns, api: 'bench', stage: `s${s}` }),
+        namespace: ns,
+      });
       rendered += (JSON.parse(cm.data?.['index.json'] ?? '{}') as { keyCount?: number }).keyCount ?? 0;
     } catch {
       return false;
@@ -161,9 +165,12 @@ console.log(`   operator peak resident memory ${peak.toFixed(0)} MB (target < 25
 // 2. Disable latency: from the patch to the rendered keys shard saying enabled: false.
 const keysShardOf = async (stage: string, name: string): Promise<boolean | undefined> => {
   const index = JSON.parse(
-    (await core.readNamespacedConfigMap({ name: `keystile-bench.${stage}`, namespace: ns })).data?.[
-      'index.json'
-    ] ?? '{}',
+    (
+      await core.readNamespacedConfigMap({
+        name: objectNames.index({ namespace: ns, api: 'bench', stage }),
+        namespace: ns,
+      })
+    ).data?.['index.json'] ?? '{}',
   ) as { shards: { keys: { name: string } }[] };
   for (const s of index.shards) {
     const shard = JSON.parse(
@@ -237,9 +244,12 @@ const allCount = async (): Promise<number> => {
   try {
     return (
       JSON.parse(
-        (await core.readNamespacedConfigMap({ name: 'keystile-bench.all', namespace: ns })).data?.[
-          'index.json'
-        ] ?? '{}',
+        (
+          await core.readNamespacedConfigMap({
+            name: objectNames.index({ namespace: ns, api: 'bench', stage: 'all' }),
+            namespace: ns,
+          })
+        ).data?.['index.json'] ?? '{}',
       ) as { keyCount: number }
     ).keyCount;
   } catch {
