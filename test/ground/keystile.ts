@@ -101,7 +101,7 @@ export interface OperatorProcess {
  * The heap the operator runs with, as its image does: its live set is small (about 100 MB at 10,000 keys)
  * but it allocates fast, and an uncapped V8 heap grows to several times the live set before collecting.
  */
-export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=192 --max-semi-space-size=8';
+export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=4';
 
 /** Starts the operator (node operator/src/main.ts) as a background process of the local system. */
 export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): void {
