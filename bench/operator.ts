@@ -44,6 +44,33 @@ const metric = async (name: string): Promise<number> => {
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 const ns = `bench-${Date.now().toString(36)}`;
+
+type Made = { metadata: Record<string, unknown>; spec: Record<string, unknown> };
+
+/** Creates one Keystile resource. */
+async function create(plural: string, kind: string, made: Made): Promise<void> {
+  await custom.createNamespacedCustomObject({
+    group,
+    version,
+    namespace: ns,
+    plural,
+    body: { apiVersion: `${group}/${version}`, kind, ...made },
+  });
+}
+
+/** Creates `count` Keystile resources of a kind, 32 at a time. */
+async function createAll(
+  plural: string,
+  kind: string,
+  count: number,
+  make: (i: number) => Made,
+): Promise<void> {
+  await forEachLimit(
+    Array.from({ length: count }, (_, i) => i),
+    32,
+    (i) => create(plural, kind, make(i)),
+  );
+}
 await core.createNamespace({ body: { metadata: { name: ns, labels: { 'keystile.dev/bench': 'true' } } } });
 console.log(`namespace ${ns}; operator pid ${operator.pid}, ${rss().toFixed(0)} MB resident before`);
 
@@ -51,64 +78,22 @@ console.log(`namespace ${ns}; operator pid ${operator.pid}, ${rss().toFixed(0)} 
 let peak = rss();
 const sampler = setInterval(() => (peak = Math.max(peak, rss())), 200);
 const t0 = performance.now();
-await forEachLimit(
-  Array.from({ length: PLANS }, (_, i) => i),
-  16,
-  async (i) => {
-    await custom.createNamespacedCustomObject({
-      group,
-      version,
-      namespace: ns,
-      plural: 'usageplans',
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: 'UsagePlan',
-        metadata: { name: `plan-${i}` },
-        spec: { throttle: { rateLimit: 10, burstLimit: 20 }, quota: { limit: 10_000, period: 'MONTH' } },
-      },
-    });
+await createAll('usageplans', 'UsagePlan', PLANS, (i) => ({
+  metadata: { name: `plan-${i}` },
+  spec: { throttle: { rateLimit: 10, burstLimit: 20 }, quota: { limit: 10_000, period: 'MONTH' } },
+}));
+await createAll('planbindings', 'PlanBinding', BINDINGS, (i) => ({
+  metadata: { name: `binding-${i}` },
+  spec: {
+    planRef: { name: `plan-${i}` },
+    keys: { selector: { matchLabels: { group: String(i) } } },
+    apiStages: [{ api: 'bench', stage: `s${i % STAGES}` }],
   },
-);
-await forEachLimit(
-  Array.from({ length: BINDINGS }, (_, i) => i),
-  16,
-  async (i) => {
-    await custom.createNamespacedCustomObject({
-      group,
-      version,
-      namespace: ns,
-      plural: 'planbindings',
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: 'PlanBinding',
-        metadata: { name: `binding-${i}` },
-        spec: {
-          planRef: { name: `plan-${i}` },
-          keys: { selector: { matchLabels: { group: String(i) } } },
-          apiStages: [{ api: 'bench', stage: `s${i % STAGES}` }],
-        },
-      },
-    });
-  },
-);
-await forEachLimit(
-  Array.from({ length: KEYS }, (_, i) => i),
-  32,
-  async (i) => {
-    await custom.createNamespacedCustomObject({
-      group,
-      version,
-      namespace: ns,
-      plural: 'apikeys',
-      body: {
-        apiVersion: `${group}/${version}`,
-        kind: 'ApiKey',
-        metadata: { name: `key-${i}`, labels: { group: String(i % BINDINGS) } },
-        spec: {},
-      },
-    });
-  },
-);
+}));
+await createAll('apikeys', 'ApiKey', KEYS, (i) => ({
+  metadata: { name: `key-${i}`, labels: { group: String(i % BINDINGS) } },
+  spec: {},
+}));
 const created = (performance.now() - t0) / 1000;
 
 const converged = async (): Promise<boolean> => {
@@ -183,8 +168,8 @@ const keysShardOf = async (stage: string, name: string): Promise<boolean | undef
 };
 const latencies: number[] = [];
 for (let i = 0; i < 20; i++) {
-  const name = `key-${i * 37}`;
-  const stage = `s${((i * 37) % BINDINGS) % STAGES}`;
+  const name = `key-${(i * 37) % KEYS}`;
+  const stage = `s${(((i * 37) % KEYS) % BINDINGS) % STAGES}`;
   const start = performance.now();
   await custom.patchNamespacedCustomObject({
     group,
@@ -203,27 +188,13 @@ console.log(
 );
 
 // 3. One more key on a stage of KEYS keys: a binding putting every key on stage "all", then one more.
-await custom.createNamespacedCustomObject({
-  group,
-  version,
-  namespace: ns,
-  plural: 'usageplans',
-  body: { apiVersion: `${group}/${version}`, kind: 'UsagePlan', metadata: { name: 'all' }, spec: {} },
-});
-await custom.createNamespacedCustomObject({
-  group,
-  version,
-  namespace: ns,
-  plural: 'planbindings',
-  body: {
-    apiVersion: `${group}/${version}`,
-    kind: 'PlanBinding',
-    metadata: { name: 'all' },
-    spec: {
-      planRef: { name: 'all' },
-      keys: { selector: { matchLabels: { all: 'yes' } } },
-      apiStages: [{ api: 'bench', stage: 'all' }],
-    },
+await create('usageplans', 'UsagePlan', { metadata: { name: 'all' }, spec: {} });
+await create('planbindings', 'PlanBinding', {
+  metadata: { name: 'all' },
+  spec: {
+    planRef: { name: 'all' },
+    keys: { selector: { matchLabels: { all: 'yes' } } },
+    apiStages: [{ api: 'bench', stage: 'all' }],
   },
 });
 await forEachLimit(
@@ -268,17 +239,9 @@ for (;;) {
 const writesBefore = await metric('keystile_operator_writes_total');
 const bytesBefore = await metric('keystile_operator_rendered_bytes_written_total');
 const t3 = performance.now();
-await custom.createNamespacedCustomObject({
-  group,
-  version,
-  namespace: ns,
-  plural: 'apikeys',
-  body: {
-    apiVersion: `${group}/${version}`,
-    kind: 'ApiKey',
-    metadata: { name: 'one-more', labels: { all: 'yes' } },
-    spec: {},
-  },
+await create('apikeys', 'ApiKey', {
+  metadata: { name: 'one-more', labels: { all: 'yes' } },
+  spec: {},
 });
 while ((await allCount()) < KEYS + 1) await sleep(5);
 const added = (performance.now() - t3) / 1000;
