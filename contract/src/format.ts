@@ -11,6 +11,7 @@
  * index names has arrived with the hash the index gives.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { WEEKDAYS } from '../../crds/src/usage-plan.ts';
 
 /** The version this code writes. */
 export const CONTRACT_VERSION = 'keystile.dev/contract/v1';
@@ -50,13 +51,7 @@ export const RenderedQuota = Type.Object(
     limit: Type.Integer({ minimum: 1 }),
     period: Type.Union([Type.Literal('DAY'), Type.Literal('WEEK'), Type.Literal('MONTH')]),
     startDay: Type.Optional(Type.Integer({ minimum: 1, maximum: 28 })),
-    startWeekday: Type.Optional(
-      Type.Union(
-        ['MONDAY', 'TUESDAY', 'WEDNESDAY', 'THURSDAY', 'FRIDAY', 'SATURDAY', 'SUNDAY'].map((d) =>
-          Type.Literal(d),
-        ),
-      ),
-    ),
+    startWeekday: Type.Optional(Type.Union(WEEKDAYS.map((d) => Type.Literal(d)))),
     timeZone: Type.String({ maxLength: 64 }),
   },
   { additionalProperties: false },

@@ -153,7 +153,7 @@ export function compilePlan(plan: RenderedPlan): PlanEntry | string {
       period: plan.quota.period,
       ...(plan.quota.startDay !== undefined && { startDay: plan.quota.startDay }),
       ...(plan.quota.startWeekday !== undefined && {
-        startWeekday: plan.quota.startWeekday as PeriodSpec['startWeekday'] & string,
+        startWeekday: plan.quota.startWeekday,
       }),
       timeZone: plan.quota.timeZone,
     };

@@ -17,22 +17,16 @@
 /** The length of a quota period. */
 export type QuotaPeriod = 'DAY' | 'WEEK' | 'MONTH';
 
+import { WEEKDAYS } from '../../../crds/src/usage-plan.ts';
+
 /** A day of the week, as the CRD spells it. */
-export type Weekday = 'MONDAY' | 'TUESDAY' | 'WEDNESDAY' | 'THURSDAY' | 'FRIDAY' | 'SATURDAY' | 'SUNDAY';
+export type Weekday = (typeof WEEKDAYS)[number];
 
 /** Every quota period, in order of length. */
 export const QUOTA_PERIODS: readonly QuotaPeriod[] = Object.freeze(['DAY', 'WEEK', 'MONTH']);
 
-/** Every weekday, Monday first. */
-export const WEEKDAYS: readonly Weekday[] = Object.freeze([
-  'MONDAY',
-  'TUESDAY',
-  'WEDNESDAY',
-  'THURSDAY',
-  'FRIDAY',
-  'SATURDAY',
-  'SUNDAY',
-]);
+/** Every weekday, Monday first: the CRD's own list, so the two cannot drift. */
+export { WEEKDAYS };
 
 /** The latest day of the month a MONTH period may start on: every month has it. */
 export const MAX_START_DAY = 28;
