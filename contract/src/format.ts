@@ -97,6 +97,28 @@ export const RenderedPlan = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * A UsageAdjustment as enforcers apply it: to the subject's quota counter of one period, once (the
+ * store keeps a marker of its id beside the counter). Rendered only while its period is current.
+ */
+export const RenderedAdjustment = Type.Object(
+  {
+    id: Type.String({ description: "The UsageAdjustment's uid: applied at most once.", maxLength: 64 }),
+    plan: Type.String({ description: "The plan's name (its id is '<namespace>/<plan>').", maxLength: 253 }),
+    subject: Type.String({
+      description: "Whose counter: 'key:<key id>' or 'customer:<customer>'.",
+      pattern: '^(key|customer):[^{}|]+$',
+      maxLength: 160,
+    }),
+    period: Type.String({
+      description: 'The period id (its first local day).',
+      pattern: '^\\d{4}-\\d{2}-\\d{2}$',
+    }),
+    amount: Type.Integer({ description: 'Units granted (positive) or taken back (negative).' }),
+  },
+  { additionalProperties: false },
+);
+
 /** Where a shard is, and the hash of its data. */
 export const ObjectRef = Type.Object(
   {
@@ -117,6 +139,12 @@ export const StageIndex = Type.Object(
     }),
     keyCount: Type.Integer({ minimum: 0 }),
     plans: Type.Array(RenderedPlan),
+    adjustments: Type.Optional(
+      Type.Array(RenderedAdjustment, {
+        description: "Quota adjustments of the stage's plans in their current periods.",
+        maxItems: 10000,
+      }),
+    ),
     shards: Type.Array(
       Type.Object(
         {
@@ -243,6 +271,8 @@ export type RenderedThrottle = Static<typeof RenderedThrottle>;
 export type RenderedQuota = Static<typeof RenderedQuota>;
 /** A rendered denial answer. */
 export type RenderedResponse = Static<typeof RenderedResponse>;
+/** A quota adjustment as rendered. */
+export type RenderedAdjustment = Static<typeof RenderedAdjustment>;
 /** An index. */
 export type StageIndex = Static<typeof StageIndex>;
 /** A rendered key. */

@@ -1,5 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { counterKeys, objectNames, parseStageKey, shardCount, shardOf, stageKey } from './identity.ts';
+import {
+  counterKeys,
+  dayKey,
+  objectNames,
+  parseCounterKey,
+  parseStageKey,
+  shardCount,
+  shardOf,
+  stageKey,
+} from './identity.ts';
 
 describe('identities', () => {
   it('doubles the shard count only when the average shard would pass 2000 keys', () => {
@@ -43,5 +52,43 @@ describe('identities', () => {
     expect(counterKeys('shop/gold', { kind: 'customer', name: 'acme' }, '2026-11-01').quota).toBe(
       'ks:{shop/gold|customer:acme}:quota:2026-11-01',
     );
+  });
+});
+
+describe('parseCounterKey', () => {
+  it('reads back every kind of counter key', () => {
+    const key = { kind: 'key', id: 'cbarucba7hks' } as const;
+    const customer = { kind: 'customer', name: 'acme-corp' } as const;
+    const k = counterKeys('shop/gold', key, '2026-11-01', 'search');
+    expect(parseCounterKey(k.quota)).toEqual({
+      plan: 'shop/gold',
+      subject: key,
+      kind: 'quota',
+      suffix: '2026-11-01',
+    });
+    expect(parseCounterKey(k.bucket)).toEqual({
+      plan: 'shop/gold',
+      subject: key,
+      kind: 'bucket',
+      suffix: 'search',
+    });
+    expect(parseCounterKey(counterKeys('shop/gold', customer, '2026-11-01').bucket)).toEqual({
+      plan: 'shop/gold',
+      subject: customer,
+      kind: 'bucket',
+      suffix: undefined,
+    });
+    expect(parseCounterKey(dayKey('shop/gold', customer, '2026-11-23'))).toEqual({
+      plan: 'shop/gold',
+      subject: customer,
+      kind: 'day',
+      suffix: '2026-11-23',
+    });
+  });
+
+  it('refuses what is not a counter key', () => {
+    expect(parseCounterKey('ks:{shop/gold|key:x}:quota:2026-11-01:alerts')).toBeUndefined();
+    expect(parseCounterKey('other')).toBeUndefined();
+    expect(parseCounterKey('ks:{shop/gold|team:x}:quota:2026-11-01')).toBeUndefined();
   });
 });

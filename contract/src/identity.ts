@@ -103,3 +103,41 @@ export function counterKeys(
     quota: `ks:${tag}:quota:${periodId}`,
   };
 }
+
+/** The usage-per-day counter of a subject on a plan: `ks:{<plan>|<subject>}:day:<YYYY-MM-DD>` (the plan's local day). */
+export function dayKey(plan: string, subject: Subject, day: string): string {
+  return `ks:{${plan}|${subjectKey(subject)}}:day:${day}`;
+}
+
+/** The marker that an adjustment was applied to a quota counter (set if absent: applied exactly once). */
+export function adjustmentMarkerKey(quotaKey: string, adjustmentId: string): string {
+  return `${quotaKey}:adj:${adjustmentId}`;
+}
+
+/** The set of alert thresholds (percent) already crossed by a quota counter in its period. */
+export function alertsKey(quotaKey: string): string {
+  return `${quotaKey}:alerts`;
+}
+
+/** What a counter key names, read back (usage reports read counters by key). */
+export interface ParsedCounterKey {
+  readonly plan: string;
+  readonly subject: Subject;
+  readonly kind: 'bucket' | 'quota' | 'day';
+  /** The period id (quota), the day (day) or the route (a route's own bucket). */
+  readonly suffix: string | undefined;
+}
+
+const COUNTER_KEY = /^ks:\{([^|{}]+)\|(key|customer):([^{}]+)\}:(bucket|quota|day)(?::(.+))?$/;
+
+/** Parses a key made by {@link counterKeys} or {@link dayKey}; undefined for anything else. */
+export function parseCounterKey(key: string): ParsedCounterKey | undefined {
+  const m = COUNTER_KEY.exec(key);
+  if (m === null) return undefined;
+  const [, plan, kind, value, counter, suffix] = m;
+  if (plan === undefined || value === undefined || counter === undefined) return undefined;
+  // Markers beside a quota counter (`...:adj:<id>`, `...:alerts`) are not counters.
+  if (counter !== 'bucket' && suffix?.includes(':') === true) return undefined;
+  const subject: Subject = kind === 'key' ? { kind: 'key', id: value } : { kind: 'customer', name: value };
+  return { plan, subject, kind: counter as ParsedCounterKey['kind'], suffix };
+}

@@ -9,7 +9,7 @@
  */
 import type { ApiStageId, RenderedPlan, RenderedResponse, StageIndex } from '../../../contract/src/format.ts';
 import type { Subject } from '../../../contract/src/identity.ts';
-import { checkPeriodSpec, type PeriodSpec } from '../decision/calendar-period.ts';
+import { checkPeriodSpec, type PeriodSpec } from '../../../contract/src/calendar-period.ts';
 import {
   compileMethods,
   compilePathPattern,

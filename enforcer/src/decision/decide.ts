@@ -26,7 +26,7 @@ import {
   UPSTREAM_HEADER_NAMES,
   UPSTREAM_HEADERS,
 } from './answers.ts';
-import { PeriodCache, type PeriodWindow } from './calendar-period.ts';
+import { PeriodCache, type PeriodWindow } from '../../../contract/src/calendar-period.ts';
 import { CounterNames } from './counter-names.ts';
 import type { Clock } from './clock.ts';
 import {

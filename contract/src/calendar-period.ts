@@ -17,7 +17,7 @@
 /** The length of a quota period. */
 export type QuotaPeriod = 'DAY' | 'WEEK' | 'MONTH';
 
-import { WEEKDAYS } from '../../../crds/src/usage-plan.ts';
+import { WEEKDAYS } from '../../crds/src/usage-plan.ts';
 
 /** A day of the week, as the CRD spells it. */
 export type Weekday = (typeof WEEKDAYS)[number];
