@@ -12,20 +12,34 @@
  * 3. a 100,000-key config: load time (target < 1 s), resident memory (< 150 MB), and the longest stall
  *    of the main thread while it reloads (< 50 ms), also seen as the longest decision during a reload.
  */
-import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseArgs } from 'node:util';
-import autocannon from 'autocannon';
-import { generateKey } from '../contract/src/key-format.ts';
 import { envoyWithEnforcer, envoyWithoutEnforcer } from '../enforcer/envoy/bootstrap.ts';
 import { startEnvoy } from '../enforcer/envoy/start.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../enforcer/src/launch.ts';
-import { type FixtureKey, plan, stageDocuments, standaloneConfig } from '../enforcer/testing/fixtures.ts';
 import { binaries } from '../test/ground/paths.ts';
-import { paced, percentile, rawGet } from './enforcer-client.ts';
+import { type PacedResult, paced, percentile, rawGet } from './enforcer-client.ts';
+import {
+  benchConfig as config,
+  CHECK_PATH,
+  CLIENT_CPU,
+  interleaved as interleavedRounds,
+  line,
+  mergePaced,
+  pinSelf,
+  rssMb,
+  SERVER_CPU,
+  STAGE_KEY,
+  startPinned,
+  type Target,
+  verdict,
+  waitListening,
+} from './measure.ts';
 
 const { values } = parseArgs({
   options: { seconds: { type: 'string', default: '6' }, rounds: { type: 'string', default: '3' } },
@@ -33,139 +47,25 @@ const { values } = parseArgs({
 /** Seconds of load per target, split over the rounds. */
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
-const SERVER_CPU = '0';
-const CLIENT_CPU = '1';
-const STAGE = { namespace: 'bench', api: 'orders', stage: 'prod' };
-const STAGE_KEY = 'bench/orders/prod';
 
 // ---- set-up --------------------------------------------------------------------------------------
 
 const pinned = pinSelf();
 const dir = mkdtempSync(join(tmpdir(), 'keystile-bench-'));
 const children: (ChildProcess | { stop(): Promise<void> })[] = [];
+const spawned: ChildProcess[] = [];
 
-function pinSelf(): boolean {
-  try {
-    execFileSync('taskset', ['-cp', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-/** A config of `n` keys spread over 100 plans, limits high enough never to refuse. */
-function config(n: number, variant = ''): { text: string; values: string[] } {
-  const plans = Array.from({ length: 100 }, (_, i) =>
-    plan('bench', `plan-${i}`, {
-      throttle: { rate: 1_000_000, burst: 1_000_000 },
-      quota: { limit: 1_000_000_000_000, period: 'MONTH', timeZone: 'UTC' },
-      routes: [{ name: 'reports', methods: ['*'], path: '/v1/reports/**', cost: 10 }],
-    }),
-  );
-  const values: string[] = [];
-  const keys: FixtureKey[] = [];
-  for (let i = 0; i < n; i++) {
-    const { value, keyId } = generateKey();
-    values.push(value);
-    keys.push({ id: keyId, name: `key-${i}${variant}`, plan: `plan-${i % 100}`, values: [{ value }] });
-  }
-  return { text: standaloneConfig([stageDocuments(STAGE, plans, keys)]), values };
-}
-
-function line(label: string, value: string, target = ''): void {
-  console.log(`  ${label.padEnd(58)} ${value.padStart(16)}  ${target}`);
-}
-
-const verdict = (ok: boolean): string => (ok ? 'PASS' : 'MISS');
-
-/** CPU seconds (user + system) a process has used, from /proc. */
-function cpuSeconds(pid: number): number {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
-}
-const CLOCK_TICKS = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-
-/** What one load run measured. */
-interface Run {
-  /** Requests answered per second of wall time. */
-  readonly rate: number;
-  /** Requests answered per CPU second of the server processes: what the servers could do alone on a core. */
-  readonly perCpuSecond: number;
-}
-
-/**
- * Load with autocannon for `seconds` (after a short warm-up): requests/s, and requests per CPU-second
- * of `pids` (robust to other work on the machine taking CPU 0 from the servers). Throws on a failed request.
- */
-async function maxRate(
-  target: { port: number; path: string; pids: readonly number[] },
+const interleaved = (
+  targets: readonly Target[],
   headers: readonly Record<string, string>[],
-  seconds: number,
-): Promise<Run> {
-  const options = (duration: number): autocannon.Options => ({
-    url: `http://127.0.0.1:${target.port}`,
-    connections: 32,
-    duration,
-    requests: headers.map((h) => ({ method: 'GET', path: target.path, headers: h })),
-  });
-  await autocannon(options(0.3));
-  const cpu0 = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
-  const result = await autocannon(options(seconds));
-  const cpu = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0;
-  const bad = result.non2xx + result.errors + result.timeouts;
-  if (bad > 0)
-    throw new Error(`${bad} of ${result.requests.total} requests to :${target.port}${target.path} failed`);
-  return { rate: result.requests.total / seconds, perCpuSecond: result.requests.total / cpu };
-}
-
-const median = (xs: readonly number[]): number => {
-  const s = [...xs].sort((a, b) => a - b);
-  const mid = Math.floor(s.length / 2);
-  return s.length % 2 === 1 ? (s[mid] ?? NaN) : ((s[mid - 1] ?? NaN) + (s[mid] ?? NaN)) / 2;
-};
-
-/**
- * Runs each target in turn, `ROUNDS` times, so that whatever else the machine does falls on all of
- * them alike: the median of each, and the median of each round's ratio to the first (the baseline),
- * by wall-clock rate and by requests per CPU-second.
- */
-async function interleaved(
-  targets: readonly { port: number; path: string; pids: readonly number[] }[],
-  headers: readonly Record<string, string>[],
-): Promise<{ rates: number[]; ratios: number[]; perCpu: number[]; cpuRatios: number[] }> {
-  const runs: Run[][] = targets.map(() => []);
-  for (let round = 0; round < ROUNDS; round++) {
-    for (const [i, t] of targets.entries()) runs[i]?.push(await maxRate(t, headers, SECONDS / ROUNDS));
-  }
-  const base = runs[0] ?? [];
-  return {
-    rates: runs.map((r) => median(r.map((x) => x.rate))),
-    ratios: runs.map((r) => median(r.map((x, i) => x.rate / (base[i]?.rate ?? NaN)))),
-    perCpu: runs.map((r) => median(r.map((x) => x.perCpuSecond))),
-    cpuRatios: runs.map((r) => median(r.map((x, i) => x.perCpuSecond / (base[i]?.perCpuSecond ?? NaN)))),
-  };
-}
+): ReturnType<typeof interleavedRounds> => interleavedRounds(targets, headers, ROUNDS, SECONDS);
 
 function startProcess(args: string[]): ChildProcess {
-  const child = spawn('taskset', ['-c', SERVER_CPU, process.execPath, ...args], { stdio: 'ignore' });
-  children.push(child);
-  return child;
-}
-
-async function waitListening(port: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      await fetch(`http://127.0.0.1:${port}/`);
-      return;
-    } catch {
-      await sleep(50);
-    }
-  }
-  throw new Error(`nothing listens on ${port}`);
+  return startPinned(process.execPath, args, spawned);
 }
 
 async function cleanup(): Promise<void> {
-  for (const c of children.reverse()) {
+  for (const c of [...children, ...spawned].reverse()) {
     if ('stop' in c) await c.stop();
     else c.kill('SIGTERM');
   }
@@ -196,7 +96,7 @@ try {
     args: ['--log-level', 'warn', '--metrics-key-id', 'false'],
   });
   children.push(enforcer);
-  const checkPath = `/keystile/${STAGE_KEY}/v1/orders`;
+  const checkPath = CHECK_PATH;
 
   const phase1 = await interleaved(
     [
@@ -228,16 +128,7 @@ try {
     parts.a.push(await paced(basePort, rawA, rate, SECONDS / ROUNDS));
     parts.b.push(await paced(enforcer.httpPort, rawB, rate, SECONDS / ROUNDS));
   }
-  const merge = (rs: Awaited<ReturnType<typeof paced>>[]): Awaited<ReturnType<typeof paced>> => ({
-    sent: rs.reduce((n, r) => n + r.sent, 0),
-    completed: rs.reduce((n, r) => n + r.completed, 0),
-    late: rs.reduce((n, r) => n + r.late, 0),
-    latenciesUs: Float64Array.from(rs.flatMap((r) => [...r.latenciesUs])).sort(),
-    statuses: rs.reduce((m, r) => {
-      for (const [k, v] of r.statuses) m.set(k, (m.get(k) ?? 0) + v);
-      return m;
-    }, new Map<number, number>()),
-  });
+  const merge = (rs: PacedResult[]): PacedResult => mergePaced(rs);
   const latA = merge(parts.a);
   const latB = merge(parts.b);
   const p99a = percentile(latA.latenciesUs, 99);
@@ -380,8 +271,7 @@ try {
   );
 
   // The whole enforcer process: its memory with 10 keys and with 100,000, and decisions during a reload.
-  const rssOf = (pid: number): number =>
-    Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0) / 1024;
+  const rssOf = rssMb;
   const lean = { cpus: SERVER_CPU, nodeArgs: NODE_FLAGS, env: LEAN_ENV, readyTimeoutMs: 60_000 };
   const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });
   children.push(e10k);

@@ -108,6 +108,60 @@ describe('the Envoy bootstraps', () => {
     );
   });
 
+  it("routes a key holder's own view to the self-service port, unchecked, rewritten to each listener's stage", () => {
+    for (const mode of ['http', 'grpc'] as const) {
+      const config = envoyWithEnforcer({
+        ...common,
+        mode,
+        enforcerSelfServicePort: 7,
+        listeners: [
+          { port: 5, stage: 'shop/orders/prod' },
+          { port: 6, stage: 'shop/orders/beta' },
+        ],
+      });
+      for (const [i, stage] of ['shop/orders/prod', 'shop/orders/beta'].entries()) {
+        const routes = at(
+          config,
+          'static_resources',
+          'listeners',
+          i,
+          'filter_chains',
+          0,
+          'filters',
+          0,
+          'typed_config',
+          'route_config',
+          'virtual_hosts',
+          0,
+          'routes',
+        ) as Json[];
+        expect(routes[0]).toEqual({
+          name: 'keystile_usage',
+          match: { path: '/keystile/usage' },
+          route: {
+            cluster: 'keystile_enforcer_self_service',
+            prefix_rewrite: `/v1/usage/${stage}`,
+            timeout: '5s',
+          },
+          typed_per_filter_config: {
+            'envoy.filters.http.ext_authz': {
+              '@type': 'type.googleapis.com/envoy.extensions.filters.http.ext_authz.v3.ExtAuthzPerRoute',
+              disabled: true,
+            },
+          },
+        });
+        // Every other path is checked, as before.
+        expect(routes[1]).toEqual({ match: { prefix: '/' }, route: { cluster: 'upstream' } });
+      }
+      const clusters = at(config, 'static_resources', 'clusters') as Json[];
+      expect(clusters.map((c) => c['name'])).toContain('keystile_enforcer_self_service');
+    }
+    // Without the port, no route and no cluster.
+    const plain = envoyWithEnforcer({ ...common, mode: 'http', listenPort: 5, stage: 'shop/orders/prod' });
+    expect(JSON.stringify(plain)).not.toContain('keystile_usage');
+    expect(JSON.stringify(plain)).not.toContain('self_service');
+  });
+
   it.each(examples())('ships $file, generated from bootstrap.ts', (e) => {
     expect(
       readFileSync(join(import.meta.dirname, e.file), 'utf8'),

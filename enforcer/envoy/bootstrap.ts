@@ -12,8 +12,13 @@
  *   Retry-After to the client, on success and on denial;
  * - a broken or stopped enforcer is a 503, never a bypass: `failure_mode_allow: false`,
  *   `status_on_error: 503`, and a timeout;
- * - paths are normalised before the check, so route patterns see what the upstream will.
+ * - paths are normalised before the check, so route patterns see what the upstream will;
+ * - with the enforcer's self-service port, a key holder's own view (`/keystile/usage`) is a normal
+ *   route to that port with ext_authz disabled for it (an ext_authz 200 means "allow", not "here is a
+ *   document"), rewritten to `/v1/usage/<namespace>/<api>/<stage>` of the listener's stage, so the
+ *   client cannot choose the stage.
  */
+import { SELF_SERVICE_PUBLIC_PATH, selfServicePath } from '../../contract/src/usage-api.ts';
 
 /** An Envoy config object (the JSON form of the v3 protos). */
 export type EnvoyConfig = Record<string, unknown>;
@@ -47,6 +52,13 @@ export interface EnvoyWithEnforcerOptions {
   readonly enforcerHttpPort?: number;
   /** The enforcer's gRPC check port (mode 'grpc'). */
   readonly enforcerGrpcPort?: number;
+  /**
+   * The enforcer's self-service port (`--self-service-port`): when given, every listener routes
+   * {@link selfServicePublicPath} there, unchecked, rewritten to its stage's view.
+   */
+  readonly enforcerSelfServicePort?: number;
+  /** The public path of the key holder's own view; default {@link SELF_SERVICE_PUBLIC_PATH}. */
+  readonly selfServicePublicPath?: string;
   /** How long Envoy waits for a decision before answering 503; default '0.5s'. */
   readonly timeout?: string;
   /** Request headers the enforcer may read, besides {@link DEFAULT_ALLOWED_HEADERS}: a custom key header, headers clients sign. */
@@ -158,12 +170,33 @@ function extAuthzFilter(o: EnvoyWithEnforcerOptions, stage: string): EnvoyConfig
   };
 }
 
+/** The cluster of the enforcer's self-service port. */
+const SELF_SERVICE_CLUSTER = 'keystile_enforcer_self_service';
+
+/**
+ * The route of a key holder's own view: the exact public path (the query aside) to the self-service
+ * port, rewritten to the listener's stage, with ext_authz disabled on it alone. Asking costs no quota.
+ */
+function selfServiceRoute(o: EnvoyWithEnforcerOptions, stage: string): EnvoyConfig {
+  return {
+    name: 'keystile_usage',
+    match: { path: o.selfServicePublicPath ?? SELF_SERVICE_PUBLIC_PATH },
+    route: { cluster: SELF_SERVICE_CLUSTER, prefix_rewrite: selfServicePath(stage), timeout: '5s' },
+    typed_per_filter_config: {
+      'envoy.filters.http.ext_authz': { '@type': EXT_AUTHZ_PER_ROUTE, disabled: true },
+    },
+  };
+}
+
 /** A listener whose every request is checked by the enforcer for `stage`, then routed to the upstream. */
 function listener(o: EnvoyWithEnforcerOptions, l: StageListener, withAuthz: boolean): EnvoyConfig {
   const virtualHost: EnvoyConfig = {
     name: 'api',
     domains: ['*'],
-    routes: [{ match: { prefix: '/' }, route: { cluster: 'upstream' } }],
+    routes: [
+      ...(withAuthz && o.enforcerSelfServicePort !== undefined ? [selfServiceRoute(o, l.stage)] : []),
+      { match: { prefix: '/' }, route: { cluster: 'upstream' } },
+    ],
   };
   if (withAuthz && (o.mode ?? 'http') === 'grpc') {
     // ADR 0002: context extensions are configuration; a client cannot set them.
@@ -224,7 +257,13 @@ export function envoyWithEnforcer(o: EnvoyWithEnforcerOptions): EnvoyConfig {
     admin: { address: { socket_address: { address: '127.0.0.1', port_value: o.adminPort } } },
     static_resources: {
       listeners: listenersOf(o).map((l) => listener(o, l, true)),
-      clusters: [staticCluster('upstream', '127.0.0.1', o.upstreamPort), enforcer],
+      clusters: [
+        staticCluster('upstream', '127.0.0.1', o.upstreamPort),
+        enforcer,
+        ...(o.enforcerSelfServicePort === undefined
+          ? []
+          : [staticCluster(SELF_SERVICE_CLUSTER, host, o.enforcerSelfServicePort)]),
+      ],
     },
   };
 }

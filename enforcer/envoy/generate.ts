@@ -10,7 +10,14 @@ import { envoyWithEnforcer, type EnvoyConfig } from './bootstrap.ts';
 
 /** The example files and what they hold. */
 export function examples(): { file: string; title: string; config: EnvoyConfig }[] {
-  const common = { adminPort: 9901, upstreamPort: 8080, enforcerHttpPort: 9191, enforcerGrpcPort: 9192 };
+  const common = {
+    adminPort: 9901,
+    upstreamPort: 8080,
+    enforcerHttpPort: 9191,
+    enforcerGrpcPort: 9192,
+    // The key holder's own view at /keystile/usage: the enforcer runs with --self-service-port 9193.
+    enforcerSelfServicePort: 9193,
+  };
   return [
     {
       file: 'http-ext-authz.yaml',

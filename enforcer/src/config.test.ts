@@ -82,3 +82,95 @@ describe('the enforcer config', () => {
     }
   });
 });
+
+describe('the counter store settings', () => {
+  it('defaults to the memory store, closed on losing Redis, 250 ms, 90 days of daily usage', () => {
+    expect(loadConfig([], {})).toMatchObject({
+      store: 'memory',
+      redis: undefined,
+      redisUnavailable: 'closed',
+      redisTimeoutMs: 250,
+      usageRetentionDays: 90,
+    });
+  });
+
+  it('reads a standalone Redis, a Cluster and Sentinel', () => {
+    expect(
+      loadConfig(['--store', 'redis', '--redis-unavailable', 'local', '--redis-timeout', '0.1'], {
+        KEYSTILE_REDIS_URL: 'redis://:secret@10.0.0.1:6379/2',
+      }),
+    ).toMatchObject({
+      store: 'redis',
+      redis: { kind: 'standalone', url: 'redis://:secret@10.0.0.1:6379/2' },
+      redisUnavailable: 'local',
+      redisTimeoutMs: 100,
+    });
+    expect(
+      loadConfig(['--store=redis', '--redis-cluster-nodes', 'a:7000, b:7001,[::1]:7002'], {
+        KEYSTILE_REDIS_PASSWORD: 'pw',
+      }),
+    ).toMatchObject({
+      redis: {
+        kind: 'cluster',
+        nodes: [
+          { host: 'a', port: 7000 },
+          { host: 'b', port: 7001 },
+          { host: '::1', port: 7002 },
+        ],
+      },
+      redisPassword: 'pw',
+    });
+    expect(
+      loadConfig(
+        ['--store=redis', '--redis-sentinels', 's1:26379,s2:26379', '--redis-sentinel-name', 'main'],
+        {},
+      ),
+    ).toMatchObject({
+      redis: {
+        kind: 'sentinel',
+        name: 'main',
+        sentinels: [
+          { host: 's1', port: 26379 },
+          { host: 's2', port: 26379 },
+        ],
+      },
+    });
+  });
+
+  it.each([
+    [['--store', 'etcd'], /--store must be memory or redis/],
+    [['--store', 'redis'], /--store redis needs --redis-url/],
+    [['--redis-url', 'redis://x:1'], /--redis-url applies only with --store redis/],
+    [['--store', 'redis', '--redis-url', 'x:1'], /--redis-url must be redis:/],
+    [['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-cluster-nodes', 'b:2'], /give one Redis/],
+    [['--store', 'redis', '--redis-cluster-nodes', 'a'], /'a' is not host:port/],
+    [['--store', 'redis', '--redis-cluster-nodes', 'a:0'], /'a:0' is not host:port/],
+    [['--store', 'redis', '--redis-sentinels', 'a:1'], /needs --redis-sentinel-name/],
+    [
+      ['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-sentinel-name', 'm'],
+      /only with --redis-sentinels/,
+    ],
+    [
+      ['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-unavailable', 'maybe'],
+      /closed, open, local/,
+    ],
+    [['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-timeout', '0'], /--redis-timeout must be/],
+    [['--usage-retention-days', '1.5'], /whole number/],
+    [['--usage-retention-days', '0'], /--usage-retention-days must be a number from 1/],
+  ])('refuses %j, naming the setting', (argv, message) => {
+    expect(() => loadConfig(argv, {})).toThrow(ConfigUsageError);
+    expect(() => loadConfig(argv, {})).toThrow(message);
+  });
+
+  it('ignores a Redis URL from the environment with the memory store (a shell of the local system exports one)', () => {
+    const config = loadConfig([], { KEYSTILE_REDIS_URL: 'redis://127.0.0.1:17637' });
+    expect(config.store).toBe('memory');
+    expect(config.redis).toBeUndefined();
+  });
+
+  it('never repeats a Redis URL (it may carry a password) in an error', () => {
+    expect(() => loadConfig(['--store', 'redis', '--redis-url', 'http://:hunter2@host'], {})).toThrow(
+      /^(?!.*hunter2)/s,
+    );
+  });
+});

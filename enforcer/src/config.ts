@@ -7,6 +7,8 @@ import { parseArgs } from 'node:util';
 import { parseStageKey } from '../../contract/src/identity.ts';
 import { DEFAULT_MAX_SKEW_MS } from './decision/key-pair-signature.ts';
 import type { KeySource } from './decision/key-source.ts';
+import { LOSS_POLICIES, type LossPolicy } from './store/redis-loss-policy.ts';
+import type { HostPort, RedisConnection } from './store/redis-store.ts';
 
 export type { KeySource };
 
@@ -31,6 +33,8 @@ export interface EnforcerConfig {
   readonly httpPort: number | undefined;
   /** --grpc-port: the gRPC ext_authz port; undefined when off. */
   readonly grpcPort: number | undefined;
+  /** --self-service-port: a key holder's own view of its usage (on --check-host); undefined when off. */
+  readonly selfServicePort: number | undefined;
   /** --admin-host: the address of the admin port. */
   readonly adminHost: string;
   /** --admin-port: /healthz, /readyz, /metrics; undefined when off. */
@@ -55,6 +59,18 @@ export interface EnforcerConfig {
   readonly countersFile: string | undefined;
   /** --checkpoint-interval: ms between checkpoints. */
   readonly checkpointIntervalMs: number;
+  /** --store: where the counters are kept. */
+  readonly store: 'memory' | 'redis';
+  /** --redis-url / --redis-cluster-nodes / --redis-sentinels with --redis-sentinel-name (with --store redis). */
+  readonly redis: RedisConnection | undefined;
+  /** --redis-password: for Cluster nodes and a Sentinel-managed master (a URL carries its own). */
+  readonly redisPassword: string | undefined;
+  /** --redis-unavailable: what to do while Redis is away. */
+  readonly redisUnavailable: LossPolicy;
+  /** --redis-timeout: ms before a Redis command counts as failed. */
+  readonly redisTimeoutMs: number;
+  /** --usage-retention-days: how long usage-per-day counters are kept. */
+  readonly usageRetentionDays: number;
   /** --poll-interval: ms between re-reads of a file or directory, besides change events. */
   readonly pollIntervalMs: number;
   /** --worker-threshold: configs larger than this many bytes are parsed in a worker thread. */
@@ -118,6 +134,13 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     env: 'KEYSTILE_GRPC_PORT',
     default: '9192',
     meaning: 'The gRPC ext_authz port (envoy.service.auth.v3.Authorization/Check); `off` disables it.',
+  },
+  {
+    flag: 'self-service-port',
+    env: 'KEYSTILE_SELF_SERVICE_PORT',
+    default: 'off',
+    meaning:
+      "A key holder's own view of its plan, usage and remaining quota (GET /v1/usage/<namespace>/<api>/<stage>, routed by Envoy from /keystile/usage), on --check-host; costs no quota. `off` disables it. See 'Usage'.",
   },
   {
     flag: 'admin-host',
@@ -194,6 +217,66 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     env: 'KEYSTILE_CHECKPOINT_INTERVAL',
     default: '10',
     meaning: 'Seconds between checkpoints of the counters.',
+  },
+  {
+    flag: 'store',
+    env: 'KEYSTILE_STORE',
+    default: 'memory',
+    meaning:
+      'Where throttle, quota and usage counters are kept: `memory` (one enforcer; checkpointed with --counters-file) or `redis` (shared by every replica, exact across them). See docs/counters.md.',
+  },
+  {
+    flag: 'redis-url',
+    env: 'KEYSTILE_REDIS_URL',
+    default: '',
+    meaning:
+      'With --store redis: a standalone Redis, `redis://[user:password@]host:port[/db]` (`rediss://` for TLS).',
+  },
+  {
+    flag: 'redis-cluster-nodes',
+    env: 'KEYSTILE_REDIS_CLUSTER_NODES',
+    default: '',
+    meaning: 'With --store redis: a Redis Cluster, some of its nodes as comma-separated `host:port`.',
+  },
+  {
+    flag: 'redis-sentinels',
+    env: 'KEYSTILE_REDIS_SENTINELS',
+    default: '',
+    meaning:
+      'With --store redis: Redis behind Sentinel, the sentinels as comma-separated `host:port`. Needs --redis-sentinel-name.',
+  },
+  {
+    flag: 'redis-sentinel-name',
+    env: 'KEYSTILE_REDIS_SENTINEL_NAME',
+    default: '',
+    meaning: 'The name of the master the sentinels watch (with --redis-sentinels).',
+  },
+  {
+    flag: 'redis-password',
+    env: 'KEYSTILE_REDIS_PASSWORD',
+    default: '',
+    meaning:
+      'The password of Redis Cluster nodes or of the master behind Sentinel (a --redis-url carries its own). Prefer the variable, from a Secret: a flag shows in the process list.',
+  },
+  {
+    flag: 'redis-unavailable',
+    env: 'KEYSTILE_REDIS_UNAVAILABLE',
+    default: 'closed',
+    meaning:
+      'While Redis is unreachable: `closed` answers 503, `open` allows without counting, `local` counts in memory and adds the counts to Redis when it returns.',
+  },
+  {
+    flag: 'redis-timeout',
+    env: 'KEYSTILE_REDIS_TIMEOUT',
+    default: '0.25',
+    meaning:
+      'Seconds before a Redis command counts as failed: then --redis-unavailable applies until Redis answers again.',
+  },
+  {
+    flag: 'usage-retention-days',
+    env: 'KEYSTILE_USAGE_RETENTION_DAYS',
+    default: '90',
+    meaning: 'Days the usage-per-day counters (`keystile usage`) are kept after their day.',
   },
   {
     flag: 'poll-interval',
@@ -308,6 +391,7 @@ export function loadConfig(
     checkHost: text('check-host'),
     httpPort: port('http-port'),
     grpcPort: port('grpc-port'),
+    selfServicePort: port('self-service-port'),
     adminHost: text('admin-host'),
     adminPort: port('admin-port'),
     keySources: parseKeySources(text('key-source')),
@@ -320,10 +404,99 @@ export function loadConfig(
     metricsKeyId: bool('metrics-key-id'),
     countersFile: text('counters-file') === '' ? undefined : text('counters-file'),
     checkpointIntervalMs: number('checkpoint-interval', 0.1, 86_400) * 1000,
+    ...parseStore(text, number, (flag) => raw(flag).from === `--${flag}`),
     pollIntervalMs: number('poll-interval', 0.1, 86_400) * 1000,
     workerThresholdBytes: number('worker-threshold', 0, 2 ** 40),
     logLevel: level as EnforcerConfig['logLevel'],
   });
+}
+
+/** The store settings: --store and the --redis-* flags, checked together. */
+function parseStore(
+  text: (flag: string) => string,
+  number: (flag: string, min: number, max: number) => number,
+  onCommandLine: (flag: string) => boolean,
+): Pick<
+  EnforcerConfig,
+  'store' | 'redis' | 'redisPassword' | 'redisUnavailable' | 'redisTimeoutMs' | 'usageRetentionDays'
+> {
+  const store = text('store');
+  if (store !== 'memory' && store !== 'redis') {
+    throw new ConfigUsageError(`--store must be memory or redis, not '${store}'`);
+  }
+  const url = text('redis-url');
+  const cluster = text('redis-cluster-nodes');
+  const sentinels = text('redis-sentinels');
+  const name = text('redis-sentinel-name');
+  const given = [
+    url && '--redis-url',
+    cluster && '--redis-cluster-nodes',
+    sentinels && '--redis-sentinels',
+  ].filter(Boolean);
+  if (given.length > 1) throw new ConfigUsageError(`give one Redis, not ${given.join(' and ')}`);
+  let redis: RedisConnection | undefined;
+  if (store === 'memory') {
+    // A Redis flag on the command line with the memory store is a mistake worth stopping for; the same
+    // setting from the environment is not (a shell set up for the local system exports KEYSTILE_REDIS_URL
+    // for the CLI), and is ignored.
+    const flag = given.find((g) => typeof g === 'string' && onCommandLine(g.slice(2)));
+    if (typeof flag === 'string') throw new ConfigUsageError(`${flag} applies only with --store redis`);
+  } else if (url) {
+    if (!/^rediss?:\/\/[^\s]+$/.test(url)) {
+      throw new ConfigUsageError('--redis-url must be redis://host:port[/db] or rediss://...');
+    }
+    redis = Object.freeze({ kind: 'standalone', url });
+  } else if (cluster) {
+    redis = Object.freeze({ kind: 'cluster', nodes: parseHostPorts('--redis-cluster-nodes', cluster) });
+  } else if (sentinels) {
+    if (!name) throw new ConfigUsageError('--redis-sentinels needs --redis-sentinel-name (the master name)');
+    redis = Object.freeze({
+      kind: 'sentinel',
+      sentinels: parseHostPorts('--redis-sentinels', sentinels),
+      name,
+    });
+  } else {
+    throw new ConfigUsageError(
+      '--store redis needs --redis-url, --redis-cluster-nodes or --redis-sentinels (with --redis-sentinel-name)',
+    );
+  }
+  if (name && !sentinels)
+    throw new ConfigUsageError('--redis-sentinel-name applies only with --redis-sentinels');
+  const policy = text('redis-unavailable');
+  if (!(LOSS_POLICIES as readonly string[]).includes(policy)) {
+    throw new ConfigUsageError(`--redis-unavailable must be ${LOSS_POLICIES.join(', ')}, not '${policy}'`);
+  }
+  const retention = number('usage-retention-days', 1, 3660);
+  if (!Number.isInteger(retention))
+    throw new ConfigUsageError('--usage-retention-days must be a whole number');
+  const password = text('redis-password');
+  return {
+    store,
+    redis,
+    redisPassword: password === '' ? undefined : password,
+    redisUnavailable: policy as LossPolicy,
+    redisTimeoutMs: number('redis-timeout', 0.001, 60) * 1000,
+    usageRetentionDays: retention,
+  };
+}
+
+/** Parses `host:port,host:port` (`[v6]:port` too); throws a {@link ConfigUsageError} naming the flag. */
+export function parseHostPorts(flag: string, text: string): readonly HostPort[] {
+  const list = text
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map((entry) => {
+      const colon = entry.lastIndexOf(':');
+      const host = colon > 0 ? entry.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : '';
+      const port = Number(colon > 0 ? entry.slice(colon + 1) : '');
+      if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
+        throw new ConfigUsageError(`${flag}: '${entry}' is not host:port`);
+      }
+      return Object.freeze({ host, port });
+    });
+  if (list.length === 0) throw new ConfigUsageError(`${flag} names no host:port`);
+  return Object.freeze(list);
 }
 
 function parseSource(file: string, dir: string, namespace: string, stages: string): ConfigSource {

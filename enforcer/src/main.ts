@@ -1,8 +1,9 @@
 #!/usr/bin/env node
 /**
  * The enforcer process: wiring only. Parses the settings, restores the counters, starts the config
- * source, the check ports (HTTP, gRPC) and the admin port, and on SIGTERM or SIGINT stops taking checks,
- * writes a last checkpoint of the counters, and exits.
+ * source, the check ports (HTTP, gRPC), the self-service port, the admin port and the applier of quota
+ * adjustments, and on SIGTERM or SIGINT stops taking checks,
+ * closes the counter store (a last checkpoint; local counts added to Redis), and exits.
  *
  *   node enforcer/src/main.ts --config keystile-config.json
  *   node enforcer/src/main.ts --config-dir /etc/keystile
@@ -17,13 +18,14 @@ import { ConfigUsageError, type EnforcerConfig, loadConfig, usage } from './conf
 import { systemClock } from './decision/clock.ts';
 import { decideContext, type DecideOptions } from './decision/decide.ts';
 import { ConfigError } from './errors.ts';
-import { Checkpointer, readCheckpoint } from './store/checkpoint.ts';
-import { MemoryStore } from './store/memory-store.ts';
+import { openStore } from './store/open-store.ts';
 import { buildAdminApp } from './telemetry/admin.ts';
 import { makeLogger } from './telemetry/logger.ts';
 import { EnforcerMetrics } from './telemetry/metrics.ts';
 import { Checker } from './transport/checker.ts';
 import { startGrpcCheck, stopGrpcCheck } from './transport/grpc-check.ts';
+import { buildSelfServiceApp } from './transport/self-service.ts';
+import { AdjustmentApplier } from './usage/adjustments.ts';
 
 let config: EnforcerConfig;
 try {
@@ -38,26 +40,20 @@ const logger = makeLogger(config.logLevel);
 const metrics = new EnforcerMetrics(config.metricsKeyId);
 const clock = systemClock;
 
-const store = new MemoryStore();
-let checkpointer: Checkpointer | undefined;
-if (config.countersFile !== undefined) {
-  const read = await readCheckpoint(store, config.countersFile, clock.now());
-  logger.info({ file: config.countersFile, ...read }, 'counters restored from the checkpoint');
-  checkpointer = new Checkpointer(
-    store,
-    config.countersFile,
-    () => clock.now(),
-    (err) => {
-      logger.error(
-        { err: err instanceof Error ? err.message : String(err) },
-        'could not checkpoint the counters',
-      );
-    },
-  );
-  checkpointer.start(config.checkpointIntervalMs);
-} else {
-  logger.warn('no --counters-file: counters start from zero on every start (a restart resets quotas)');
-}
+// The counters: memory (restored from --counters-file) or Redis (under --redis-unavailable).
+const counters = await openStore(config, { now: () => clock.now(), logger, telemetry: metrics });
+const store = counters.store;
+
+// Quota adjustments of the loaded config, applied after every swap (and when a waiting one's period starts).
+const applier = new AdjustmentApplier({
+  catalog: { current: () => loader.current() },
+  store,
+  clock,
+  logger,
+  applied: (plan) => {
+    metrics.adjustmentApplied(plan);
+  },
+});
 
 const parser = new ThresholdParser(config.workerThresholdBytes);
 // The parse worker loads its modules while this process starts its servers.
@@ -78,6 +74,7 @@ const loader = new CatalogLoader(parser, {
       },
       'config loaded',
     );
+    void applier.trigger();
   },
   refused: (origin, error) => {
     metrics.refused(error.code);
@@ -99,6 +96,7 @@ const options: DecideOptions = Object.freeze({
   problemJson: config.problemJson,
   failOpen: config.failOpen,
   stripKey: config.stripKey,
+  usageRetentionDays: config.usageRetentionDays,
 });
 const checker = new Checker({
   catalog: loader,
@@ -126,7 +124,18 @@ const source =
 if (source === undefined) logger.warn('no config source: every check is answered 503 until one is given');
 
 const http = config.httpPort === undefined ? undefined : buildApp({ checker });
-const admin = config.adminPort === undefined ? undefined : buildAdminApp({ catalog: loader, metrics });
+const admin =
+  config.adminPort === undefined
+    ? undefined
+    : buildAdminApp({
+        catalog: loader,
+        metrics,
+        usage: { catalog: loader, store, storeKind: counters.kind, listing: counters.memory, clock },
+      });
+const selfService =
+  config.selfServicePort === undefined
+    ? undefined
+    : buildSelfServiceApp({ catalog: loader, store, clock, context: checker.context, logger });
 const ports: Record<string, number> = {};
 if (http && config.httpPort !== undefined) {
   await http.listen({ host: config.checkHost, port: config.httpPort });
@@ -137,6 +146,10 @@ const grpc =
     ? undefined
     : await startGrpcCheck(checker, config.checkHost, config.grpcPort);
 if (grpc) ports['grpc'] = grpc.port;
+if (selfService && config.selfServicePort !== undefined) {
+  await selfService.listen({ host: config.checkHost, port: config.selfServicePort });
+  ports['selfService'] = (selfService.server.address() as { port: number }).port;
+}
 if (admin && config.adminPort !== undefined) {
   await admin.listen({ host: config.adminHost, port: config.adminPort });
   ports['admin'] = (admin.server.address() as { port: number }).port;
@@ -150,8 +163,14 @@ async function shutdown(signal: string): Promise<void> {
   stopping = true;
   logger.info({ signal }, 'stopping');
   source?.stop();
-  await Promise.allSettled([http?.close(), grpc && stopGrpcCheck(grpc.server), admin?.close()]);
-  await checkpointer?.stop();
+  await Promise.allSettled([
+    http?.close(),
+    grpc && stopGrpcCheck(grpc.server),
+    selfService?.close(),
+    admin?.close(),
+    applier.stop(),
+  ]);
+  await counters.close();
   await loader.close();
   logger.info('stopped');
   logger.flush();

@@ -1,8 +1,13 @@
-import { mkdirSync } from 'node:fs';
-import { connect } from 'node:net';
+import { type ChildProcess, spawn } from 'node:child_process';
+import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { connect, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { type GroundContext, partDir, waitReady } from './context.ts';
+import { binaries } from './paths.ts';
+import { waitFor } from './wait.ts';
 
-// Redis from Debian's redis-server, for shared counters.
+// Redis from Debian's redis-server, for shared counters: the local system's, and servers of a test's own.
 
 /** Starts Redis (Debian's redis-server) on loopback, without persistence: counters in tests. */
 export function startRedis(ctx: GroundContext): void {
@@ -45,4 +50,126 @@ export function redisPing(port: number): Promise<string> {
 /** Waits until Redis answers PONG. */
 export async function redisReady(ctx: GroundContext): Promise<void> {
   await waitReady(ctx, 'redis', async () => (await redisPing(ctx.ports.redis)) === '+PONG');
+}
+
+/** Options for {@link startRedisServer}. */
+export interface RedisServerOptions {
+  /** The port (default: a free one). */
+  readonly port?: number;
+  /** Its working directory (default: a new temporary one). */
+  readonly dir?: string;
+  /** More arguments, e.g. ['--cluster-enabled', 'yes']. */
+  readonly args?: readonly string[];
+  /**
+   * Run as a Sentinel (`redis-server <dir>/sentinel.conf --sentinel`) with this configuration, e.g.
+   * `sentinel monitor keystile 127.0.0.1 6379 1`; `args` then go after the config file.
+   */
+  readonly sentinel?: string;
+}
+
+/**
+ * A redis-server of a test's own (Debian's binary, as `install.sh paths` names it), on loopback,
+ * without persistence unless `args` ask for it. Tests stop, kill, pause (SIGSTOP: a Redis that hangs)
+ * and restart it on the same port and directory.
+ */
+export class RedisServer {
+  readonly port: number;
+  readonly dir: string;
+  readonly #options: RedisServerOptions;
+  #child: ChildProcess | undefined;
+
+  private constructor(port: number, dir: string, options: RedisServerOptions) {
+    this.port = port;
+    this.dir = dir;
+    this.#options = options;
+  }
+
+  /** Starts one and waits until it answers PONG. */
+  static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
+    const port = options.port ?? (await freeLoopbackPort());
+    const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'keystile-redis-'));
+    const server = new RedisServer(port, dir, options);
+    await server.restart();
+    return server;
+  }
+
+  /** `redis://127.0.0.1:<port>`. */
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  /** The process id while it runs. */
+  get pid(): number | undefined {
+    return this.#child?.exitCode === null ? this.#child.pid : undefined;
+  }
+
+  /** Starts it again (same port, same directory) unless it runs; waits for PONG. */
+  async restart(): Promise<void> {
+    if (this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null) return;
+    const base = ['--bind', '127.0.0.1', '--port', String(this.port), '--dir', this.dir, '--daemonize', 'no'];
+    let args: string[];
+    if (this.#options.sentinel !== undefined) {
+      // Sentinel rewrites its config file: write it once, and keep what it learnt across restarts.
+      const conf = join(this.dir, 'sentinel.conf');
+      if (!existsSync(conf)) writeFileSync(conf, `${this.#options.sentinel}\n`);
+      args = [conf, '--sentinel', ...base, ...(this.#options.args ?? [])];
+    } else {
+      args = [...base, '--save', '', '--appendonly', 'no', ...(this.#options.args ?? [])];
+    }
+    const log = openSync(join(this.dir, `redis-${this.port}.log`), 'a');
+    const child = spawn(binaries().redisServer, args, { stdio: ['ignore', log, log] });
+    closeSync(log);
+    this.#child = child;
+    const exited = new Promise<never>((_, reject) =>
+      child.once('exit', (code, signal) =>
+        reject(new Error(`redis-server on ${this.port} exited (${code ?? signal}); see ${this.dir}`)),
+      ),
+    );
+    exited.catch(() => undefined);
+    await Promise.race([
+      exited,
+      waitFor(
+        `redis-server on ${this.port}`,
+        async () => (await redisPing(this.port).catch(() => '')) === '+PONG',
+        10_000,
+        25,
+      ),
+    ]);
+  }
+
+  /** Ends it with `signal` (default SIGKILL: no shutdown save) and waits until it has exited. */
+  async stop(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const child = this.#child;
+    if (child === undefined || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((resolve) => child.once('exit', resolve));
+    if (signal !== 'SIGCONT') child.kill('SIGCONT'); // a paused process must be able to die
+    child.kill(signal);
+    await exited;
+  }
+
+  /** Freezes it (SIGSTOP): connections stay open and nothing answers, as with a hung Redis. */
+  pause(): void {
+    this.#child?.kill('SIGSTOP');
+  }
+
+  /** Thaws it after {@link pause}. */
+  resume(): void {
+    this.#child?.kill('SIGCONT');
+  }
+}
+
+/** A free loopback TCP port, asked of the kernel. */
+export function freeLoopbackPort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.unref();
+    server.on('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => {
+        if (address !== null && typeof address === 'object') resolve(address.port);
+        else reject(new Error('no free port'));
+      });
+    });
+  });
 }

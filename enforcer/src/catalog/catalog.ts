@@ -7,7 +7,13 @@
  * reference their plan by name (looked up per decision), so a shard whose bytes did not change is
  * reused as is when only the plans change.
  */
-import type { ApiStageId, RenderedPlan, RenderedResponse, StageIndex } from '../../../contract/src/format.ts';
+import type {
+  ApiStageId,
+  RenderedAdjustment,
+  RenderedPlan,
+  RenderedResponse,
+  StageIndex,
+} from '../../../contract/src/format.ts';
 import type { Subject } from '../../../contract/src/identity.ts';
 import { checkPeriodSpec, type PeriodSpec } from '../../../contract/src/calendar-period.ts';
 import {
@@ -41,6 +47,10 @@ export interface PlanEntry {
   readonly routes: readonly RouteEntry[];
   readonly shadow: boolean;
   readonly countBy: 'Key' | 'Customer';
+  /** Alert thresholds, percent of the quota, ascending (empty: no alerts). */
+  readonly alertThresholds: readonly number[];
+  /** The plan's local day (its quota's time zone, else UTC): usage is counted per such day. */
+  readonly day: PeriodSpec;
   /** The plan's configured answers, by denial type. */
   readonly responses: ReadonlyMap<RenderedResponse['type'], RenderedResponse>;
 }
@@ -114,6 +124,8 @@ export interface StageCatalog {
   readonly keyCount: number;
   /** Per shard, in index order. */
   readonly shards: readonly ShardEntries[];
+  /** Quota adjustments of the stage's plans, as the index lists them (applied by `usage/adjustments.ts`). */
+  readonly adjustments: readonly RenderedAdjustment[];
 }
 
 /** Everything loaded: the stages by key. */
@@ -190,6 +202,8 @@ export function compilePlan(plan: RenderedPlan): PlanEntry | string {
     routes: Object.freeze(routes),
     shadow: plan.shadow,
     countBy: plan.countBy,
+    alertThresholds: Object.freeze([...plan.alertThresholds]),
+    day: sharedSpec({ period: 'DAY', timeZone: plan.quota?.timeZone ?? 'UTC' }),
     responses: new Map(plan.responses.map((r) => [r.type, Object.freeze({ ...r })])),
   });
 }

@@ -191,6 +191,7 @@ export class StageBuilder {
         bySecretId: this.#bySecretId,
         keyCount: this.#keyCount,
         shards: Object.freeze(this.#shards as ShardEntries[]),
+        adjustments: Object.freeze(this.#index.adjustments ?? []),
       }),
     };
   }

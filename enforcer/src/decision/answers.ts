@@ -50,6 +50,8 @@ export interface Decision {
   readonly route: string | undefined;
   /** Shadow mode: the reason the request would have been denied. */
   readonly wouldDeny: Reason | undefined;
+  /** Alert thresholds (percent of the quota) this request crossed first in the period; usually absent. */
+  readonly crossed?: readonly number[] | undefined;
 }
 
 /** Settings of the answers. */

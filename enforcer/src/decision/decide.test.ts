@@ -11,8 +11,11 @@ import {
   decideContext,
   type Decision,
   type DecideOptions,
+  identify,
+  isDecision,
   sha256Hex,
 } from './decide.ts';
+import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
 import { imfFixdate, signRequest } from './key-pair-signature.ts';
 
 const PROD = { namespace: 'shop', api: 'orders', stage: 'prod' };
@@ -481,10 +484,14 @@ describe('decide: configured answers, problem documents, failures', () => {
 
   it('fails closed with 503 when the store fails, synchronously or not', async () => {
     const f = await fixture();
+    const down = (): Promise<never> => Promise.reject(new Error('down'));
     const throwing: CounterStore = {
       consume: () => {
         throw new Error('down');
       },
+      adjust: down,
+      readQuotas: down,
+      readDays: down,
       close: () => Promise.resolve(),
     };
     expect(f.run(req({ 'x-api-key': gold.value }), {}, throwing)).toMatchObject({
@@ -492,11 +499,83 @@ describe('decide: configured answers, problem documents, failures', () => {
       reason: 'InternalError',
     });
     const rejecting: CounterStore = {
-      consume: () => Promise.reject(new Error('down')),
+      consume: down,
+      adjust: down,
+      readQuotas: down,
+      readDays: down,
       close: () => Promise.resolve(),
     };
     const d = decide(f.catalog, req({ 'x-api-key': gold.value }), rejecting, f.clock, decideContext(OPTIONS));
     await expect(d).resolves.toMatchObject({ status: 503, reason: 'InternalError' });
+  });
+});
+
+describe('decide: usage per day and alert thresholds', () => {
+  const DAY = 86_400_000;
+
+  it("names the day counter by the plan's local day, kept for the retention, and passes the plan's thresholds", async () => {
+    const f = await fixture([
+      {
+        quota: { limit: 10, period: 'MONTH', timeZone: 'America/New_York' },
+        alertThresholds: [80, 100],
+      },
+    ]);
+    const id = identify(
+      f.catalog,
+      req({ 'x-api-key': gold.value }),
+      T0,
+      decideContext({ ...OPTIONS, usageRetentionDays: 30 }),
+    );
+    if (isDecision(id)) throw new Error('not identified');
+    // 2026-01-31T23:00Z is 18:00 on the 31st in New York; that day ends at 05:00Z on February 1st.
+    expect(id.consume).toMatchObject({
+      dayKey: `ks:{shop/gold|key:${gold.keyId}}:day:2026-01-31`,
+      dayExpiresAt: Date.UTC(2026, 1, 1, 5) + 30 * DAY,
+      thresholds: [80, 100],
+    });
+    // One hour later it is February in UTC but still January 31st in New York.
+    const later = identify(
+      f.catalog,
+      req({ 'x-api-key': gold.value }),
+      T0 + 3_600_000,
+      decideContext(OPTIONS),
+    );
+    if (isDecision(later)) throw new Error('not identified');
+    expect(later.consume.dayKey).toBe(`ks:{shop/gold|key:${gold.keyId}}:day:2026-01-31`);
+    expect(later.consume.dayExpiresAt).toBe(Date.UTC(2026, 1, 1, 5) + 90 * DAY);
+  });
+
+  it('counts usage per UTC day for a plan without a quota, with no thresholds', async () => {
+    const f = await fixture([{ throttle: { rate: 10, burst: 10 } }]);
+    const id = identify(f.catalog, req({ 'x-api-key': gold.value }), T0 + 3_600_000, decideContext(OPTIONS));
+    if (isDecision(id)) throw new Error('not identified');
+    expect(id.consume).toMatchObject({
+      dayKey: `ks:{shop/gold|key:${gold.keyId}}:day:2026-02-01`,
+      dayExpiresAt: Date.UTC(2026, 1, 2) + 90 * DAY,
+      thresholds: undefined,
+    });
+    f.run(req({ 'x-api-key': gold.value }));
+    expect(await f.store.readDays([`ks:{shop/gold|key:${gold.keyId}}:day:2026-01-31`])).toEqual([1]);
+  });
+
+  it('puts the thresholds a request crossed on the decision, and the metric counts each once', async () => {
+    const f = await fixture([
+      { quota: { limit: 4, period: 'MONTH', timeZone: 'UTC' }, alertThresholds: [50, 100] },
+    ]);
+    const metrics = new EnforcerMetrics(true, false);
+    const crossed: (readonly number[] | undefined)[] = [];
+    for (let i = 0; i < 5; i++) {
+      const d = f.run(req({ 'x-api-key': gold.value }));
+      crossed.push(d.crossed);
+      metrics.decided(d, 'http', 0.0001);
+    }
+    expect(crossed).toEqual([undefined, [50], undefined, [100], undefined]);
+    const text = await metrics.registry.getSingleMetricAsString(METRIC_NAMES.quotaAlerts);
+    for (const t of ['50', '100']) {
+      expect(text).toContain(
+        `keystile_quota_alerts_total{namespace="shop",api="orders",stage="prod",plan="shop/gold",key_id="${gold.keyId}",threshold="${t}"} 1`,
+      );
+    }
   });
 });
 

@@ -65,7 +65,12 @@ export interface DecideOptions extends AnswerOptions {
   readonly failOpen: boolean;
   /** On allow, have Envoy remove the header that carried the key. */
   readonly stripKey: boolean;
+  /** Days the usage-per-day counters are kept after their day (default 90). */
+  readonly usageRetentionDays?: number;
 }
+
+/** Default of {@link DecideOptions.usageRetentionDays}. */
+export const DEFAULT_USAGE_RETENTION_DAYS = 90;
 
 /** Everything a decision reads besides the request: the options and two caches. */
 export interface DecideContext {
@@ -75,6 +80,8 @@ export interface DecideContext {
   /** Remembers each key's counter keys. */
   readonly counterNames: CounterNames;
 }
+
+const DAY_MS = 86_400_000;
 
 /** A context with fresh caches. */
 export function decideContext(options: DecideOptions): DecideContext {
@@ -212,7 +219,8 @@ export function identify(
   const throttle = route?.throttle ?? plan.throttle;
   const quota = plan.quota;
   const window = quota === undefined ? undefined : context.periods.window(quota.spec, now);
-  const names = context.counterNames.of(key, plan, route, window?.id ?? '');
+  const day = quota?.spec.period === 'DAY' ? window : context.periods.window(plan.day, now);
+  const names = context.counterNames.of(key, plan, route, window?.id ?? '', day?.id ?? '');
   const consume: ConsumeRequest = {
     bucketKey: throttle === undefined ? undefined : names.bucket,
     bucketLimit: throttle,
@@ -221,6 +229,9 @@ export function identify(
     cost: route?.cost ?? 1,
     periodEnd: window?.end ?? now,
     now,
+    dayKey: names.day,
+    dayExpiresAt: (day?.end ?? now) + (options.usageRetentionDays ?? DEFAULT_USAGE_RETENTION_DAYS) * DAY_MS,
+    thresholds: quota !== undefined && plan.alertThresholds.length > 0 ? plan.alertThresholds : undefined,
   };
   return { stage, key, plan, route, consume, window, throttle, keyHeader };
 }
@@ -339,7 +350,10 @@ export function conclude(
     denial = Reason.QuotaExceeded;
     headers['retry-after'] = String(retryAfterSeconds((id.window?.end ?? now + 1000) - now));
   }
-  if (denial !== undefined && !id.plan.shadow) return deny(denial, context, options, headers);
+  if (denial !== undefined && !id.plan.shadow) {
+    const denied = deny(denial, context, options, headers);
+    return result.crossed === undefined ? denied : { ...denied, crossed: result.crossed };
+  }
 
   const upstream: Record<string, string> = {
     [UPSTREAM_HEADERS.keyId]: id.key.id,
@@ -357,7 +371,8 @@ export function conclude(
     denial !== undefined,
     options.stripKey ? id.keyHeader : undefined,
   );
-  return allow(reason, context, headers, upstream, remove, denial);
+  const allowed = allow(reason, context, headers, upstream, remove, denial);
+  return result.crossed === undefined ? allowed : { ...allowed, crossed: result.crossed };
 }
 
 /** The answer when the store failed: 503 (fail closed), or allow when configured to fail open. */

@@ -5,6 +5,10 @@
  * so a crash mid-write leaves the previous checkpoint whole. Counters of a period that ended are
  * dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
  * at most one interval's worth.
+ *
+ * Lines: `["q", key, used, periodEnd, granted, [adjustment ids], [alerted thresholds]]` (the last three
+ * only when not empty), `["b", key, tokens, updatedAt, fullAt]`, `["d", key, count, expiresAt]`. A quota
+ * counter and the adjustments applied to it are one line: a crash keeps or loses them together.
  */
 import { open, readFile, rename, rm } from 'node:fs/promises';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
@@ -32,7 +36,20 @@ export async function writeCheckpoint(store: MemoryStore, path: string, now: num
     // Snapshots of the keys first: the maps may change between slices.
     for (const [key, q] of [...store.quotas()]) {
       if (q.periodEnd <= now) continue;
-      lines.push(JSON.stringify(['q', key, q.used, q.periodEnd]));
+      const plain = q.granted === 0 && q.adjustments.length === 0 && q.alerts.length === 0;
+      lines.push(
+        JSON.stringify(
+          plain
+            ? ['q', key, q.used, q.periodEnd]
+            : ['q', key, q.used, q.periodEnd, q.granted, q.adjustments, q.alerts],
+        ),
+      );
+      count++;
+      if (lines.length >= LINES_PER_SLICE) await flush();
+    }
+    for (const [key, d] of [...store.days()]) {
+      if (d.expiresAt <= now) continue;
+      lines.push(JSON.stringify(['d', key, d.count, d.expiresAt]));
       count++;
       if (lines.length >= LINES_PER_SLICE) await flush();
     }
@@ -94,9 +111,13 @@ export async function readCheckpoint(store: MemoryStore, path: string, now: numb
       skipped++;
       continue;
     }
-    const [kind, key, a, b, c] = row as [unknown, string, unknown, unknown, unknown];
-    if (kind === 'q' && isCount(a) && isTime(b) && b > now) {
-      store.restoreQuota(key, { used: a, periodEnd: b });
+    const [kind, key, a, b, c, d, e] = row as [unknown, string, unknown, unknown, unknown, unknown, unknown];
+    const tail = kind === 'q' ? quotaTail(c, d, e) : undefined;
+    if (kind === 'q' && isCount(a) && isTime(b) && b > now && tail !== undefined) {
+      store.restoreQuota(key, { used: a, periodEnd: b, ...tail });
+      restored++;
+    } else if (kind === 'd' && isCount(a) && isTime(b) && b > now) {
+      store.restoreDay(key, { count: a, expiresAt: b });
       restored++;
     } else if (kind === 'b' && isCount(a) && isTime(b) && isTime(c) && c > now) {
       store.restoreBucket(key, { tokens: a, updatedAt: b, fullAt: c });
@@ -114,6 +135,28 @@ function isCount(v: unknown): v is number {
 
 function isTime(v: unknown): v is number {
   return typeof v === 'number' && Number.isFinite(v);
+}
+
+/** A quota line's optional tail (granted, adjustment ids, alerted thresholds), or undefined when malformed. */
+function quotaTail(
+  granted: unknown,
+  adjustments: unknown,
+  alerts: unknown,
+): { granted: number; adjustments: string[]; alerts: number[] } | undefined {
+  if (granted === undefined && adjustments === undefined && alerts === undefined) {
+    return { granted: 0, adjustments: [], alerts: [] };
+  }
+  if (
+    typeof granted === 'number' &&
+    Number.isSafeInteger(granted) &&
+    Array.isArray(adjustments) &&
+    adjustments.every((id) => typeof id === 'string') &&
+    Array.isArray(alerts) &&
+    alerts.every((t) => typeof t === 'number' && Number.isFinite(t))
+  ) {
+    return { granted, adjustments, alerts: alerts as number[] };
+  }
+  return undefined;
 }
 
 /** Checkpoints a store at an interval; {@link stop} writes a last one. */

@@ -75,14 +75,19 @@ describe('the memory store', () => {
   it('forgets a quota after its period and a bucket once it is full', () => {
     const store = new MemoryStore();
     store.consume(request(T0));
-    expect(store.size).toEqual({ buckets: 1, quotas: 1 });
+    store.consume(
+      request(T0, { dayKey: 'ks:{shop/gold|key:a}:day:2026-06-10', dayExpiresAt: MONTH_END + 1 }),
+    );
+    expect(store.size).toEqual({ buckets: 1, quotas: 1, days: 1 });
     store.sweep(T0 + 999);
-    expect(store.size).toEqual({ buckets: 1, quotas: 1 });
-    // One token taken at 1 token/s: full again, the same as no bucket, a second later.
-    store.sweep(T0 + 1000);
-    expect(store.size).toEqual({ buckets: 0, quotas: 1 });
+    expect(store.size).toEqual({ buckets: 1, quotas: 1, days: 1 });
+    // Two tokens taken at 1 token/s: full again, the same as no bucket, two seconds later.
+    store.sweep(T0 + 2000);
+    expect(store.size).toEqual({ buckets: 0, quotas: 1, days: 1 });
     store.sweep(MONTH_END);
-    expect(store.size).toEqual({ buckets: 0, quotas: 0 });
+    expect(store.size).toEqual({ buckets: 0, quotas: 0, days: 1 });
+    store.sweep(MONTH_END + 1);
+    expect(store.size).toEqual({ buckets: 0, quotas: 0, days: 0 });
   });
 });
 
@@ -114,6 +119,40 @@ describe('the checkpoint', () => {
       quota: { used: 3, remaining: 0 },
     });
     expect(after.consume(request(T0 + 60_000))).toMatchObject({ allowed: false, deniedBy: 'quota' });
+  });
+
+  it('keeps a counter, its grants, applied adjustments and reported alerts together, and day counters', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
+    const quotaKey = 'ks:{shop/gold|key:a}:quota:2026-06-01';
+    const dayKey = 'ks:{shop/gold|key:a}:day:2026-06-10';
+    const before = new MemoryStore();
+    expect(await before.adjust({ quotaKey, id: 'adj-1', amount: 2, periodEnd: MONTH_END, now: T0 })).toBe(
+      true,
+    );
+    const first = before.consume(
+      request(T0, { cost: 3, thresholds: [50, 100], dayKey, dayExpiresAt: MONTH_END + 90 * 86_400_000 }),
+    );
+    expect(first).toMatchObject({ allowed: true, quota: { used: 3, remaining: 2 }, crossed: [50] });
+    expect(await writeCheckpoint(before, file, T0)).toBe(3);
+    expect(readFileSync(file, 'utf8')).toContain(`["q","${quotaKey}",3,${MONTH_END},2,["adj-1"],[50]]`);
+
+    const after = new MemoryStore();
+    expect(await readCheckpoint(after, file, T0)).toEqual({ restored: 3, skipped: 0, found: true });
+    // The adjustment is known as applied: applying it again after the restart changes nothing.
+    expect(await after.adjust({ quotaKey, id: 'adj-1', amount: 2, periodEnd: MONTH_END, now: T0 })).toBe(
+      false,
+    );
+    expect(await after.readQuotas([quotaKey])).toEqual([{ used: 3, granted: 2 }]);
+    expect(await after.readDays([dayKey])).toEqual([3]);
+    // 50% was reported before the restart; 100% is the next to report.
+    expect(after.consume(request(T0 + 5000, { cost: 2, thresholds: [50, 100] }))).toMatchObject({
+      allowed: true,
+      quota: { used: 5, remaining: 0 },
+      crossed: [100],
+    });
+    expect(after.listQuotas(T0)).toEqual([
+      { key: quotaKey, used: 5, granted: 2, periodEnd: MONTH_END, adjustments: ['adj-1'] },
+    ]);
   });
 
   it('starts empty without a file, refuses a file of another format, skips malformed lines', async () => {

@@ -24,6 +24,18 @@ export interface ConsumeRequest {
   readonly periodEnd: number;
   /** The decision's time (epoch ms). */
   readonly now: number;
+  /**
+   * The usage-per-day counter (`dayKey`: the plan's local day), charged the cost when the request is
+   * allowed, whether or not a quota applies. Kept until `dayExpiresAt` (the retention).
+   */
+  readonly dayKey?: string;
+  /** When the day counter may be forgotten (epoch ms): the day's end plus the usage retention. */
+  readonly dayExpiresAt?: number;
+  /**
+   * The plan's alert thresholds, percent of the quota (with `quotaKey`). The result names the ones this
+   * request crossed; each is reported once per counter and period, however many replicas count.
+   */
+  readonly thresholds?: readonly number[];
 }
 
 /** What the bucket says after the request. */
@@ -40,8 +52,29 @@ export interface BucketOutcome {
 export interface QuotaOutcome {
   /** Units used in the period (unchanged when refused). */
   readonly used: number;
-  /** Units left in the period. */
+  /** Units left in the period: the limit, plus what adjustments granted, less what was used (never below 0). */
   readonly remaining: number;
+}
+
+/** A quota counter as read back (usage reports, the customer's own view). */
+export interface QuotaCount {
+  /** Units used in the period. */
+  readonly used: number;
+  /** Units granted (positive) or taken back (negative) by adjustments in the period. */
+  readonly granted: number;
+}
+
+/** One adjustment to apply (a rendered UsageAdjustment). */
+export interface AdjustRequest {
+  /** The quota counter of the adjusted subject and period. */
+  readonly quotaKey: string;
+  /** The adjustment's id (the UsageAdjustment's uid): applied at most once per counter. */
+  readonly id: string;
+  /** Units granted (positive) or taken back (negative). */
+  readonly amount: number;
+  /** The period's end (epoch ms): the counter and the marker may be forgotten after it. */
+  readonly periodEnd: number;
+  readonly now: number;
 }
 
 /** The outcome of {@link CounterStore.consume}. */
@@ -54,6 +87,8 @@ export interface ConsumeResult {
   readonly bucket: BucketOutcome | undefined;
   /** Present when a quota applied. */
   readonly quota: QuotaOutcome | undefined;
+  /** Alert thresholds (percent) this request crossed first in the period; usually none. */
+  readonly crossed?: readonly number[];
 }
 
 /** A counter store. */
@@ -64,6 +99,16 @@ export interface CounterStore {
    * backend fails: the caller answers 503 (fail closed) unless configured to fail open.
    */
   consume(request: ConsumeRequest): ConsumeResult | Promise<ConsumeResult>;
+  /**
+   * Applies an adjustment to a quota counter unless one with its id was already applied there (a marker
+   * set if absent beside the counter, in the same atomic step): true when applied now, false when it
+   * had been. Safe to call again after any restart.
+   */
+  adjust(request: AdjustRequest): Promise<boolean>;
+  /** Reads quota counters (undefined where nothing was counted); costs nothing. */
+  readQuotas(quotaKeys: readonly string[]): Promise<(QuotaCount | undefined)[]>;
+  /** Reads usage-per-day counters (0 where nothing was counted). */
+  readDays(dayKeys: readonly string[]): Promise<number[]>;
   /** Persists what must survive a restart (if anything) and releases resources. */
   close(): Promise<void>;
 }

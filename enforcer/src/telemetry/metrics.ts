@@ -8,6 +8,7 @@ import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom
 import type { Catalog } from '../catalog/catalog.ts';
 import type { Decision } from '../decision/answers.ts';
 import { type ConfigError, REASONS } from '../errors.ts';
+import type { LossPolicy, StoreOp, StoreTelemetry } from '../store/redis-loss-policy.ts';
 
 /** The metric names, in one place (docs/enforcer.md lists them). */
 export const METRIC_NAMES = Object.freeze({
@@ -22,6 +23,11 @@ export const METRIC_NAMES = Object.freeze({
   configReloadErrors: 'keystile_config_reload_errors_total',
   configLastReload: 'keystile_config_last_reload_success_timestamp_seconds',
   configLoadSeconds: 'keystile_config_load_duration_seconds',
+  adjustmentsApplied: 'keystile_adjustments_applied_total',
+  storeErrors: 'keystile_store_errors_total',
+  storeAvailable: 'keystile_store_available',
+  storeFallbackDecisions: 'keystile_store_fallback_decisions_total',
+  quotaAlerts: 'keystile_quota_alerts_total',
 });
 
 /** Sub-millisecond buckets: a decision takes tens of microseconds. */
@@ -75,7 +81,7 @@ interface CustomMetric {
 }
 
 /** The enforcer's metrics. */
-export class EnforcerMetrics {
+export class EnforcerMetrics implements StoreTelemetry {
   /** The registry /metrics serves. */
   readonly registry = new Registry();
   readonly #withKeyId: boolean;
@@ -89,6 +95,11 @@ export class EnforcerMetrics {
   readonly #reloadErrors: Counter;
   readonly #lastReload: Gauge;
   readonly #loadSeconds: Histogram;
+  readonly #adjustmentsApplied: Counter;
+  readonly #storeErrors: Counter;
+  readonly #storeAvailable: Gauge;
+  readonly #storeFallback: Counter;
+  readonly #quotaAlerts: Counter;
   readonly #counts = new Set<DecisionCount>();
   readonly #byReason = new Map<string, Map<string, Map<string, Map<string, DecisionCount>>>>();
   readonly #latencies = new Map<Transport, Latencies>();
@@ -189,12 +200,43 @@ export class EnforcerMetrics {
       buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.#adjustmentsApplied = new Counter({
+      name: METRIC_NAMES.adjustmentsApplied,
+      help: 'Quota adjustments (UsageAdjustments) this enforcer applied to its counter store, by plan.',
+      labelNames: ['plan'],
+      registers,
+    });
+    this.#storeErrors = new Counter({
+      name: METRIC_NAMES.storeErrors,
+      help: 'Counter store (Redis) operations that failed, by operation (consume, adjust, read, reconcile).',
+      labelNames: ['op'],
+      registers,
+    });
+    this.#storeAvailable = new Gauge({
+      name: METRIC_NAMES.storeAvailable,
+      help: 'Whether the counter store is reachable (1) or the --redis-unavailable policy decides (0).',
+      registers,
+    });
+    this.#storeFallback = new Counter({
+      name: METRIC_NAMES.storeFallbackDecisions,
+      help: 'Decisions made by the --redis-unavailable policy while Redis was away, by policy.',
+      labelNames: ['policy'],
+      registers,
+    });
+    this.#quotaAlerts = new Counter({
+      name: METRIC_NAMES.quotaAlerts,
+      help: 'Alert thresholds (percent of a quota) crossed, each once per counter and period, by the stage where it happened, plan, key id (unless turned off) and threshold.',
+      labelNames: ['namespace', 'api', 'stage', 'plan', 'key_id', 'threshold'],
+      registers,
+    });
+    this.#storeAvailable.set(1);
     this.#loaded.set(0);
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
-  /** Counts a decision and observes its duration (seconds). */
+  /** Counts a decision (and the alert thresholds it crossed) and observes its duration (seconds). */
   decided(decision: Decision, transport: Transport, seconds: number): void {
+    if (decision.crossed !== undefined) this.#alerted(decision, decision.crossed);
     const keyId = this.#withKeyId ? (decision.keyId ?? '') : '';
     // Nested maps over strings the catalog shares (their hashes are cached): no key string to build.
     const byStage = lookup(this.#byReason, decision.reason);
@@ -252,6 +294,35 @@ export class EnforcerMetrics {
     }
     this.#lastReload.set(nowSeconds);
     this.#loadSeconds.observe(loadSeconds);
+  }
+
+  /** Counts a quota adjustment applied (not one found already applied). `plan`: the plan's id. */
+  adjustmentApplied(plan: string): void {
+    this.#adjustmentsApplied.inc({ plan });
+  }
+
+  /** Counts a failed counter store operation. */
+  storeError(op: StoreOp): void {
+    this.#storeErrors.inc({ op });
+  }
+
+  /** Records whether the counter store is reachable. */
+  storeAvailable(up: boolean): void {
+    this.#storeAvailable.set(up ? 1 : 0);
+  }
+
+  /** Counts a decision the loss policy made while the store was away. */
+  storeFallback(policy: LossPolicy): void {
+    this.#storeFallback.inc({ policy });
+  }
+
+  #alerted(decision: Decision, thresholds: readonly number[]): void {
+    const labels = {
+      ...this.#stage(decision.stage),
+      plan: decision.plan ?? '',
+      key_id: this.#withKeyId ? (decision.keyId ?? '') : '',
+    };
+    for (const t of thresholds) this.#quotaAlerts.inc({ ...labels, threshold: String(t) });
   }
 
   /** Counts a refused config load. */

@@ -1,0 +1,156 @@
+/**
+ * The Redis store's Lua scripts, loaded once per connection and called by their SHA (ioredis's
+ * `defineCommand`: EVALSHA, with EVAL on a connection that has not loaded them yet or after NOSCRIPT).
+ * Kept as strings in a module, not `.lua` files, so the built `dist/` carries them too.
+ *
+ * `CONSUME` mirrors `decision/token-bucket.ts` (one token, EPSILON 1e-6, refill `elapsed * rate / 1000`
+ * capped at the burst, a clock that went back refills nothing) and `decision/quota.ts` (allowed iff
+ * `used + cost <= limit + granted`) operation for operation, so both stores compute the same doubles;
+ * the contract suite (store-contract.ts) runs every scenario against both. Every expiry is a duration
+ * the caller computed from the decision's time (PEXPIRE / PX, never PEXPIREAT): see docs/counters.md.
+ */
+
+/** Which of CONSUME's optional keys are present (ARGV[1] is their sum). */
+export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts: 8 });
+
+/**
+ * One decision, atomically. KEYS, in this order, only those present: the bucket, the quota, the day,
+ * the quota's alert set. ARGV: parts, now (ms), rate, burst, quota limit, cost, quota TTL (ms), day TTL
+ * (ms), then the alert thresholds (percent). Returns `{allowed (1|0), denied (0 none, 1 throttle,
+ * 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used, quota remaining,
+ * crossed thresholds...}`.
+ *
+ * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles) expiring when full;
+ * the quota a hash `{used, granted}` expiring after its period (with a margin), its TTL set when it is
+ * created; the day a string counter expiring after the retention; the alert set a set of thresholds.
+ */
+export const CONSUME = `
+local parts = tonumber(ARGV[1])
+local now = tonumber(ARGV[2])
+local cost = tonumber(ARGV[6])
+local EPS = 1e-6
+local k = 1
+local bucketKey, quotaKey, dayKey, alertsKey
+if parts % 2 == 1 then bucketKey = KEYS[k]; k = k + 1 end
+if math.floor(parts / 2) % 2 == 1 then quotaKey = KEYS[k]; k = k + 1 end
+if math.floor(parts / 4) % 2 == 1 then dayKey = KEYS[k]; k = k + 1 end
+if math.floor(parts / 8) % 2 == 1 then alertsKey = KEYS[k]; k = k + 1 end
+
+local bucketAllowed = true
+local tokens, updatedAt, rate, burst
+if bucketKey then
+  rate = tonumber(ARGV[3])
+  burst = tonumber(ARGV[4])
+  local stored = redis.call('GET', bucketKey)
+  local space = stored and string.find(stored, ' ', 1, true)
+  if space then
+    tokens = tonumber(string.sub(stored, 1, space - 1))
+    updatedAt = tonumber(string.sub(stored, space + 1))
+    -- A corrupt state fails towards an empty bucket, which refills, as in token-bucket.ts.
+    if not tokens or not (tokens >= 0) then tokens = 0 end
+    if not updatedAt or updatedAt ~= updatedAt or updatedAt == math.huge or updatedAt == -math.huge then
+      updatedAt = now
+    end
+    local elapsed = now - updatedAt
+    if elapsed > 0 then
+      tokens = tokens + (elapsed * rate) / 1000
+      updatedAt = now
+    end
+    if tokens > burst then tokens = burst end
+  else
+    tokens = burst
+    updatedAt = now
+  end
+  bucketAllowed = tokens + EPS >= 1
+end
+
+local quotaAllowed = true
+local used, granted, limit = 0, 0, 0
+local quotaExists = false
+if quotaKey then
+  limit = tonumber(ARGV[5])
+  local v = redis.call('HMGET', quotaKey, 'used', 'granted')
+  if v[1] then used = tonumber(v[1]) or 0; quotaExists = true end
+  if v[2] then granted = tonumber(v[2]) or 0; quotaExists = true end
+  quotaAllowed = used + cost <= limit + granted and cost >= 0
+end
+
+local denied = 0
+if not bucketAllowed then denied = 1 elseif not quotaAllowed then denied = 2 end
+
+local bucketRemaining, retryAfter, fullIn = 0, 0, 0
+if bucketKey then
+  if denied == 0 then
+    tokens = tokens - 1
+    if tokens < 0 then tokens = 0 end
+  end
+  local deficit = burst - tokens
+  if deficit > EPS then fullIn = math.ceil((deficit * 1000) / rate) end
+  if not bucketAllowed then retryAfter = math.ceil(((1 - tokens) * 1000) / rate) end
+  bucketRemaining = math.floor(tokens + EPS)
+  if denied == 0 then
+    local ttl = fullIn
+    if ttl < 1 then ttl = 1 end
+    redis.call('SET', bucketKey, string.format('%.17g %.17g', tokens, updatedAt), 'PX', ttl)
+  end
+end
+
+if denied == 0 then
+  if quotaKey then
+    used = redis.call('HINCRBY', quotaKey, 'used', ARGV[6])
+    if not quotaExists then redis.call('PEXPIRE', quotaKey, ARGV[7]) end
+  end
+  if dayKey and cost > 0 then
+    local n = redis.call('INCRBY', dayKey, ARGV[6])
+    if n == cost then redis.call('PEXPIRE', dayKey, ARGV[8]) end
+  end
+end
+
+local quotaRemaining = 0
+if quotaKey then
+  quotaRemaining = limit + granted - used
+  if quotaRemaining < 0 then quotaRemaining = 0 end
+end
+
+local result = { denied == 0 and 1 or 0, denied, bucketRemaining, retryAfter, fullIn, used, quotaRemaining }
+if alertsKey and quotaKey and used > 0 then
+  local allowance = limit + granted
+  for i = 9, #ARGV do
+    local t = tonumber(ARGV[i])
+    if used * 100 >= t * allowance and redis.call('SADD', alertsKey, ARGV[i]) == 1 then
+      redis.call('PEXPIRE', alertsKey, ARGV[7])
+      result[#result + 1] = t
+    end
+  end
+end
+return result
+`;
+
+/**
+ * One adjustment, exactly once per counter. KEYS: the quota, the adjustment's marker. ARGV: amount,
+ * TTL (ms). Sets the marker if absent (holding the amount) and only then adds the amount to the quota's
+ * `granted`; both expire with the counter. Returns 1 when applied now, 0 when it had been.
+ */
+export const ADJUST = `
+if not redis.call('SET', KEYS[2], ARGV[1], 'NX', 'PX', ARGV[2]) then return 0 end
+local existed = redis.call('EXISTS', KEYS[1])
+redis.call('HINCRBY', KEYS[1], 'granted', ARGV[1])
+if existed == 0 then redis.call('PEXPIRE', KEYS[1], ARGV[2]) end
+return 1
+`;
+
+/**
+ * Adds what was counted elsewhere (a local store while Redis was away) to one counter. KEYS: the
+ * counter. ARGV: the hash field ('' for a string counter), the amount, the TTL (ms) to set if the key has
+ * none. Returns the new value.
+ */
+export const ADD = `
+local n
+if ARGV[1] == '' then
+  n = redis.call('INCRBY', KEYS[1], ARGV[2])
+else
+  n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+end
+if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+return n
+`;

@@ -1,0 +1,334 @@
+// The Redis store on real Redis (Debian's redis-server, started here): what the contract suite cannot
+// say for every store. The scripts are loaded once and called by SHA; the key layout is the documented
+// one; Sentinel works through ioredis; and losing Redis (killed, or hung with SIGSTOP) does what
+// --redis-unavailable says: closed rejects (503), open allows and counts nowhere, local counts here and
+// adds its counts to Redis when Redis returns.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { generateKey } from '../../../contract/src/key-format.ts';
+import { alertsKey, adjustmentMarkerKey, counterKeys, dayKey } from '../../../contract/src/identity.ts';
+import { RedisServer } from '../../../test/ground/redis.ts';
+import { waitFor } from '../../../test/ground/wait.ts';
+import { catalogOf, plan, silentLogger, stageDocuments } from '../../testing/fixtures.ts';
+import { manualClock } from '../decision/clock.ts';
+import { decide, decideContext } from '../decision/decide.ts';
+import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
+import { type LossPolicy, RedisLossPolicy, StoreUnavailableError } from './redis-loss-policy.ts';
+import { RedisStore } from './redis-store.ts';
+import type { ConsumeRequest } from './store.ts';
+
+const T0 = Date.UTC(2026, 5, 10);
+const JUNE_END = Date.UTC(2026, 6, 1);
+let serial = 0;
+
+/** A request on a subject of its own: bucket (1/s, burst 100), quota of `limit` in June, the day counter. */
+function request(limit = 10): {
+  r: (now?: number) => ConsumeRequest;
+  quota: string;
+  day: string;
+  bucket: string;
+} {
+  const subject = { kind: 'key', id: `k${serial++}` } as const;
+  const keys = counterKeys('redis-test/gold', subject, '2026-06-01');
+  const day = dayKey('redis-test/gold', subject, '2026-06-10');
+  return {
+    ...keys,
+    day,
+    r: (now = T0) => ({
+      bucketKey: keys.bucket,
+      bucketLimit: { rate: 1, burst: 100 },
+      quotaKey: keys.quota,
+      quotaLimit: limit,
+      cost: 1,
+      periodEnd: JUNE_END,
+      now,
+      dayKey: day,
+      dayExpiresAt: T0 + 91 * 86_400_000,
+      thresholds: [50],
+    }),
+  };
+}
+
+async function connected(store: RedisStore): Promise<RedisStore> {
+  if (!(await store.waitReady(10_000))) throw new Error('the store did not connect to Redis');
+  return store;
+}
+
+async function metric(metrics: EnforcerMetrics, name: string): Promise<string> {
+  return (await metrics.registry.getSingleMetricAsString(name)).trim();
+}
+
+describe('the Redis store', () => {
+  let server: RedisServer;
+  let store: RedisStore;
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    store = await connected(new RedisStore({ connection: { kind: 'standalone', url: server.url } }));
+  }, 30_000);
+  afterAll(async () => {
+    await store.close();
+    await server.stop();
+  });
+
+  it('loads each script once per connection and then calls it by its SHA', async () => {
+    await store.client.config('RESETSTAT');
+    const other = await connected(new RedisStore({ connection: { kind: 'standalone', url: server.url } }));
+    try {
+      const { r } = request();
+      for (let i = 0; i < 10; i++) await other.consume(r());
+      const stats = await store.client.info('commandstats');
+      const calls = (command: string): number =>
+        Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+      expect(calls('eval')).toBe(1);
+      expect(calls('evalsha')).toBe(9);
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('lays its keys out as docs/counters.md says', async () => {
+    const { r, quota, day, bucket } = request(2);
+    await store.consume({ ...r(), thresholds: [50] });
+    await store.adjust({ quotaKey: quota, id: 'uid-1', amount: 3, periodEnd: JUNE_END, now: T0 });
+    const c = store.client;
+    expect(await c.type(bucket)).toBe('string');
+    expect(await c.get(bucket)).toBe(`99 ${T0}`);
+    expect(await c.type(quota)).toBe('hash');
+    expect(await c.hgetall(quota)).toEqual({ used: '1', granted: '3' });
+    expect(await c.get(day)).toBe('1');
+    expect(await c.smembers(alertsKey(quota))).toEqual(['50']);
+    expect(await c.get(adjustmentMarkerKey(quota, 'uid-1'))).toBe('3');
+    // One hash tag, so one Cluster slot (the Cluster contract suite runs the script across every slot).
+    const tags = [bucket, quota, day, alertsKey(quota), adjustmentMarkerKey(quota, 'uid-1')].map(
+      (k) => /\{[^}]+\}/.exec(k)?.[0],
+    );
+    expect(new Set(tags).size).toBe(1);
+  });
+
+  it('answers an error Redis itself returned (not an outage) with a rejection, and stays available', async () => {
+    const metrics = new EnforcerMetrics(false, false);
+    const guarded = new RedisLossPolicy(store, { policy: 'local', now: () => T0, telemetry: metrics });
+    const { r, quota } = request();
+    await store.client.set(quota, 'not a hash');
+    await expect(guarded.consume(r())).rejects.toThrow(/WRONGTYPE/);
+    expect(guarded.available).toBe(true);
+    expect(await metric(metrics, METRIC_NAMES.storeErrors)).toContain(
+      'keystile_store_errors_total{op="consume"} 1',
+    );
+  });
+});
+
+describe('the Redis store behind Sentinel', () => {
+  let master: RedisServer;
+  let sentinel: RedisServer;
+  beforeAll(async () => {
+    master = await RedisServer.start();
+    sentinel = await RedisServer.start({
+      sentinel: `sentinel monitor keystile 127.0.0.1 ${master.port} 1\nsentinel down-after-milliseconds keystile 5000`,
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await sentinel.stop();
+    await master.stop();
+  });
+
+  it('finds the master through the sentinel and counts there', async () => {
+    const store = await connected(
+      new RedisStore({
+        connection: {
+          kind: 'sentinel',
+          sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+          name: 'keystile',
+        },
+      }),
+    );
+    try {
+      const { r, quota } = request(2);
+      expect((await store.consume(r())).allowed).toBe(true);
+      expect((await store.consume(r())).allowed).toBe(true);
+      expect(await store.consume(r())).toMatchObject({ allowed: false, deniedBy: 'quota' });
+      const direct = await connected(new RedisStore({ connection: { kind: 'standalone', url: master.url } }));
+      try {
+        expect(await direct.client.hget(quota, 'used')).toBe('2');
+      } finally {
+        await direct.close();
+      }
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('losing Redis: --redis-unavailable', () => {
+  /** A Redis with an append-only file (so a restart keeps its counts), a store on it, and its policy. */
+  async function setup(policy: LossPolicy): Promise<{
+    server: RedisServer;
+    guarded: RedisLossPolicy;
+    metrics: EnforcerMetrics;
+    cleanup: () => Promise<void>;
+  }> {
+    const server = await RedisServer.start({ args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
+    const metrics = new EnforcerMetrics(false, false);
+    const redis = await connected(new RedisStore({ connection: { kind: 'standalone', url: server.url } }));
+    const guarded = new RedisLossPolicy(redis, {
+      policy,
+      now: () => T0,
+      probeIntervalMs: 50,
+      telemetry: metrics,
+      logger: silentLogger,
+    });
+    return {
+      server,
+      guarded,
+      metrics,
+      cleanup: async () => {
+        await guarded.close();
+        await server.stop();
+      },
+    };
+  }
+
+  const waitDown = (g: RedisLossPolicy): Promise<void> =>
+    waitFor('the store to notice Redis is gone', () => !g.available, 10_000, 10);
+  const waitUp = (g: RedisLossPolicy): Promise<void> =>
+    waitFor('the store to notice Redis is back', () => g.available, 20_000, 20);
+
+  it('closed: rejects while Redis is gone, so the decision is 503; counts again when it returns', async () => {
+    const { server, guarded, metrics, cleanup } = await setup('closed');
+    try {
+      const { r, quota } = request();
+      await guarded.consume(r());
+      await server.stop('SIGKILL');
+      await expect(guarded.consume(r())).rejects.toThrow();
+      await waitDown(guarded);
+      await expect(guarded.consume(r())).rejects.toThrow(StoreUnavailableError);
+      await expect(guarded.readQuotas([quota])).rejects.toThrow(StoreUnavailableError);
+      await expect(
+        guarded.adjust({ quotaKey: quota, id: 'a', amount: 1, periodEnd: JUNE_END, now: T0 }),
+      ).rejects.toThrow();
+
+      // Through the decision: 503, fail closed.
+      const key = generateKey('redislosskey');
+      const catalog = await catalogOf(
+        stageDocuments(
+          { namespace: 'shop', api: 'orders', stage: 'prod' },
+          [plan('shop', 'gold', { quota: { limit: 5, period: 'MONTH', timeZone: 'UTC' } })],
+          [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+        ),
+      );
+      const options = {
+        keySources: [{ kind: 'header', name: 'x-api-key' }] as const,
+        keyPairs: false,
+        signature: {},
+        problemJson: false,
+        failOpen: false,
+        stripKey: true,
+      };
+      const check = {
+        stage: 'shop/orders/prod',
+        method: 'GET',
+        path: '/v1/orders',
+        header: (n: string) => (n === 'x-api-key' ? key.value : undefined),
+      };
+      const d = await decide(catalog, check, guarded, manualClock(T0), decideContext(options));
+      expect(d).toMatchObject({ allowed: false, status: 503, reason: 'InternalError' });
+
+      expect(await metric(metrics, METRIC_NAMES.storeAvailable)).toContain('keystile_store_available 0');
+      expect(await metric(metrics, METRIC_NAMES.storeFallbackDecisions)).toMatch(
+        /keystile_store_fallback_decisions_total\{policy="closed"\} [3-9]/,
+      );
+      await server.restart();
+      await waitUp(guarded);
+      expect(await guarded.consume(r())).toMatchObject({ allowed: true, quota: { used: 2 } });
+      expect(await guarded.readQuotas([quota])).toEqual([{ used: 2, granted: 0 }]);
+      expect(await metric(metrics, METRIC_NAMES.storeAvailable)).toContain('keystile_store_available 1');
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+
+  it('closed: a hung Redis (SIGSTOP) fails the request after --redis-timeout, and it recovers once thawed', async () => {
+    const { server, guarded, metrics, cleanup } = await setup('closed');
+    try {
+      const { r } = request();
+      await guarded.consume(r());
+      server.pause();
+      await expect(guarded.consume(r())).rejects.toThrow(/timed out/i);
+      expect(guarded.available).toBe(false);
+      await expect(guarded.consume(r())).rejects.toThrow(StoreUnavailableError);
+      server.resume();
+      await waitUp(guarded);
+      expect(await guarded.consume(r())).toMatchObject({ allowed: true });
+      expect(await metric(metrics, METRIC_NAMES.storeErrors)).toContain(
+        'keystile_store_errors_total{op="consume"} 1',
+      );
+    } finally {
+      server.resume();
+      await cleanup();
+    }
+  }, 60_000);
+
+  it('open: allows while Redis is gone and counts nowhere', async () => {
+    const { server, guarded, metrics, cleanup } = await setup('open');
+    try {
+      const { r, quota } = request(3);
+      await guarded.consume(r());
+      await server.stop('SIGKILL');
+      await Promise.resolve(guarded.consume(r())).catch(() => undefined);
+      await waitDown(guarded);
+      for (let i = 0; i < 5; i++) {
+        expect(await guarded.consume(r())).toEqual({
+          allowed: true,
+          deniedBy: undefined,
+          bucket: undefined,
+          quota: undefined,
+        });
+      }
+      expect(await metric(metrics, METRIC_NAMES.storeFallbackDecisions)).toMatch(
+        /keystile_store_fallback_decisions_total\{policy="open"\} [5-6]/,
+      );
+      await server.restart();
+      await waitUp(guarded);
+      expect(await guarded.readQuotas([quota])).toEqual([{ used: 1, granted: 0 }]);
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+
+  it('local: counts here while Redis is gone, then adds those counts to Redis and decides there again', async () => {
+    const { server, guarded, cleanup } = await setup('local');
+    try {
+      const { r, quota, day, bucket } = request(10);
+      for (let i = 0; i < 3; i++) expect((await guarded.consume(r())).allowed).toBe(true);
+      await server.stop('SIGKILL');
+      // A request in flight when Redis went may fail before the loss is noticed: it is counted locally.
+      await guarded.consume(r());
+      await waitDown(guarded);
+      const local = [];
+      for (let i = 0; i < 4; i++) local.push(await guarded.consume(r()));
+      // The local count starts from zero: this enforcer alone is not the whole quota.
+      expect(local.map((x) => x.quota?.used)).toEqual([2, 3, 4, 5]);
+      expect(guarded.pendingCounts).toBe(2); // one quota counter, one day counter
+      await server.restart();
+      await waitUp(guarded);
+      await guarded.reconciled();
+      expect(guarded.pendingCounts).toBe(0);
+      // 3 counted in Redis + 5 counted here = 8; the bucket was dropped, the day counted too.
+      expect(await guarded.readQuotas([quota])).toEqual([{ used: 8, granted: 0 }]);
+      expect(await guarded.readDays([day])).toEqual([8]);
+      const redis = await connected(new RedisStore({ connection: { kind: 'standalone', url: server.url } }));
+      try {
+        expect(await redis.client.pttl(quota)).toBeGreaterThan(0);
+        expect(await redis.client.pttl(day)).toBeGreaterThan(0);
+        expect(await redis.client.get(bucket)).toBe(`97 ${T0}`);
+      } finally {
+        await redis.close();
+      }
+      // Back on Redis: 2 more allowed, then the quota of 10 holds.
+      const after = [];
+      for (let i = 0; i < 3; i++) after.push(await guarded.consume(r()));
+      expect(after.map((x) => x.allowed)).toEqual([true, true, false]);
+    } finally {
+      await cleanup();
+    }
+  }, 60_000);
+});

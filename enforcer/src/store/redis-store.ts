@@ -1,0 +1,297 @@
+/**
+ * The Redis counter store (for replicas: every enforcer shares one count). One decision is one round
+ * trip: the CONSUME script (redis-scripts.ts) applies the bucket and the quota atomically with the same
+ * arithmetic as the memory store, charges the day counter and records alert thresholds, so the quota is
+ * exact across replicas (Redis runs one script at a time). The keys are contract/src/identity.ts's; all
+ * keys of one call share a `{plan|subject}` hash tag, so one Redis Cluster slot holds them.
+ *
+ * Standalone (`redis://` / `rediss://` URL), Cluster and Sentinel through ioredis's own support. Loss is
+ * detected quickly: no offline queue (a command while disconnected fails at once), a short command
+ * timeout, and no resending of unanswered commands after a reconnect (a request already answered must
+ * not be counted later). What to do while Redis is away is redis-loss-policy.ts's business; this store
+ * only rejects.
+ */
+import { type ChainableCommander, Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
+import { adjustmentMarkerKey, alertsKey } from '../../../contract/src/identity.ts';
+import { checkAdjustment } from './memory-store.ts';
+import { ADD, ADJUST, CONSUME, CONSUME_PARTS } from './redis-scripts.ts';
+import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
+
+/** A host and port. */
+export interface HostPort {
+  readonly host: string;
+  readonly port: number;
+}
+
+/** How to reach Redis. */
+export type RedisConnection =
+  | { readonly kind: 'standalone'; readonly url: string }
+  | { readonly kind: 'cluster'; readonly nodes: readonly HostPort[] }
+  | { readonly kind: 'sentinel'; readonly sentinels: readonly HostPort[]; readonly name: string };
+
+/** The Redis store's settings. */
+export interface RedisStoreOptions {
+  readonly connection: RedisConnection;
+  /** Password for Redis (Cluster nodes, the Sentinel-managed master); a URL may carry its own. */
+  readonly password?: string | undefined;
+  /** A command not answered within this many ms fails (default 250). */
+  readonly commandTimeoutMs?: number;
+  /** How long a quota counter outlives its period, ms (default one day: usage readers read it after). */
+  readonly quotaMarginMs?: number;
+  /** The name the connection shows in CLIENT LIST. */
+  readonly connectionName?: string;
+  /**
+   * Send the commands issued in one turn of the event loop in one write (ioredis's auto-pipelining;
+   * default true): more decisions per second under load, at the cost of one event-loop turn of latency.
+   */
+  readonly autoPipelining?: boolean;
+}
+
+/** Default for {@link RedisStoreOptions.commandTimeoutMs}. */
+export const DEFAULT_COMMAND_TIMEOUT_MS = 250;
+/** Default for {@link RedisStoreOptions.quotaMarginMs}: a day. */
+export const DEFAULT_QUOTA_MARGIN_MS = 86_400_000;
+
+/** The commands the scripts add to the client. */
+interface ScriptCommands {
+  ksConsume(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  ksAdjust(quotaKey: string, markerKey: string, amount: number, ttlMs: number): Promise<number>;
+  ksAdd(key: string, field: string, amount: number, ttlMs: number): Promise<number>;
+}
+
+/** The client: a Redis or a Cluster, with the scripts. */
+export type KeystileRedis = (Redis | Cluster) & ScriptCommands;
+
+const SCRIPTS = {
+  ksConsume: { lua: CONSUME },
+  ksAdjust: { lua: ADJUST, numberOfKeys: 2 },
+  ksAdd: { lua: ADD, numberOfKeys: 1 },
+} satisfies RedisOptions['scripts'];
+
+/** A reconnect delay: quick at first, then once a second. */
+function retryDelay(times: number): number {
+  return Math.min(50 * 2 ** Math.min(times, 5), 1000);
+}
+
+/** Builds the ioredis client for `options` (it connects in the background). */
+export function createRedisClient(options: RedisStoreOptions): KeystileRedis {
+  const timeout = options.commandTimeoutMs ?? DEFAULT_COMMAND_TIMEOUT_MS;
+  const autoPipelining = options.autoPipelining ?? true;
+  const common = {
+    commandTimeout: timeout,
+    connectTimeout: Math.max(1000, timeout * 4),
+    autoResendUnfulfilledCommands: false,
+    maxRetriesPerRequest: 0,
+    connectionName: options.connectionName ?? 'keystile-enforcer',
+    ...(options.password !== undefined && { password: options.password }),
+  } satisfies RedisOptions;
+  const c = options.connection;
+  if (c.kind === 'cluster') {
+    const clusterOptions: ClusterOptions = {
+      enableOfflineQueue: false,
+      enableAutoPipelining: autoPipelining,
+      clusterRetryStrategy: retryDelay,
+      scripts: SCRIPTS,
+      redisOptions: common,
+    };
+    return new Cluster(
+      c.nodes.map((n) => ({ host: n.host, port: n.port })),
+      clusterOptions,
+    ) as KeystileRedis;
+  }
+  const redisOptions: RedisOptions = {
+    ...common,
+    enableOfflineQueue: false,
+    enableAutoPipelining: autoPipelining,
+    retryStrategy: retryDelay,
+    scripts: SCRIPTS,
+  };
+  if (c.kind === 'sentinel') {
+    return new Redis({
+      ...redisOptions,
+      sentinels: c.sentinels.map((s) => ({ host: s.host, port: s.port })),
+      name: c.name,
+      sentinelRetryStrategy: retryDelay,
+    }) as KeystileRedis;
+  }
+  return new Redis(c.url, redisOptions) as KeystileRedis;
+}
+
+/** The Redis store. */
+export class RedisStore implements CounterStore {
+  readonly client: KeystileRedis;
+  readonly #marginMs: number;
+  #closed = false;
+
+  /** Connects (in the background) as `options` say. */
+  constructor(options: RedisStoreOptions) {
+    this.client = createRedisClient(options);
+    this.#marginMs = options.quotaMarginMs ?? DEFAULT_QUOTA_MARGIN_MS;
+    // ioredis reports connection errors as events; the loss policy watches the status, so an error
+    // here must not be an unhandled 'error' event.
+    this.client.on('error', () => undefined);
+  }
+
+  /** Whether the client is connected and ready for commands. */
+  get ready(): boolean {
+    return this.client.status === 'ready';
+  }
+
+  /** Resolves true once the client is ready (connected), false after `timeoutMs`. */
+  waitReady(timeoutMs: number): Promise<boolean> {
+    if (this.ready) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const done = (ready: boolean): void => {
+        clearTimeout(timer);
+        this.client.off('ready', onReady);
+        resolve(ready);
+      };
+      const onReady = (): void => done(true);
+      const timer = setTimeout(() => done(this.ready), timeoutMs);
+      this.client.on('ready', onReady);
+    });
+  }
+
+  consume(r: ConsumeRequest): Promise<ConsumeResult> {
+    const bucket = r.bucketKey !== undefined && r.bucketLimit !== undefined;
+    const quota = r.quotaKey !== undefined && r.quotaLimit !== undefined;
+    const day = r.dayKey !== undefined && r.dayExpiresAt !== undefined;
+    const alerts = quota && r.thresholds !== undefined && r.thresholds.length > 0;
+    let parts = 0;
+    const args: (string | number)[] = [];
+    if (bucket) {
+      parts += CONSUME_PARTS.bucket;
+      args.push(r.bucketKey);
+    }
+    if (quota) {
+      parts += CONSUME_PARTS.quota;
+      args.push(r.quotaKey);
+    }
+    if (day) {
+      parts += CONSUME_PARTS.day;
+      args.push(r.dayKey);
+    }
+    if (alerts) {
+      parts += CONSUME_PARTS.alerts;
+      args.push(alertsKey(r.quotaKey));
+    }
+    const numKeys = args.length;
+    args.push(
+      parts,
+      r.now,
+      r.bucketLimit?.rate ?? 0,
+      r.bucketLimit?.burst ?? 0,
+      r.quotaLimit ?? 0,
+      r.cost,
+      ttl(r.periodEnd + this.#marginMs - r.now),
+      day ? ttl(r.dayExpiresAt - r.now) : 1,
+    );
+    if (alerts) for (const t of r.thresholds) args.push(t);
+    return this.client.ksConsume(numKeys, ...args).then((reply) => {
+      const denied = reply[1];
+      return {
+        allowed: reply[0] === 1,
+        deniedBy: denied === 1 ? 'throttle' : denied === 2 ? 'quota' : undefined,
+        bucket: bucket
+          ? { remaining: reply[2] ?? 0, retryAfterMs: reply[3] ?? 0, fullInMs: reply[4] ?? 0 }
+          : undefined,
+        quota: quota ? { used: reply[5] ?? 0, remaining: reply[6] ?? 0 } : undefined,
+        crossed: reply.length > 7 ? reply.slice(7) : undefined,
+      };
+    });
+  }
+
+  async adjust(r: AdjustRequest): Promise<boolean> {
+    checkAdjustment(r);
+    const applied = await this.client.ksAdjust(
+      r.quotaKey,
+      adjustmentMarkerKey(r.quotaKey, r.id),
+      r.amount,
+      ttl(r.periodEnd + this.#marginMs - r.now),
+    );
+    return applied === 1;
+  }
+
+  /** Reads quota counters: one HMGET each, in one pipeline (per node in a Cluster). */
+  async readQuotas(quotaKeys: readonly string[]): Promise<(QuotaCount | undefined)[]> {
+    const replies =
+      this.client instanceof Cluster
+        ? await Promise.all(quotaKeys.map((k) => this.client.hmget(k, 'used', 'granted')))
+        : await this.#pipelined(quotaKeys, (p, k) => p.hmget(k, 'used', 'granted'));
+    return replies.map((reply) => {
+      const [used, granted] = (reply ?? []) as (string | null)[];
+      return (used ?? null) === null && (granted ?? null) === null
+        ? undefined
+        : { used: Number(used ?? 0), granted: Number(granted ?? 0) };
+    });
+  }
+
+  /** Reads usage-per-day counters: one GET each, in one pipeline (per node in a Cluster). */
+  async readDays(dayKeys: readonly string[]): Promise<number[]> {
+    const replies =
+      this.client instanceof Cluster
+        ? await Promise.all(dayKeys.map((k) => this.client.get(k)))
+        : await this.#pipelined(dayKeys, (p, k) => p.get(k));
+    return replies.map((v) => (typeof v === 'string' ? Number(v) : 0));
+  }
+
+  /**
+   * One command per key in one pipeline (standalone, Sentinel); the replies in order, or the first
+   * error. A Cluster pipeline must stay on one slot: there the commands are issued together instead,
+   * and auto-pipelining batches them per node.
+   */
+  async #pipelined(
+    keys: readonly string[],
+    command: (p: ChainableCommander, key: string) => unknown,
+  ): Promise<unknown[]> {
+    if (keys.length === 0) return [];
+    const p = this.client.pipeline();
+    for (const k of keys) command(p, k);
+    return unwrap(await p.exec());
+  }
+
+  /**
+   * Adds counts made elsewhere (a local store while Redis was away) to a quota counter's `used` or a day
+   * counter, setting the expiry if the key has none. For redis-loss-policy.ts.
+   */
+  async add(
+    kind: 'quota' | 'day',
+    key: string,
+    amount: number,
+    expiresAt: number,
+    now: number,
+  ): Promise<void> {
+    const expiry = kind === 'quota' ? expiresAt + this.#marginMs : expiresAt;
+    await this.client.ksAdd(key, kind === 'quota' ? 'used' : '', amount, ttl(expiry - now));
+  }
+
+  /** Asks Redis for a PONG (the loss policy's probe). */
+  async ping(): Promise<void> {
+    // Cluster: any node answering means the client can route again; the next decision tells the rest.
+    await this.client.ping();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.client.quit();
+    } catch {
+      this.client.disconnect();
+    }
+  }
+}
+
+/** The replies of a pipeline's `exec`, or its first error. */
+function unwrap(results: [Error | null, unknown][] | null): unknown[] {
+  if (results === null) throw new Error('the Redis pipeline was discarded');
+  return results.map(([err, value]) => {
+    if (err) throw err;
+    return value;
+  });
+}
+
+/** A TTL in whole ms, at least 1 (PX and PEXPIRE refuse 0 and below). */
+function ttl(ms: number): number {
+  return ms >= 1 ? Math.ceil(ms) : 1;
+}
