@@ -144,14 +144,34 @@ export const KeyUsage = Type.Object(
       maxLength: 10,
     }),
     used: Type.Integer({
-      description: 'Quota used this period, across every stage the plan is bound to.',
+      description:
+        "Quota used this period, across every stage the plan is bound to (for a plan that counts by Customer, the customer's shared count).",
       minimum: 0,
     }),
-    limit: Type.Optional(Type.Integer({ description: "The plan's quota limit.", minimum: 0 })),
-    remaining: Type.Optional(
-      Type.Integer({ description: 'Quota left this period (may be below 0 after a take-back).' }),
+    granted: Type.Optional(
+      Type.Integer({
+        description:
+          'Quota granted (positive) or taken back (negative) this period by UsageAdjustments; absent when none.',
+      }),
     ),
-    updatedAt: Type.String({ description: 'When these figures were read.', format: 'date-time' }),
+    limit: Type.Optional(
+      Type.Integer({ description: "The effective limit: the plan's quota limit plus granted.", minimum: 0 }),
+    ),
+    remaining: Type.Optional(
+      Type.Integer({ description: 'Quota left this period: limit less used (below 0 after a take-back).' }),
+    ),
+    alerted: Type.Optional(
+      Type.Integer({
+        description:
+          "The highest of the plan's alert thresholds (percent) announced by an Event this period: each is announced once.",
+        minimum: 1,
+        maximum: 100,
+      }),
+    ),
+    updatedAt: Type.String({
+      description: 'When the operator read these figures (it writes only when they change).',
+      format: 'date-time',
+    }),
   },
   { description: "A plan's usage by this key in the current period." },
 );

@@ -48,16 +48,24 @@ export const UsageAdjustmentStatus = Type.Object(
     observedGeneration: Type.Optional(ObservedGeneration),
     conditions: Type.Optional(Conditions),
     appliedAt: Type.Optional(
-      Type.String({ description: 'When the adjustment was applied.', format: 'date-time' }),
+      Type.String({
+        description:
+          'When the operator first saw it applied (a marker in Redis, or an enforcer listing it). Never removed.',
+        format: 'date-time',
+      }),
     ),
     period: Type.Optional(
       Type.String({
-        description: 'The period it was applied to, YYYY-MM-DD (its first day).',
+        description:
+          "The plan's period it adjusts, YYYY-MM-DD (its first day): the current period when the operator first saw the adjustment, never changed after.",
         maxLength: 10,
       }),
     ),
   },
-  { description: 'Whether and when the adjustment was applied.' },
+  {
+    description:
+      'Whether and when the adjustment was applied: condition Applied (reason Rendered while enforcers have it but none reported it applied; Applied; or why not).',
+  },
 );
 
 /** The TypeScript type of a UsageAdjustment's spec. */

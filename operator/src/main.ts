@@ -1,18 +1,37 @@
 // The operator's entry point: wiring only. `node operator/src/main.ts` (Node 24).
-import { loadConfig } from './config.ts';
+import { ConfigError, loadConfig, type OperatorConfig } from './config.ts';
 import { makeClients } from './kube/clients.ts';
 import { startOperator } from './operator.ts';
 import { startHealthServer } from './server.ts';
 import { makeLogger } from './telemetry/logger.ts';
 import { makeMetrics } from './telemetry/metrics.ts';
 
-const config = loadConfig();
+let config: OperatorConfig;
+try {
+  config = loadConfig(process.env, process.argv.slice(2));
+} catch (err) {
+  if (!(err instanceof ConfigError)) throw err;
+  process.stderr.write(`keystile-operator: ${err.message}\n`);
+  process.exit(2);
+}
 const log = makeLogger(config.logLevel, 'keystile-operator');
 const metrics = makeMetrics();
 let ready = false;
 const health = await startHealthServer(config.healthHost, config.healthPort, metrics.registry, () => ready);
 log.info(
-  { port: health.port, identity: config.identity, leaderElect: config.leaderElect },
+  {
+    port: health.port,
+    identity: config.identity,
+    leaderElect: config.leaderElect,
+    // Where usage comes from; never the Redis URL (it may carry a password).
+    usage: {
+      redis: config.usage.redis?.kind,
+      endpoints: config.usage.endpoints.length,
+      counterStore: config.usage.counterStore,
+      intervalMs: config.usage.intervalMs,
+      writesPerSecond: config.usage.writesPerSecond,
+    },
+  },
   'operator starting',
 );
 

@@ -1,6 +1,7 @@
 /**
- * The operator: informers feed a work queue; the leader's workers run the reconciles. Every replica keeps
- * its caches warm; only the replica holding the Lease writes.
+ * The operator: informers feed a work queue; the leader's workers run the reconciles, and the leader
+ * polls usage (usage/poller.ts) when a usage source is configured. Every replica keeps its caches warm;
+ * only the replica holding the Lease writes.
  */
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
@@ -14,6 +15,9 @@ import { allInformers, API_KEY_LABEL, makeInformers, type Informers } from './ku
 import { LeaderElector } from './kube/lease.ts';
 import { Writer } from './kube/writer.ts';
 import type { OperatorMetrics } from './telemetry/metrics.ts';
+import { UsagePoller } from './usage/poller.ts';
+import { connectRedis, type RedisCounters } from './usage/redis-counters.ts';
+import { UsageView } from './usage/view.ts';
 
 /** A running operator. */
 export interface Operator {
@@ -37,6 +41,13 @@ export async function startOperator(
   const informers = mergeInformers(sets);
   const writer = new Writer(clients, metrics);
   const events = new EventRecorder(clients.events, config.identity, log);
+  // Usage: read from Redis (Redis store) and/or the enforcers' admin ports (memory store), leader only.
+  const view = new UsageView(config.usage);
+  const redis: RedisCounters | undefined = config.usage.redis
+    ? connectRedis(config.usage.redis, config.usage.timeoutMs)
+    : undefined;
+  const usageOn = redis !== undefined || config.usage.endpoints.length > 0;
+  let poller: UsagePoller | undefined;
 
   // The queue runs only while this replica leads; a new one is made each time it wins the Lease.
   let queue: WorkQueue | undefined;
@@ -82,6 +93,7 @@ export async function startOperator(
     log,
     metrics,
     now: () => new Date(),
+    usage: view,
     requeueNamespace: (ns, afterMs) => {
       queue?.addAfter(`ns:${ns}`, Math.min(afterMs ?? config.debounceMs, 2 ** 31 - 1));
     },
@@ -122,6 +134,9 @@ export async function startOperator(
       set.bindings.on(verb, (o) => {
         if (specChanged(verb, o)) namespaceChanged(o);
       });
+      set.adjustments.on(verb, (o) => {
+        if (specChanged(verb, o)) namespaceChanged(o);
+      });
       set.keySecrets.on(verb, (o) => {
         const owner = o.metadata?.labels?.[API_KEY_LABEL];
         if (owner) queue?.add(`key:${nsOf(o)}/${owner}`);
@@ -159,11 +174,26 @@ export async function startOperator(
         ...informers.plans.list(),
         ...informers.keys.list(),
         ...informers.bindings.list(),
+        ...informers.adjustments.list(),
         ...informers.renderedConfigMaps.list(),
       ].map(nsOf),
     );
     for (const ns of namespaces) q.add(`ns:${ns}`);
     q.start();
+    if (usageOn) {
+      poller = new UsagePoller({
+        config: config.usage,
+        informers,
+        writer,
+        events,
+        metrics,
+        log,
+        view,
+        redis,
+        requeueNamespace: (ns) => queue?.addAfter(`ns:${ns}`, config.debounceMs),
+      });
+      poller.start();
+    }
   };
   // Losing the Lease (the API server unreachable for longer than the lease, say) stops every write at
   // once; the replica stays a candidate and starts afresh if it wins again.
@@ -172,6 +202,9 @@ export async function startOperator(
     const q = queue;
     queue = undefined;
     void q?.stop();
+    const p = poller;
+    poller = undefined;
+    void p?.stop();
   };
 
   let elector: LeaderElector | undefined;
@@ -185,6 +218,8 @@ export async function startOperator(
   return {
     synced: () => synced,
     stop: async () => {
+      await poller?.stop();
+      await redis?.close();
       await queue?.stop();
       await elector?.stop();
       for (const s of sets) for (const i of allInformers(s)) await i.stop().catch(() => undefined);
@@ -208,6 +243,7 @@ function mergeInformers(sets: readonly Informers[]): Informers {
     plans: merge('plans'),
     keys: merge('keys'),
     bindings: merge('bindings'),
+    adjustments: merge('adjustments'),
     keySecrets: merge('keySecrets'),
     renderedConfigMaps: merge('renderedConfigMaps'),
     renderedSecrets: merge('renderedSecrets'),

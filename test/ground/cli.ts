@@ -65,6 +65,12 @@ async function start(): Promise<void> {
     ),
   );
   const count = (code: number): number => burst.filter((s) => s === code).length;
+  // The key holder's own view, through the same Envoy (ext_authz off for it; it costs no quota).
+  const own = await fetch(`${demo.ordersUrl}/keystile/usage`, { headers: { 'x-api-key': acme } });
+  const view = (await own.json()) as {
+    plan?: string;
+    quota?: { used: number; remaining: number; limit: number };
+  };
 
   const label = (s: string): string => s.padEnd(24);
   console.log(`
@@ -85,12 +91,16 @@ The enforcer decides every request to orders/prod (plan gold: 100 requests/s, bu
   without a key                      ${noKey}
   with acme-prod's key               ${withKey.status}; the upstream saw x-keystile-key-id: ${seen['x-keystile-key-id'] ?? '(none)'}, x-keystile-plan: ${seen['x-keystile-plan'] ?? '(none)'}
   260 requests at once with it       ${count(200)} x 200, ${count(429)} x 429 (the bucket holds 200)
+  its own view, /keystile/usage      ${own.status}; plan ${view.plan ?? '?'}, ${view.quota ? `${view.quota.used} of ${view.quota.limit} used this month, ${view.quota.remaining} left` : 'no quota'}
 
 Try:
   source ${env}
   KEY=$(kubectl -n ${DEMO_NAMESPACE} get secret keystile-key-acme-prod -o jsonpath='{.data.value}' | base64 -d)
   curl -i $KEYSTILE_ENVOY_URL/v1/orders                          # 403
   curl -i -H "x-api-key: $KEY" $KEYSTILE_ENVOY_URL/v1/orders     # 200, with RateLimit headers
+  curl -s -H "x-api-key: $KEY" $KEYSTILE_ENVOY_URL/keystile/usage  # the key's plan, usage and remaining quota
+  kubectl -n ${DEMO_NAMESPACE} get apikeys -o wide               # usage in status, within 30 s
+  npm run keystile -- usage acme-prod -n ${DEMO_NAMESPACE} --from $(date -u +%Y-%m-01) --enforcer $KEYSTILE_ENFORCER_URL
   kubectl -n ${DEMO_NAMESPACE} patch apikey acme-prod --type=merge -p '{"spec":{"enabled":false}}'   # then 403 within a second
   kubectl -n ${DEMO_NAMESPACE} get apikeys,usageplans,planbindings
   kubectl -n ${DEMO_NAMESPACE} get configmaps,secrets -l app.kubernetes.io/managed-by=keystile

@@ -39,7 +39,12 @@ export interface Demo {
 export async function startDemo(ctx: GroundContext, adminKubeconfig: string): Promise<Demo> {
   const base = ctx.ports.apiserver - 443;
   const port = (offset: number): number => base + offset;
-  const http = { check: port(191), grpc: port(192), admin: port(190) };
+  const http = {
+    check: ctx.ports.demoEnforcerHttp,
+    grpc: ctx.ports.demoEnforcerGrpc,
+    admin: ctx.ports.demoEnforcerAdmin,
+    selfService: ctx.ports.demoEnforcerSelfService,
+  };
   const dir = partDir(ctx, 'demo');
   mkdirSync(dir, { recursive: true });
 
@@ -78,6 +83,8 @@ export async function startDemo(ctx: GroundContext, adminKubeconfig: string): Pr
         String(http.admin),
         '--admin-host',
         '127.0.0.1',
+        '--self-service-port',
+        String(http.selfService),
         '--counters-file',
         join(dir, 'counters.json'),
       ],
@@ -109,6 +116,7 @@ export async function startDemo(ctx: GroundContext, adminKubeconfig: string): Pr
       upstreamPort: ctx.ports.upstream,
       enforcerHttpPort: http.check,
       enforcerGrpcPort: http.grpc,
+      enforcerSelfServicePort: http.selfService,
       timeout: '1s',
     });
     const file = join(dir, `${name}.yaml`);

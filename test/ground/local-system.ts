@@ -116,7 +116,13 @@ export async function startLocalSystem(options: StartOptions = {}): Promise<Loca
   // Phase 4: Keystile itself: the CRDs and RBAC from the shipped files, the operator as its ServiceAccount.
   const kubeconfig = options.externalKubeconfig ?? kubeconfigPath(ctx);
   const operatorKubeconfig = join(ctx.stateDir, 'operator.kubeconfig');
-  const operator = { name: 'operator', healthPort: ctx.ports.operator, kubeconfig: operatorKubeconfig };
+  const operator = {
+    name: 'operator',
+    healthPort: ctx.ports.operator,
+    kubeconfig: operatorKubeconfig,
+    // Usage comes from the demo enforcer's memory store (its admin port); until it is up, polls fail.
+    env: { KEYSTILE_USAGE_ENDPOINTS: `http://127.0.0.1:${ctx.ports.demoEnforcerAdmin}` },
+  };
   // The CRDs and RBAC every time (server-side apply: cheap, and a changed CRD reaches a running system).
   installKeystile(ctx, kubeconfig);
   if (!ctx.procs.running('operator')) {

@@ -14,6 +14,12 @@ export interface Ports {
   readonly redis: number;
   readonly prometheus: number;
   readonly operator: number;
+  /** The demo enforcer's admin port (the operator polls its usage there). */
+  readonly demoEnforcerAdmin: number;
+  /** The demo enforcer's check ports and its self-service port. */
+  readonly demoEnforcerHttp: number;
+  readonly demoEnforcerGrpc: number;
+  readonly demoEnforcerSelfService: number;
 }
 
 /** Reads KEYSTILE_PORT_BASE once and lays the ports out from it. */
@@ -34,5 +40,9 @@ export function localPorts(env: NodeJS.ProcessEnv = process.env): Ports {
     redis: base + 637,
     prometheus: base + 90,
     operator: base + 810,
+    demoEnforcerAdmin: base + 190,
+    demoEnforcerHttp: base + 191,
+    demoEnforcerGrpc: base + 192,
+    demoEnforcerSelfService: base + 193,
   });
 }

@@ -9,7 +9,7 @@
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { API_VERSION } from '../../../crds/src/index.ts';
-import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
@@ -19,9 +19,11 @@ import { type KeySecretData, keySecretName, materialFromSecret } from '../keys/k
 import { render } from '../render/render.ts';
 import type { KeyMaterial, RenderedObject } from '../render/types.ts';
 import { type Condition, getCondition } from '../status/conditions.ts';
-import { bindingStatus, keyStatus, type KeyState, planStatus } from '../status/desired.ts';
+import { bindingStatus, COUNTERS_SHARED, keyStatus, type KeyState, planStatus } from '../status/desired.ts';
 import { Reason } from '../status/reasons.ts';
 import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import type { UsageView } from '../usage/view.ts';
+import { reconcileAdjustments } from './usage-adjustment.controller.ts';
 import { forEachLimit } from './pool.ts';
 
 /** What the reconciles need. */
@@ -36,6 +38,8 @@ export interface ReconcilerDeps {
   /** Queues a key's reconcile after a delay. */
   readonly requeueKey: (namespace: string, name: string, afterMs: number) => void;
   readonly now: () => Date;
+  /** What the usage poller learned: who serves each stage, which adjustments were applied. */
+  readonly usage?: UsageView;
 }
 
 const WRITE_CONCURRENCY = 16;
@@ -130,6 +134,7 @@ export class Reconciler {
     const plans = informers.plans.list(namespace) as UsagePlan[];
     const keys = informers.keys.list(namespace) as ApiKey[];
     const bindings = informers.bindings.list(namespace) as PlanBinding[];
+    const adjustments = informers.adjustments.list(namespace) as UsageAdjustment[];
 
     const materials = new Map<string, KeyMaterial>();
     const states = new Map<string, KeyState>();
@@ -142,7 +147,7 @@ export class Reconciler {
       const problem = this.#keyProblems.get(`${namespace}/${k.metadata.name}`);
       states.set(k.metadata.name, { secretName, ...(data && m && { data }), ...(problem && { problem }) });
     }
-    const out = render({ namespace, plans, keys, bindings, materials, now });
+    const out = render({ namespace, plans, keys, bindings, adjustments, materials, now });
 
     // Objects: in each stage the shards first, then the index (the index is what readers swap on).
     const desired = new Set<string>();
@@ -181,8 +186,32 @@ export class Reconciler {
       await this.#status('planbindings', 'PlanBinding', b, status);
     });
     await forEachLimit(plans, WRITE_CONCURRENCY, async (p) => {
-      await this.#status('usageplans', 'UsagePlan', p, planStatus(p, out.plans.get(p.metadata.name), now));
+      const r = out.plans.get(p.metadata.name);
+      const shared = this.#d.usage?.sharing(namespace, r?.apiStages ?? []);
+      const status = planStatus(p, r, now, shared);
+      if (await this.#status('usageplans', 'UsagePlan', p, status))
+        await this.#conditionEvent(
+          'UsagePlan',
+          p,
+          status.conditions,
+          COUNTERS_SHARED,
+          (c) => c.status === 'False',
+        );
     });
+    const adjustmentDeadline = await reconcileAdjustments(
+      {
+        writer: this.#d.writer,
+        recordEvent: (obj, conditions, type) =>
+          this.#conditionEvent('UsageAdjustment', obj, conditions, type, (c) => c.reason !== Reason.Rendered),
+        appliedAt: (id) => this.#d.usage?.appliedAt(id),
+      },
+      adjustments,
+      out.adjustments,
+      plans,
+      now,
+    );
+    if (adjustmentDeadline !== undefined)
+      this.#d.requeueNamespace(namespace, adjustmentDeadline - now.getTime() + 1000);
     let generating = false;
     await forEachLimit(keys, WRITE_CONCURRENCY, async (k) => {
       const state = states.get(k.metadata.name);
@@ -211,15 +240,55 @@ export class Reconciler {
     await writer.applyRendered(o, current);
   }
 
-  /** Writes a status if it changed, and records an Event when the Ready reason changes (not at creation). */
+  /**
+   * Records an Event when condition `type` changes reason between `obj`'s status and `after`, if
+   * `notable` says the new state is news (also at creation).
+   */
+  async #conditionEvent(
+    kind: 'UsagePlan' | 'UsageAdjustment',
+    obj: { metadata: { name: string; namespace?: string; uid?: string }; status?: { conditions?: unknown } },
+    after: readonly Condition[] | undefined,
+    type: string,
+    notable: (c: Condition) => boolean,
+  ): Promise<void> {
+    const before = getCondition(obj.status?.conditions as Condition[] | undefined, type);
+    const now = getCondition(after, type);
+    if (!now || before?.reason === now.reason || !notable(now)) return;
+    await this.#d.events.record(
+      {
+        kind,
+        apiVersion: API_VERSION,
+        namespace: obj.metadata.namespace ?? '',
+        name: obj.metadata.name,
+        ...(obj.metadata.uid && { uid: obj.metadata.uid }),
+      },
+      now.status === 'False' ? 'Warning' : 'Normal',
+      now.reason,
+      now.message,
+    );
+  }
+
+  /**
+   * Writes a status if it changed, and records an Event when the Ready reason changes (not at
+   * creation). Returns whether it wrote.
+   */
   async #status(
     plural: string,
     kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
     obj: { metadata: { name: string; namespace?: string; uid?: string }; status?: { conditions?: unknown } },
     status: { conditions?: unknown },
-  ): Promise<void> {
+  ): Promise<boolean> {
     const wrote = await this.#d.writer.writeStatus(plural, obj, status);
-    if (!wrote) return;
+    if (!wrote) return false;
+    await this.#readyEvent(kind, obj, status);
+    return true;
+  }
+
+  async #readyEvent(
+    kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
+    obj: { metadata: { name: string; namespace?: string; uid?: string }; status?: { conditions?: unknown } },
+    status: { conditions?: unknown },
+  ): Promise<void> {
     const before = getCondition(obj.status?.conditions as Condition[] | undefined, 'Ready');
     const after = getCondition(status.conditions as Condition[] | undefined, 'Ready');
     if (!after) return;

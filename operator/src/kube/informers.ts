@@ -1,5 +1,5 @@
 /**
- * The operator's view of the cluster: informers (list, then watch; never poll) for the Keystile kinds,
+ * The operator's view of the cluster: informers (list, then watch; never poll) for the four Keystile kinds,
  * for the Secrets holding key material (only those labelled keystile.dev/key-material: the operator
  * caches no other Secret), and for the objects it rendered (to skip writes that change nothing and to
  * notice what someone else deleted).
@@ -12,7 +12,7 @@ import {
   type V1ConfigMap,
   type V1Secret,
 } from '@kubernetes/client-node';
-import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { GROUP, VERSION } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
 import type { Clients } from './clients.ts';
@@ -30,6 +30,7 @@ export interface Informers {
   readonly plans: Watched<UsagePlan & KubernetesObject>;
   readonly keys: Watched<ApiKey & KubernetesObject>;
   readonly bindings: Watched<PlanBinding & KubernetesObject>;
+  readonly adjustments: Watched<UsageAdjustment & KubernetesObject>;
   readonly keySecrets: Watched<V1Secret>;
   readonly renderedConfigMaps: Watched<V1ConfigMap>;
   readonly renderedSecrets: Watched<V1Secret>;
@@ -91,6 +92,7 @@ export function makeInformers(c: Clients, namespace: string | undefined): Inform
     plans: custom('usageplans'),
     keys: custom('apikeys'),
     bindings: custom('planbindings'),
+    adjustments: custom('usageadjustments'),
     keySecrets: secrets(KEY_MATERIAL_SELECTOR),
     renderedConfigMaps: configMaps(RENDERED_SELECTOR),
     renderedSecrets: secrets(RENDERED_SELECTOR),
@@ -109,6 +111,7 @@ export function allInformers(i: Informers): Watched<KubernetesObject>[] {
     i.plans,
     i.keys,
     i.bindings,
+    i.adjustments,
     i.keySecrets,
     i.renderedConfigMaps,
     i.renderedSecrets,

@@ -3,7 +3,9 @@
  * and deterministic: no I/O, no clock but `input.now`, the same input always gives the same bytes.
  */
 import type { ApiKey, UsagePlan } from '../../../crds/src/index.ts';
+import type { RenderedAdjustment } from '../../../contract/src/format.ts';
 import { Reason } from '../status/reasons.ts';
+import { type PlanMember, resolveAdjustments } from './adjustments.ts';
 import { resolveBindings } from './bindings.ts';
 import { renderKey, usableKeys } from './keys.ts';
 import { renderPlan } from './plan.ts';
@@ -25,26 +27,45 @@ export function render(input: RenderInput): RenderOutput {
     input.now,
   );
 
+  // Which keys are on which plan, and on which stages each plan is rendered: adjustments resolve against them.
+  const members = new Map<string, Map<string, PlanMember>>();
+  const boundStages = new Map<string, Set<string>>();
+  for (const [sk, stage] of resolution.stages) {
+    for (const p of stage.placements.values()) {
+      const m = members.get(p.plan) ?? new Map<string, PlanMember>();
+      members.set(p.plan, m.set(p.key.key.metadata.name, { key: p.key.key, keyId: p.key.keyId }));
+    }
+    for (const name of plansOfStage(input, sk, stage.placements.values(), plans))
+      boundStages.set(
+        name,
+        (boundStages.get(name) ?? new Set()).add(`${stage.apiStage.api}/${stage.apiStage.stage}`),
+      );
+  }
+  const adjustments = resolveAdjustments(input.adjustments ?? [], {
+    namespace: input.namespace,
+    plans,
+    keys,
+    unusable: new Set(input.keys.map((k) => k.metadata.name).filter((n) => !usable.has(n))),
+    members,
+    planStages: boundStages,
+    now: input.now,
+  });
+  const renderedAdjustments = [...adjustments.values()].flatMap((r) => (r.rendered ? [r.rendered] : []));
+
   const stages: RenderedStage[] = [];
   const placements = new Map<string, string[]>();
   const planStages = new Map<string, Set<string>>();
   for (const [sk, stage] of [...resolution.stages].sort(([a], [b]) => (a < b ? -1 : 1))) {
     const entries: StageEntry[] = [];
-    const stagePlans = new Set<string>();
+    const stagePlans = plansOfStage(input, sk, stage.placements.values(), plans);
     for (const p of stage.placements.values()) {
       entries.push({ key: renderKey(p.key, p.plan), credential: p.key.credential });
-      stagePlans.add(p.plan);
       const where = `${stage.apiStage.api}/${stage.apiStage.stage}`;
       placements.set(p.key.key.metadata.name, [
         ...(placements.get(p.key.key.metadata.name) ?? []),
         `${p.plan}:${where}`,
       ]);
       planStages.set(p.plan, (planStages.get(p.plan) ?? new Set()).add(where));
-    }
-    // Every plan a binding of this stage names is rendered, even with no key placed yet.
-    for (const b of input.bindings) {
-      const names = b.spec.apiStages.some((s) => `${input.namespace}/${s.api}/${s.stage}` === sk);
-      if (names && plans.has(b.spec.planRef.name)) stagePlans.add(b.spec.planRef.name);
     }
     const renderedPlans = [...stagePlans].flatMap((name) => {
       const plan = plans.get(name);
@@ -53,7 +74,12 @@ export function render(input: RenderInput): RenderOutput {
     const shards = partition(entries, input.keysPerShard).map((shardEntries, i) =>
       renderShard(stage.apiStage, i, shardEntries),
     );
-    const index = renderIndex(stage.apiStage, renderedPlans, shards);
+    const index = renderIndex(
+      stage.apiStage,
+      renderedPlans,
+      shards,
+      stageAdjustments(renderedAdjustments, stagePlans),
+    );
     const owners = [...stage.owners]
       .sort(([a], [b]) => (a < b ? -1 : 1))
       .map(([name, uid]) => ({ name, uid }));
@@ -92,5 +118,32 @@ export function render(input: RenderInput): RenderOutput {
     const problem = keyProblems.get(name);
     keyResults.set(name, { placements: (placements.get(name) ?? []).sort(), ...(problem && { problem }) });
   }
-  return { stages, bindings: resolution.bindings, plans: planResults, keys: keyResults };
+  return { stages, bindings: resolution.bindings, plans: planResults, keys: keyResults, adjustments };
+}
+
+/** The plans rendered on a stage: every plan a key is placed with, and every plan a binding of the stage names. */
+function plansOfStage(
+  input: RenderInput,
+  sk: string,
+  placed: Iterable<{ readonly plan: string }>,
+  plans: ReadonlyMap<string, UsagePlan>,
+): Set<string> {
+  const out = new Set<string>();
+  for (const p of placed) out.add(p.plan);
+  // Every plan a binding of this stage names is rendered, even with no key placed yet.
+  for (const b of input.bindings) {
+    const names = b.spec.apiStages.some((s) => `${input.namespace}/${s.api}/${s.stage}` === sk);
+    if (names && plans.has(b.spec.planRef.name)) out.add(b.spec.planRef.name);
+  }
+  return out;
+}
+
+/** The most adjustments one index holds (the contract's bound); past it, those whose ids sort last wait. */
+export const MAX_ADJUSTMENTS_PER_STAGE = 10_000;
+
+function stageAdjustments(
+  all: readonly RenderedAdjustment[],
+  stagePlans: ReadonlySet<string>,
+): RenderedAdjustment[] {
+  return all.filter((a) => stagePlans.has(a.plan)).slice(0, MAX_ADJUSTMENTS_PER_STAGE);
 }

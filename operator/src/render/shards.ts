@@ -7,6 +7,7 @@ import {
   CONTRACT_VERSION,
   type Credential,
   type KeysShard,
+  type RenderedAdjustment,
   type RenderedKey,
   type RenderedPlan,
   type SecretsShard,
@@ -73,11 +74,16 @@ export function renderShard(
   };
 }
 
-/** Renders the index over the plans and the shards' documents (their hashes). */
+/**
+ * Renders the index over the plans, the shards' documents (their hashes) and the adjustments of the
+ * stage's plans. An index without adjustments has no `adjustments` field, and the same revision it had
+ * before adjustments existed.
+ */
 export function renderIndex(
   apiStage: ApiStageId,
   plans: readonly RenderedPlan[],
   shards: readonly ShardDocuments[],
+  adjustments: readonly RenderedAdjustment[] = [],
 ): StageIndex {
   const shardRefs = shards.map((s) => ({
     index: s.index,
@@ -86,12 +92,21 @@ export function renderIndex(
     secrets: { name: objectNames.secrets(apiStage, s.index), sha256: sha256(s.secretsJson) },
   }));
   const sortedPlans = [...plans].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sortedAdjustments = [...adjustments].sort(byId);
+  const has = sortedAdjustments.length > 0;
   return {
     version: CONTRACT_VERSION,
     apiStage,
-    revision: sha256(JSON.stringify({ plans: sortedPlans, shards: shardRefs })),
+    revision: sha256(
+      JSON.stringify({
+        plans: sortedPlans,
+        ...(has && { adjustments: sortedAdjustments }),
+        shards: shardRefs,
+      }),
+    ),
     keyCount: shards.reduce((n, s) => n + s.count, 0),
     plans: sortedPlans,
+    ...(has && { adjustments: sortedAdjustments }),
     shards: shardRefs,
   };
 }

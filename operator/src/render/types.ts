@@ -1,7 +1,8 @@
 /** The renderer's inputs and outputs (the renderer is pure: resources in, rendered objects out). */
-import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
+import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import type { ApiStageId, StageDocuments, StageIndex } from '../../../contract/src/format.ts';
 import type { Reason } from '../status/reasons.ts';
+import type { AdjustmentResult } from './adjustments.ts';
 
 /**
  * A key's secret material, as the operator keeps it in the key's Secret. The renderer gets hashes for
@@ -23,6 +24,8 @@ export interface RenderInput {
   readonly plans: readonly UsagePlan[];
   readonly keys: readonly ApiKey[];
   readonly bindings: readonly PlanBinding[];
+  /** The namespace's UsageAdjustments: those of a current period go into their plan's stages' index. */
+  readonly adjustments?: readonly UsageAdjustment[];
   /** Key material by ApiKey name; a key without material is not rendered (KeyNotReady). */
   readonly materials: ReadonlyMap<string, KeyMaterial>;
   /** The instant expiry is judged at (keys past their expiresAt are reported KeyExpired). */
@@ -95,4 +98,6 @@ export interface RenderOutput {
   readonly bindings: ReadonlyMap<string, BindingResult>;
   readonly plans: ReadonlyMap<string, PlanResult>;
   readonly keys: ReadonlyMap<string, KeyResult>;
+  /** Each UsageAdjustment's outcome, by name. */
+  readonly adjustments: ReadonlyMap<string, AdjustmentResult>;
 }

@@ -7,12 +7,15 @@ import type {
   ApiKeyStatus,
   PlanBinding,
   PlanBindingStatus,
+  UsageAdjustment,
+  UsageAdjustmentStatus,
   UsagePlan,
   UsagePlanStatus,
 } from '../../../crds/src/index.ts';
 import type { KeySecretData } from '../keys/key-secret.ts';
+import type { AdjustmentResult } from '../render/adjustments.ts';
 import type { BindingResult, KeyResult, PlanResult } from '../render/types.ts';
-import { setCondition } from './conditions.ts';
+import { type DesiredCondition, setCondition } from './conditions.ts';
 import { Reason } from './reasons.ts';
 
 /** The problems problems list is capped in status; problemCount has them all. */
@@ -42,20 +45,41 @@ export function bindingStatus(b: PlanBinding, r: BindingResult | undefined, now:
   };
 }
 
-/** A UsagePlan's status. */
-export function planStatus(p: UsagePlan, r: PlanResult | undefined, now: Date): UsagePlanStatus {
+/** The type of the UsagePlan condition saying whether its enforcers share one count. */
+export const COUNTERS_SHARED = 'CountersShared';
+/** The type of the UsageAdjustment condition saying whether it was applied. */
+export const APPLIED = 'Applied';
+
+/**
+ * A UsagePlan's status. `counters` is the CountersShared condition (usage/sharing.ts), when known; an
+ * unknown one leaves the condition as it was.
+ */
+export function planStatus(
+  p: UsagePlan,
+  r: PlanResult | undefined,
+  now: Date,
+  counters?: Omit<DesiredCondition, 'type' | 'observedGeneration'>,
+): UsagePlanStatus {
   const ready = r?.ready ?? {
     status: 'True' as const,
     reason: Reason.NotBound,
     message: 'no PlanBinding uses this plan yet',
   };
-  return {
-    observedGeneration: p.metadata.generation ?? 0,
-    conditions: setCondition(
-      p.status?.conditions,
-      { type: 'Ready', ...ready, observedGeneration: p.metadata.generation ?? 0 },
+  const gen = p.metadata.generation ?? 0;
+  let conditions = setCondition(
+    p.status?.conditions,
+    { type: 'Ready', ...ready, observedGeneration: gen },
+    now,
+  );
+  if (counters)
+    conditions = setCondition(
+      conditions,
+      { type: COUNTERS_SHARED, ...counters, observedGeneration: gen },
       now,
-    ),
+    );
+  return {
+    observedGeneration: gen,
+    conditions,
     keyCount: r?.keyCount ?? 0,
     apiStages: [...(r?.apiStages ?? [])],
   };
@@ -122,5 +146,48 @@ export function keyStatus(
       },
     }),
     plans: [...placements],
+  };
+}
+
+/**
+ * A UsageAdjustment's status: its fixed period, and the condition Applied. `appliedAt` is when the
+ * operator first saw an enforcer apply it; once set it is never removed (being applied does not un-happen),
+ * so an operator that cannot see the enforcers never reports an applied adjustment as not applied.
+ */
+export function adjustmentStatus(
+  a: UsageAdjustment,
+  r: AdjustmentResult | undefined,
+  appliedAt: string | undefined,
+  now: Date,
+): UsageAdjustmentStatus {
+  const gen = a.metadata.generation ?? 0;
+  const at = a.status?.appliedAt ?? appliedAt;
+  const period = a.status?.period ?? r?.period;
+  const sign = a.spec.amount > 0 ? `+${a.spec.amount}` : String(a.spec.amount);
+  const who = a.spec.keyRef ? `ApiKey ${a.spec.keyRef.name}` : `customer ${a.spec.customer ?? ''}`;
+  let applied: Omit<DesiredCondition, 'type'>;
+  if (at !== undefined)
+    applied = {
+      status: 'True',
+      reason: Reason.Applied,
+      message: `${sign} requests of ${who}'s quota on UsagePlan ${a.spec.planRef.name} in period ${period ?? '?'}, applied at ${at}`,
+    };
+  else if (r?.problem) applied = { status: 'False', ...r.problem };
+  else if (r?.rendered)
+    applied = {
+      status: 'Unknown',
+      reason: Reason.Rendered,
+      message: `${sign} requests for ${who} in period ${period ?? '?'}: in the index of ${r.apiStages.join(', ') || 'no stage'}; waiting for an enforcer to apply it`,
+    };
+  else applied = { status: 'Unknown', reason: Reason.Rendered, message: 'not yet reconciled' };
+  return {
+    observedGeneration: gen,
+    conditions: setCondition(
+      a.status?.conditions,
+      { type: APPLIED, ...applied, observedGeneration: gen },
+      now,
+    ),
+    ...(at !== undefined && { appliedAt: at }),
+    ...(period !== undefined && { period }),
   };
 }

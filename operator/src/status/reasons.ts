@@ -38,8 +38,30 @@ export const Reason = {
   InvalidValue: 'InvalidValue',
   /** The key is disabled. */
   Disabled: 'Disabled',
-  /** The key's expiry has passed. */
+  /** The key's expiry has passed; for a UsageAdjustment, its period ended before any enforcer applied it. */
   Expired: 'Expired',
+
+  // UsagePlan, condition CountersShared
+  /** The enforcers count in Redis: one quota, shared by every replica and stage. */
+  SharedStore: 'SharedStore',
+  /** One enforcer (memory store) serves every stage of the plan: its count is the whole count. */
+  SingleEnforcer: 'SingleEnforcer',
+  /** Several enforcers each count in their own memory: each grants the whole quota (and throttle). */
+  PerReplicaCounters: 'PerReplicaCounters',
+
+  // UsageAdjustment, condition Applied
+  /** In the index of every stage of the plan; no enforcer has reported it applied yet. */
+  Rendered: 'Rendered',
+  /** An enforcer applied it (a marker in Redis, or an enforcer lists it). */
+  Applied: 'Applied',
+  /** The plan has no quota to adjust. */
+  NoQuota: 'NoQuota',
+  /** The key is not on the plan (no binding places it there). */
+  KeyNotOnPlan: 'KeyNotOnPlan',
+  /** No key of the customer is on the plan. */
+  CustomerNotOnPlan: 'CustomerNotOnPlan',
+  /** A customer was named, but the plan counts by Key: adjust one of the customer's keys instead. */
+  CustomerOnPerKeyPlan: 'CustomerOnPerKeyPlan',
 } as const;
 
 /** A condition reason. */

@@ -11,6 +11,19 @@ export interface OperatorMetrics {
   readonly renderedBytes: Counter<'resource'>;
   readonly leader: Gauge;
   readonly renderedKeys: Gauge<'namespace'>;
+  /** Usage polls by result: ok, partial (a source failed), error (no counter could be read). */
+  readonly usagePolls: Counter<'result'>;
+  /** Usage sources that failed, by source: redis, endpoints. */
+  readonly usagePollErrors: Counter<'source'>;
+  readonly usageLastPoll: Gauge;
+  /** ApiKey usage status writes by result: written, unchanged, gone, error. */
+  readonly usageStatusWrites: Counter<'result'>;
+  readonly usagePendingWrites: Gauge;
+  readonly usageOldestPendingSeconds: Gauge;
+  readonly usageAlerts: Counter<'threshold'>;
+  readonly keyQuotaUsed: Gauge<'namespace' | 'apikey' | 'plan'>;
+  readonly keyQuotaLimit: Gauge<'namespace' | 'apikey' | 'plan'>;
+  readonly planQuotaUsed: Gauge<'namespace' | 'plan'>;
 }
 
 /** Registers the metrics on a new registry. */
@@ -58,6 +71,63 @@ export function makeMetrics(): OperatorMetrics {
       name: 'keystile_operator_rendered_keys',
       help: 'Keys rendered, summed over the stages of a namespace.',
       labelNames: ['namespace'],
+      registers: [registry],
+    }),
+    usagePolls: new Counter({
+      name: 'keystile_operator_usage_polls_total',
+      help: 'Usage polls (leader only) by result: ok, partial (a source failed), error (nothing read).',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    usagePollErrors: new Counter({
+      name: 'keystile_operator_usage_poll_errors_total',
+      help: 'Usage sources that failed a poll, by source (redis, endpoints: one per enforcer not answering).',
+      labelNames: ['source'],
+      registers: [registry],
+    }),
+    usageLastPoll: new Gauge({
+      name: 'keystile_operator_usage_last_poll_timestamp_seconds',
+      help: 'When the last usage poll that read counters ended (Unix seconds).',
+      registers: [registry],
+    }),
+    usageStatusWrites: new Counter({
+      name: 'keystile_operator_usage_status_writes_total',
+      help: 'ApiKey status writes for usage, by result (written, unchanged, gone, error); at most --usage-writes-per-second.',
+      labelNames: ['result'],
+      registers: [registry],
+    }),
+    usagePendingWrites: new Gauge({
+      name: 'keystile_operator_usage_pending_status_writes',
+      help: 'ApiKeys whose usage changed and whose status is not written yet.',
+      registers: [registry],
+    }),
+    usageOldestPendingSeconds: new Gauge({
+      name: 'keystile_operator_usage_oldest_pending_seconds',
+      help: 'How long the stalest pending usage status write has waited.',
+      registers: [registry],
+    }),
+    usageAlerts: new Counter({
+      name: 'keystile_operator_usage_alerts_total',
+      help: 'Usage alert Events recorded (a plan threshold crossed, once per key and period), by threshold.',
+      labelNames: ['threshold'],
+      registers: [registry],
+    }),
+    keyQuotaUsed: new Gauge({
+      name: 'keystile_operator_key_quota_used',
+      help: 'Quota used this period by an ApiKey on a plan (the counter of its plan and subject), at the last usage poll.',
+      labelNames: ['namespace', 'apikey', 'plan'],
+      registers: [registry],
+    }),
+    keyQuotaLimit: new Gauge({
+      name: 'keystile_operator_key_quota_limit',
+      help: "An ApiKey's effective quota limit this period on a plan: the plan's limit plus what adjustments granted.",
+      labelNames: ['namespace', 'apikey', 'plan'],
+      registers: [registry],
+    }),
+    planQuotaUsed: new Gauge({
+      name: 'keystile_operator_plan_quota_used',
+      help: "Quota used this period on a plan, summed over its keys' counters (each counter once).",
+      labelNames: ['namespace', 'plan'],
       registers: [registry],
     }),
   };
