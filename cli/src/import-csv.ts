@@ -1,0 +1,288 @@
+/**
+ * Reads AWS API Gateway's API-key CSV (the "API key file format" of `ImportApiKeys`) into rows, with every
+ * bad row named by its line number and a reason. Pure: text in, rows and problems out.
+ *
+ * The format: a header naming the columns `Name`, `Key`, `Description`, `Enabled`, `UsagePlanIds` in any
+ * order, case-insensitive; other columns are ignored. `UsagePlanIds` holds a comma-separated list in a
+ * quoted field (AWS allows double or single quotes). `Enabled` defaults to true.
+ *
+ * Keystile's choices, where AWS and Kubernetes differ (docs/cli.md says the same):
+ * - `Name` and `Key` are both required, as AWS requires both columns. The name becomes the ApiKey's name,
+ *   so it must be a DNS label (lower-case letters, digits, `-`, up to 63 characters); it is never rewritten
+ *   (`Acme` and `acme` would merge) nor made up from the value (that would print a fingerprint of it).
+ * - A name or a value that appears on two rows makes every such row bad: which one was meant is not ours
+ *   to guess (AWS keeps the last).
+ *
+ * Reasons never quote a key value.
+ */
+import { CsvError, parse } from 'csv-parse/sync';
+import { checkImportedValue } from '../../contract/src/key-format.ts';
+
+/** One good row. */
+export interface ImportRow {
+  /** The line the row starts on (1-based; the header is line 1 in most files). */
+  readonly line: number;
+  /** The ApiKey's name (a DNS label). */
+  readonly name: string;
+  /** The key value (secret: never print it). */
+  readonly value: string;
+  /** The Description column, if not empty. */
+  readonly description?: string;
+  /** The Enabled column (default true). */
+  readonly enabled: boolean;
+  /** The UsagePlanIds column, split, deduplicated, in order. */
+  readonly plans: readonly string[];
+}
+
+/** A bad row, or a problem with the file. */
+export interface RowProblem {
+  /** The line (0 for the file as a whole). */
+  readonly line: number;
+  /** The ApiKey name, when the row had a usable one. */
+  readonly name?: string;
+  /** Why; never quotes the value. */
+  readonly reason: string;
+}
+
+/** What a file holds. */
+export interface ParsedCsv {
+  readonly rows: readonly ImportRow[];
+  readonly problems: readonly RowProblem[];
+  /** How many data rows the file has (good and bad). */
+  readonly dataRows: number;
+}
+
+/** The columns Keystile reads, lower-cased. */
+export const CSV_COLUMNS = ['name', 'key', 'description', 'enabled', 'usageplanids'] as const;
+type Column = (typeof CSV_COLUMNS)[number];
+
+/** A DNS label: what an ApiKey name must be for its Secrets and labels to work. */
+export const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+/** AWS's limit on a key's description and name. */
+const MAX_DESCRIPTION = 1024;
+
+/** A record as the CSV parser gave it, with the line it starts on. */
+interface RawRecord {
+  readonly line: number;
+  readonly fields: readonly string[];
+  readonly raw: string;
+}
+
+/** Parses the file's text; never throws. */
+export function parseImportCsv(text: string): ParsedCsv {
+  const { records, problems } = readRecords(text.replace(/^\uFEFF/, '').replace(/\r\n?/g, '\n'));
+  const out: RowProblem[] = [...problems];
+  const [header, ...data] = records;
+  if (header === undefined) {
+    return {
+      rows: [],
+      problems: [...out, { line: 0, reason: 'the file has no header line (Name,Key,...)' }],
+      dataRows: 0,
+    };
+  }
+  const columns = new Map<Column, number>();
+  header.fields.forEach((f, i) => {
+    const c = f.trim().toLowerCase() as Column;
+    if ((CSV_COLUMNS as readonly string[]).includes(c) && !columns.has(c)) columns.set(c, i);
+  });
+  const missing = (['name', 'key'] as const).filter((c) => !columns.has(c));
+  if (missing.length > 0) {
+    return {
+      rows: [],
+      problems: [
+        ...out,
+        {
+          line: header.line,
+          reason: `the header must name the columns Name and Key (AWS's API key file format); ${missing.map((c) => (c === 'key' ? 'Key' : 'Name')).join(' and ')} missing`,
+        },
+      ],
+      dataRows: countData(data) + problems.length,
+    };
+  }
+
+  const candidates: ImportRow[] = [];
+  for (const record of data) {
+    if (record.fields.every((f) => f.trim() === '')) continue; // a line of spaces
+    const fields = fitToHeader(record, header.fields.length);
+    if (typeof fields === 'string') {
+      out.push({ line: record.line, reason: fields });
+      continue;
+    }
+    const cell = (c: Column): string => {
+      const i = columns.get(c);
+      return i === undefined ? '' : (fields[i] ?? '').trim();
+    };
+    const row = checkRow(record.line, cell);
+    if ('reason' in row) out.push(row);
+    else candidates.push(row);
+  }
+
+  // Names and values are unique within the file: every row of a duplicate is bad.
+  const byName = groupLines(candidates, (r) => r.name);
+  const byValue = groupLines(candidates, (r) => r.value);
+  const rows: ImportRow[] = [];
+  for (const r of candidates) {
+    const sameName = (byName.get(r.name) ?? []).filter((l) => l !== r.line);
+    const sameValue = (byValue.get(r.value) ?? []).filter((l) => l !== r.line);
+    if (sameName.length > 0) {
+      out.push({ line: r.line, name: r.name, reason: `the name ${r.name} is also on ${lines(sameName)}` });
+    } else if (sameValue.length > 0) {
+      out.push({ line: r.line, name: r.name, reason: `the same key value is also on ${lines(sameValue)}` });
+    } else rows.push(r);
+  }
+  out.sort((a, b) => a.line - b.line);
+  return { rows, problems: out, dataRows: countData(data) + problems.length };
+}
+
+function countData(records: readonly RawRecord[]): number {
+  return records.filter((r) => r.fields.some((f) => f.trim() !== '')).length;
+}
+
+function lines(ls: readonly number[]): string {
+  return ls.length === 1 ? `line ${ls[0] ?? ''}` : `lines ${ls.join(', ')}`;
+}
+
+function groupLines(rows: readonly ImportRow[], by: (r: ImportRow) => string): Map<string, number[]> {
+  const m = new Map<string, number[]>();
+  for (const r of rows) m.set(by(r), [...(m.get(by(r)) ?? []), r.line]);
+  return m;
+}
+
+/** Checks one record's cells: a row, or the first thing wrong with it. */
+function checkRow(line: number, cell: (c: Column) => string): ImportRow | RowProblem {
+  const name = cell('name');
+  const value = cell('key');
+  const bad = (reason: string): RowProblem => ({
+    line,
+    ...(name !== '' && DNS_LABEL.test(name) && { name }),
+    reason,
+  });
+  if (name === '') return bad('Name is empty: every key needs a name (it becomes the ApiKey name)');
+  if (!DNS_LABEL.test(name)) {
+    const hint = name
+      .toLowerCase()
+      .replace(/[^a-z0-9-]+/g, '-')
+      .replace(/^-+|-+$/g, '')
+      .slice(0, 63);
+    return bad(
+      `Name ${JSON.stringify(name.slice(0, 80))} is not a DNS label (lower-case letters, digits and '-', up to 63 characters)${DNS_LABEL.test(hint) ? `; for example ${hint}` : ''}`,
+    );
+  }
+  if (value === '') return bad('Key is empty');
+  const valueProblem = checkImportedValue(value);
+  if (valueProblem !== undefined) return bad(`Key: ${valueProblem}`);
+  const enabledText = cell('enabled').toLowerCase();
+  if (enabledText !== '' && enabledText !== 'true' && enabledText !== 'false') {
+    return bad(
+      `Enabled must be true or false (or empty, meaning true), got ${JSON.stringify(cell('enabled').slice(0, 40))}`,
+    );
+  }
+  const description = cell('description');
+  if (description.length > MAX_DESCRIPTION)
+    return bad(`Description is longer than ${MAX_DESCRIPTION} characters`);
+  const plans: string[] = [];
+  for (const p of unquote(cell('usageplanids')).split(',')) {
+    const id = p.trim();
+    if (id !== '' && !plans.includes(id)) plans.push(id);
+  }
+  return {
+    line,
+    name,
+    value,
+    enabled: enabledText !== 'false',
+    plans,
+    ...(description !== '' && { description }),
+  };
+}
+
+/** A single-quoted UsagePlanIds cell without a comma inside arrives with its quotes: strip them. */
+function unquote(s: string): string {
+  return s.length >= 2 && s.startsWith("'") && s.endsWith("'") ? s.slice(1, -1) : s;
+}
+
+/**
+ * A record's fields, as many as the header has: AWS allows the UsagePlanIds list in single quotes, which
+ * a CSV parser splits at its commas; such a record is read again with `'` as the quote. Fewer fields than
+ * the header leave the rest empty (AWS's defaults). Returns the reason when it cannot be made to fit.
+ */
+function fitToHeader(record: RawRecord, width: number): readonly string[] | string {
+  if (record.fields.length <= width) return record.fields;
+  try {
+    const again = parse(record.raw.replace(/^\n+/, ''), {
+      quote: "'",
+      relax_quotes: true,
+      relax_column_count: true,
+      skip_empty_lines: true,
+    });
+    const fields = again[0];
+    if (again.length === 1 && fields !== undefined && fields.length <= width) return fields;
+  } catch {
+    // not single-quoted either
+  }
+  return `the row has ${record.fields.length} fields but the header names ${width}; quote a field that holds a comma`;
+}
+
+/**
+ * Every record of the text, each with the line it starts on. A record the parser refuses (a quote not
+ * closed, text after a closing quote) is reported at its first line, and reading resumes at the next
+ * line, so one broken row does not hide the rows after it.
+ */
+function readRecords(text: string): { records: RawRecord[]; problems: RowProblem[] } {
+  const records: RawRecord[] = [];
+  const problems: RowProblem[] = [];
+  const lineStarts = [0];
+  for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10) lineStarts.push(i + 1);
+  let from = 1; // the physical line this pass starts on
+  while (from <= lineStarts.length) {
+    const offset = lineStarts[from - 1] ?? text.length;
+    const chunk = text.slice(offset);
+    let lastEnd = from - 1;
+    try {
+      // With `raw`, each record arrives with its text; `lines` is the line the record ends on.
+      const onRecord = (got: unknown, { lines }: { lines: number }): null => {
+        const { record, raw } = got as { record: string[]; raw: string };
+        const end = lines + from - 1;
+        const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
+        const start = end - (body.match(/\n/g)?.length ?? 0);
+        records.push({ line: start, fields: record, raw });
+        lastEnd = end;
+        return null;
+      };
+      parse(chunk, {
+        relax_column_count: true,
+        skip_empty_lines: true,
+        raw: true,
+        on_record: onRecord,
+      });
+      break;
+    } catch (err) {
+      // The refused record starts at the first non-empty line after the last good one.
+      let start = lastEnd + 1;
+      while (start < lineStarts.length && lineAt(text, lineStarts, start).trim() === '') start++;
+      problems.push({ line: start, reason: csvReason(err) });
+      from = start + 1;
+    }
+  }
+  return { records, problems };
+}
+
+function lineAt(text: string, starts: readonly number[], line: number): string {
+  const begin = starts[line - 1] ?? text.length;
+  const end = starts[line] ?? text.length;
+  return text.slice(begin, end);
+}
+
+/** The parser's complaint in words that never quote the row (it may hold a key value). */
+function csvReason(err: unknown): string {
+  const code: string | undefined = err instanceof CsvError ? err.code : undefined;
+  switch (code) {
+    case 'CSV_QUOTE_NOT_CLOSED':
+      return 'not valid CSV: a quoted field is not closed';
+    case 'CSV_INVALID_CLOSING_QUOTE':
+      return 'not valid CSV: text follows a closing quote (double a quote inside a quoted field: "")';
+    case 'CSV_INVALID_OPENING_QUOTE':
+      return 'not valid CSV: a quote inside an unquoted field (quote the whole field)';
+    default:
+      return `not valid CSV${code ? ` (${code})` : ''}`;
+  }
+}

@@ -1,0 +1,146 @@
+/**
+ * Where `keystile usage` reads the per-day counters (`dayKey`, contract/src/identity.ts): Redis (the
+ * shared store, standalone or Cluster), or the admin port of each enforcer (`POST /v1/usage/days`,
+ * contract/src/usage-api.ts), whose answers are added up: with the memory store each enforcer holds only
+ * what it counted itself.
+ */
+import { Value } from '@sinclair/typebox/value';
+import { Cluster, Redis } from 'ioredis';
+import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
+
+/** Reads day counters. */
+export interface DayReader {
+  /** Where it reads, for messages. */
+  readonly name: string;
+  /**
+   * The counters' values, in order (0 where nothing was counted). All keys of one call share one hash tag
+   * (one plan and subject), so one Redis Cluster slot. Rejects with a clear Error when the source fails.
+   */
+  read(keys: readonly string[]): Promise<number[]>;
+  /** Releases connections. */
+  close(): Promise<void>;
+}
+
+/** The most keys in one question (the usage API's own limit). */
+const MAX_KEYS = 10_000;
+const TIMEOUT_MS = 10_000;
+
+/** A counter's stored text as a number of requests; throws on anything but a whole number. */
+export function counterValue(key: string, raw: string | null | undefined): number {
+  if (raw === null || raw === undefined) return 0;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < 0)
+    throw new Error(`counter ${key} holds ${JSON.stringify(raw.slice(0, 40))}, not a count`);
+  return n;
+}
+
+/** Reads Redis (a URL) or a Redis Cluster (seed nodes `host:port`). */
+export function redisDayReader(target: { url: string } | { clusterNodes: readonly string[] }): DayReader {
+  // One attempt: a command line reports a Redis it cannot reach rather than retrying forever.
+  const options = {
+    lazyConnect: false,
+    maxRetriesPerRequest: 1,
+    connectTimeout: TIMEOUT_MS,
+    enableOfflineQueue: true,
+    retryStrategy: () => null,
+  };
+  const client =
+    'url' in target
+      ? new Redis(target.url, options)
+      : new Cluster(
+          target.clusterNodes.map((n) => {
+            const [host, port] = splitHostPort(n);
+            return { host, port };
+          }),
+          { redisOptions: options, clusterRetryStrategy: () => null },
+        );
+  // Errors reach the command through the rejected reads (the connection's own error says most: an
+  // unhandled 'error' event would crash the command instead).
+  let lastError: Error | undefined;
+  client.on('error', (err: Error) => (lastError = err));
+  const name =
+    'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${target.clusterNodes.join(',')}`;
+  return {
+    name,
+    async read(keys) {
+      const out: number[] = [];
+      for (let i = 0; i < keys.length; i += MAX_KEYS) {
+        const chunk = keys.slice(i, i + MAX_KEYS);
+        let values: (string | null)[];
+        try {
+          values = await client.mget(...chunk);
+        } catch (err) {
+          const why = lastError?.message ?? (err instanceof Error ? err.message : String(err));
+          throw new Error(`${name}: ${why}`);
+        }
+        chunk.forEach((k, j) => out.push(counterValue(k, values[j])));
+      }
+      return out;
+    },
+    async close() {
+      client.disconnect();
+      await Promise.resolve();
+    },
+  };
+}
+
+/** Reads the enforcers' admin ports and adds their answers up. */
+export function enforcerDayReader(urls: readonly string[]): DayReader {
+  return {
+    name: `enforcers ${urls.join(', ')}`,
+    async read(keys) {
+      const total = keys.map(() => 0);
+      for (let i = 0; i < keys.length; i += MAX_KEYS) {
+        const chunk = keys.slice(i, i + MAX_KEYS);
+        const answers = await Promise.all(urls.map((u) => askEnforcer(u, chunk)));
+        for (const values of answers) values.forEach((v, j) => (total[i + j] = (total[i + j] ?? 0) + v));
+      }
+      return total;
+    },
+    async close() {
+      await Promise.resolve();
+    },
+  };
+}
+
+async function askEnforcer(base: string, keys: readonly string[]): Promise<number[]> {
+  const url = new URL(USAGE_API_PATHS.days, base).toString();
+  const question: DaysQuestion = { keys: [...keys] };
+  let res: Response;
+  try {
+    res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(question),
+      signal: AbortSignal.timeout(TIMEOUT_MS),
+    });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(
+      `enforcer ${base}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
+    );
+  }
+  if (!res.ok) throw new Error(`enforcer ${base}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
+  const body: unknown = await res.json().catch(() => undefined);
+  if (!Value.Check(DaysAnswer, body) || body.values.length !== keys.length) {
+    throw new Error(`enforcer ${base}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
+  }
+  return body.values;
+}
+
+function splitHostPort(node: string): [string, number] {
+  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(node.trim());
+  if (!m?.[1] || !m[2]) throw new Error(`--redis-cluster-nodes ${node}: expected host:port`);
+  return [m[1], Number(m[2])];
+}
+
+/** A Redis URL without its password, for messages. */
+export function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.toString();
+  } catch {
+    return '(a Redis URL)';
+  }
+}
