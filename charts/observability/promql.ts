@@ -1,0 +1,83 @@
+/**
+ * Small helpers for writing PromQL in TypeScript: the dashboard's template-variable filters, regex
+ * alternations of label values, and reading the metric names a query mentions.
+ */
+
+/** The filter of the API-stage variables, for metrics labelled with an API stage. */
+export const STAGE_FILTER = 'namespace=~"$namespace", api=~"$api", stage=~"$stage"';
+
+/**
+ * The filter of the plan variable. The enforcer labels decisions with the plan's id (`namespace/name`);
+ * the variable holds the name (its values are the ids with the namespace cut off), so this matches an
+ * id or a bare name. With "All" (`.*`) it also matches series with no plan (an unknown key has none).
+ */
+export const PLAN_FILTER = 'plan=~"(.+/)?$plan"';
+
+/** The filter of the namespace variable alone. */
+export const NAMESPACE_FILTER = 'namespace=~"$namespace"';
+
+/** Grafana's rate window: at least four scrape intervals, whatever the zoom. */
+export const RATE = '$__rate_interval';
+
+/** Grafana's whole time range, for instant queries that total it. */
+export const RANGE = '$__range';
+
+/** A regex alternation matching exactly these label values. */
+export function oneOf(values: readonly string[]): string {
+  return values.map((v) => v.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')).join('|');
+}
+
+/** `metric{matchers}`, or the bare metric name without matchers. */
+export function sel(metric: string, ...matchers: readonly string[]): string {
+  const inner = matchers.filter((m) => m !== '').join(', ');
+  return inner === '' ? metric : `${metric}{${inner}}`;
+}
+
+/** The series suffixes a histogram exposes. */
+const HISTOGRAM_SUFFIXES = ['_bucket', '_sum', '_count'] as const;
+
+/**
+ * The metric names a query mentions: every `keystile_*`, `process_*` and `nodejs_*` name, and `up`.
+ * Label names and values inside braces and quotes are skipped, so `{reason="keystile_x"}` names no
+ * metric.
+ */
+export function metricsIn(expr: string): string[] {
+  const bare = expr.replace(/"(?:[^"\\]|\\.)*"/g, '""').replace(/\{[^}]*\}/g, '{}');
+  const names = new Set<string>();
+  const pattern = /(?<![\w:])((?:keystile|process|nodejs)_[a-z0-9_]+|up)(?![\w:(])/g;
+  for (const m of bare.matchAll(pattern)) names.add(m[1] ?? '');
+  return [...names].sort();
+}
+
+/** The metric a series name belongs to: a histogram's `_bucket`, `_sum` and `_count` are its own. */
+export function baseMetric(series: string, known: ReadonlySet<string>): string {
+  if (known.has(series)) return series;
+  for (const suffix of HISTOGRAM_SUFFIXES) {
+    if (series.endsWith(suffix) && known.has(series.slice(0, -suffix.length))) {
+      return series.slice(0, -suffix.length);
+    }
+  }
+  return series;
+}
+
+/** Values for the dashboard's variables, as Grafana substitutes them into a query. */
+export interface VariableValues {
+  readonly namespace: string;
+  readonly api: string;
+  readonly stage: string;
+  readonly plan: string;
+  /** `$__rate_interval`, e.g. `1m`. */
+  readonly rateInterval: string;
+  /** `$__range`, e.g. `1h`. */
+  readonly range: string;
+}
+
+/** A query with the dashboard's variables replaced by `values` (single values, or `.*` for All). */
+export function substitute(expr: string, values: VariableValues): string {
+  return expr
+    .replaceAll('$__rate_interval', values.rateInterval)
+    .replaceAll('$__range', values.range)
+    .replace(/\$(namespace|api|stage|plan)\b/g, (_m, name: 'namespace' | 'api' | 'stage' | 'plan') => {
+      return values[name];
+    });
+}

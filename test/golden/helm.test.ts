@@ -1,0 +1,411 @@
+// The Helm chart (charts/keystile), offline: `helm lint` and `helm template` of every value set in
+// charts/keystile/ci/, each compared with its golden file test/golden/helm/<set>.yaml, and the rendered
+// objects checked against the sources they must agree with: the operator's RBAC file, enforcerRbac,
+// envoyWithEnforcer, the operator's and the enforcer's settings.
+//   UPDATE_GOLDEN=1 npx vitest run test/golden/helm.test.ts   rewrites the golden files; review the diff.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { parseAllDocuments } from 'yaml';
+import { describe, expect, it } from 'vitest';
+import { CHART_DIR, generatedFiles, withDnsUpstream } from '../../charts/generate.ts';
+import { envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
+import { SETTINGS as ENFORCER_SETTINGS, loadConfig as loadEnforcerConfig } from '../../enforcer/src/config.ts';
+import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
+import { SETTINGS as OPERATOR_SETTINGS, loadConfig as loadOperatorConfig } from '../../operator/src/config.ts';
+import { OPERATOR_NODE_OPTIONS } from '../ground/keystile.ts';
+import { binaries, groundVersions, repoRoot } from '../ground/paths.ts';
+
+const goldenDir = join(import.meta.dirname, 'helm');
+const ciDir = join(CHART_DIR, 'ci');
+const update = process.env['UPDATE_GOLDEN'] === '1';
+const helm = binaries().helm;
+/** `helm template` renders for the Kubernetes the test ground runs (a self-built helm defaults to 1.20). */
+const kubeVersion = groundVersions()['KUBE_VERSION'] ?? '';
+
+/** A Kubernetes object as rendered. */
+interface Obj {
+  kind: string;
+  metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+  [field: string]: unknown;
+}
+
+interface Container {
+  name: string;
+  image: string;
+  command?: string[];
+  args?: string[];
+  env?: { name: string; value?: string; valueFrom?: unknown }[];
+  securityContext?: Record<string, unknown>;
+}
+
+function run(args: readonly string[]): { ok: boolean; out: string } {
+  if (!existsSync(helm)) throw new Error(`no helm at ${helm}: run 'bash test/ground/install.sh helm'`);
+  try {
+    const out = execFileSync(helm, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return { ok: true, out };
+  } catch (err) {
+    const e = err as { stdout?: string; stderr?: string };
+    return { ok: false, out: `${e.stdout ?? ''}${e.stderr ?? ''}` };
+  }
+}
+
+/** `helm template keystile charts/keystile` with these flags; throws helm's message when it refuses. */
+function template(flags: readonly string[]): string {
+  const r = run([
+    'template',
+    'keystile',
+    CHART_DIR,
+    '--namespace',
+    'keystile-system',
+    '--kube-version',
+    kubeVersion,
+    ...flags,
+  ]);
+  if (!r.ok) throw new Error(r.out);
+  return r.out;
+}
+
+const objects = (text: string): Obj[] =>
+  parseAllDocuments(text)
+    .map((d) => d.toJS() as Obj | null)
+    .filter((o): o is Obj => o !== null);
+
+const find = (objs: readonly Obj[], kind: string, name: string): Obj => {
+  const o = objs.find((x) => x.kind === kind && x.metadata.name === name);
+  if (!o) throw new Error(`no ${kind} ${name} in ${objs.map((x) => `${x.kind}/${x.metadata.name}`).join(', ')}`);
+  return o;
+};
+
+const podSpec = (d: Obj): { containers: Container[]; securityContext: Record<string, unknown> } =>
+  (d['spec'] as { template: { spec: { containers: Container[]; securityContext: Record<string, unknown> } } })
+    .template.spec;
+
+const container = (d: Obj, name: string): Container => {
+  const c = podSpec(d).containers.find((x) => x.name === name);
+  if (!c) throw new Error(`no container ${name} in ${d.metadata.name}`);
+  return c;
+};
+
+/**
+ * A container's environment as the kubelet gives it: references resolved (a Secret's value made up, the
+ * pod's name and namespace), then `$(VAR)` expanded from the variables before it.
+ */
+function environment(c: Container): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const e of c.env ?? []) {
+    const from = e.valueFrom as { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } | undefined;
+    let value = e.value ?? '';
+    if (from?.secretKeyRef) value = 'a-redis-password';
+    else if (from?.fieldRef?.fieldPath === 'metadata.namespace') value = 'keystile-system';
+    else if (from?.fieldRef?.fieldPath === 'metadata.name') value = 'keystile-operator-abc12';
+    else if (from) throw new Error(`${e.name}: a valueFrom this test does not resolve`);
+    env[e.name] = value.replace(/\$\((\w+)\)/g, (whole, name: string) => env[name] ?? whole);
+  }
+  return env;
+}
+
+const sets = readdirSync(ciDir)
+  .filter((f) => f.endsWith('-values.yaml'))
+  .map((f) => f.slice(0, -'-values.yaml'.length))
+  .sort();
+const valuesFile = (set: string): string => join(ciDir, `${set}-values.yaml`);
+const rendered = new Map<string, string>();
+/** `helm template` of a value set, once. */
+const render = (set: string): string => {
+  let text = rendered.get(set);
+  if (text === undefined) {
+    text = template(['-f', valuesFile(set)]);
+    rendered.set(set, text);
+  }
+  return text;
+};
+const renderedObjects = (set: string): Obj[] => objects(render(set));
+
+describe('the chart', () => {
+  it('has the value sets the issue names', () => {
+    expect(sets).toEqual(expect.arrayContaining(['default', 'gateway', 'monitoring', 'redis']));
+  });
+
+  it.each(sets)('lints clean with ci/%s-values.yaml', (set) => {
+    const r = run(['lint', '--strict', CHART_DIR, '-f', valuesFile(set)]);
+    expect(r.out).not.toMatch(/\[(WARNING|ERROR)\]/);
+    expect(r.ok, r.out).toBe(true);
+  });
+
+  it.each(sets)('renders ci/%s-values.yaml as its golden file', (set) => {
+    const text = `# Generated by test/golden/helm.test.ts: helm template keystile charts/keystile -n keystile-system -f charts/keystile/ci/${set}-values.yaml (UPDATE_GOLDEN=1 rewrites).\n${render(set)}`;
+    const file = join(goldenDir, `${set}.yaml`);
+    if (update) writeFileSync(file, text);
+    expect(text).toBe(readFileSync(file, 'utf8'));
+  });
+
+  it('has no stale generated file (npm run gen)', async () => {
+    for (const { file, content } of await generatedFiles()) {
+      expect(readFileSync(file, 'utf8'), `${file}: run npm run gen`).toBe(content);
+    }
+  });
+
+  it("binds the operator's ServiceAccount to exactly the rules of operator/deploy/rbac.yaml", () => {
+    const source = objects(readFileSync(join(repoRoot, 'operator/deploy/rbac.yaml'), 'utf8'));
+    const objs = renderedObjects('default');
+    const role = find(objs, 'ClusterRole', 'keystile-operator');
+    expect(role['rules']).toEqual(find(source, 'ClusterRole', 'keystile-operator')['rules']);
+    const binding = find(objs, 'ClusterRoleBinding', 'keystile-operator');
+    expect(binding['roleRef']).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'ClusterRole', name: 'keystile-operator' });
+    expect(binding['subjects']).toEqual([{ kind: 'ServiceAccount', name: 'keystile-operator', namespace: 'keystile-system' }]);
+    const deployment = find(objs, 'Deployment', 'keystile-operator');
+    expect((deployment['spec'] as { template: { spec: { serviceAccountName: string } } }).template.spec.serviceAccountName).toBe(
+      'keystile-operator',
+    );
+  });
+
+  it('runs the operator with leader election, 2 replicas, the heap caps and settings it knows', () => {
+    const d = find(renderedObjects('default'), 'Deployment', 'keystile-operator');
+    expect((d['spec'] as { replicas: number }).replicas).toBe(2);
+    const env = new Map(container(d, 'operator').env?.map((e) => [e.name, e.value]));
+    expect(env.get('KEYSTILE_LEADER_ELECT')).toBe('true');
+    expect(env.get('NODE_OPTIONS')).toBe(OPERATOR_NODE_OPTIONS);
+    const known = new Set([...OPERATOR_SETTINGS.map((s) => s.env), 'POD_NAME', 'POD_NAMESPACE', 'NODE_OPTIONS']);
+    for (const set of sets) {
+      const op = container(find(renderedObjects(set), 'Deployment', 'keystile-operator'), 'operator');
+      const unknown = (op.env ?? []).map((e) => e.name).filter((n) => !known.has(n));
+      expect(unknown, `${set}: variables operator/src/config.ts does not read`).toEqual([]);
+    }
+  });
+
+  it('gives the gateway enforcer only flags and variables enforcer/src/config.ts knows', () => {
+    const flags = new Set(ENFORCER_SETTINGS.map((s) => `--${s.flag}`));
+    const vars = new Set([...ENFORCER_SETTINGS.map((s) => s.env), 'NODE_OPTIONS']);
+    for (const set of ['gateway', 'redis']) {
+      const enforcer = container(find(renderedObjects(set), 'Deployment', 'keystile-gateway'), 'enforcer');
+      const unknownFlags = (enforcer.args ?? []).filter((a) => a.startsWith('--') && !flags.has(a));
+      expect(unknownFlags, `${set}: flags enforcer/src/config.ts does not take`).toEqual([]);
+      const unknownVars = (enforcer.env ?? []).map((e) => e.name).filter((n) => !vars.has(n));
+      expect(unknownVars, `${set}: variables enforcer/src/config.ts does not read`).toEqual([]);
+    }
+  });
+
+  it.each(sets)('gives the operator and the enforcer of ci/%s-values.yaml settings they accept', (set) => {
+    const objs = renderedObjects(set);
+    const op = container(find(objs, 'Deployment', 'keystile-operator'), 'operator');
+    const opConfig = loadOperatorConfig(environment(op), op.args ?? []);
+    expect(opConfig.lease).toMatchObject({ namespace: 'keystile-system', name: 'keystile-operator' });
+    expect(opConfig.identity).toBe('keystile-operator-abc12');
+    const gateway = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'keystile-gateway');
+    if (!gateway) return;
+    const enforcer = container(gateway, 'enforcer');
+    const config = loadEnforcerConfig(enforcer.args ?? [], environment(enforcer));
+    expect(config.source.kind).toBe('kube');
+    expect(config.checkHost).toBe('127.0.0.1');
+    expect(config.adminHost).toBe('0.0.0.0');
+    expect(config.store).toBe(set === 'redis' ? 'redis' : 'memory');
+    if (set === 'redis') {
+      expect(config.redisTimeoutMs).toBe(250);
+      expect(config.redis).toMatchObject({
+        kind: 'standalone',
+        url: 'redis://:a-redis-password@redis-master.redis.svc.cluster.local:6379/0',
+      });
+      expect(opConfig.usage.redis).toEqual({
+        kind: 'url',
+        url: 'redis://:a-redis-password@redis-master.redis.svc.cluster.local:6379/0',
+      });
+    } else {
+      expect(opConfig.usage.endpoints).toEqual(['dns+http://keystile-gateway-admin.keystile-system.svc.cluster.local:9190']);
+    }
+  });
+
+  it.each([
+    ['clusterNodes', ['--set', 'counters.redis.clusterNodes={redis-0.redis:6379,redis-1.redis:6379}']],
+    [
+      'sentinels',
+      ['--set', 'counters.redis.sentinels={sentinel-0:26379,sentinel-1:26379}', '--set', 'counters.redis.sentinelName=main'],
+    ],
+  ])('passes Redis %s, with the password from the Secret, in a form both parts accept', (kind, flags) => {
+    const objs = objects(template(['-f', valuesFile('redis'), '--set', 'counters.redis.url=', ...flags]));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    const config = loadEnforcerConfig(enforcer.args ?? [], environment(enforcer));
+    const opContainer = container(find(objs, 'Deployment', 'keystile-operator'), 'operator');
+    const op = loadOperatorConfig(environment(opContainer));
+    const known = new Set([...OPERATOR_SETTINGS, ...ENFORCER_SETTINGS].map((s) => s.env));
+    const names = [...(enforcer.env ?? []), ...(opContainer.env ?? [])].map((e) => e.name);
+    expect(names.filter((n) => n.includes('REDIS') && !known.has(n))).toEqual([]);
+    expect(config.redisPassword).toBe('a-redis-password');
+    if (kind === 'clusterNodes') {
+      const nodes = [
+        { host: 'redis-0.redis', port: 6379 },
+        { host: 'redis-1.redis', port: 6379 },
+      ];
+      expect(config.redis).toEqual({ kind: 'cluster', nodes });
+      expect(op.usage.redis).toEqual({ kind: 'cluster', nodes, password: 'a-redis-password' });
+    } else {
+      const sentinels = [
+        { host: 'sentinel-0', port: 26379 },
+        { host: 'sentinel-1', port: 26379 },
+      ];
+      expect(config.redis).toEqual({ kind: 'sentinel', sentinels, name: 'main' });
+      expect(op.usage.redis).toEqual({ kind: 'sentinel', sentinels, name: 'main', password: 'a-redis-password' });
+    }
+  });
+
+  it('runs every container non-root, read-only, without privilege escalation or capabilities, seccomp on', () => {
+    for (const set of sets) {
+      for (const d of renderedObjects(set).filter((o) => o.kind === 'Deployment')) {
+        const spec = podSpec(d);
+        expect(spec.securityContext, d.metadata.name).toMatchObject({
+          runAsNonRoot: true,
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+        for (const c of spec.containers) {
+          expect(c.securityContext, `${d.metadata.name}/${c.name}`).toEqual({
+            allowPrivilegeEscalation: false,
+            readOnlyRootFilesystem: true,
+            runAsNonRoot: true,
+            capabilities: { drop: ['ALL'] },
+            seccompProfile: { type: 'RuntimeDefault' },
+          });
+        }
+      }
+    }
+  });
+
+  it("gives the gateway's enforcer the Role enforcerRbac makes for its stages", () => {
+    const stages = [
+      { api: 'orders', stage: 'prod' },
+      { api: 'orders', stage: 'beta' },
+    ];
+    const expected = (maxShards?: number): unknown =>
+      (enforcerRbac({ namespace: 'shop', stages, ...(maxShards && { maxShards }) })[1] as { rules: unknown }).rules;
+    const role = find(renderedObjects('gateway'), 'Role', 'keystile-gateway');
+    expect(role.metadata.namespace).toBe('shop');
+    expect(role['rules']).toEqual(expected(4));
+    // The default: every shard a stage may grow to.
+    const full = objects(template(['-f', valuesFile('gateway'), '--set', 'gateway.maxShards=256']));
+    expect(find(full, 'Role', 'keystile-gateway')['rules']).toEqual(expected());
+    expect(find(full, 'RoleBinding', 'keystile-gateway')['subjects']).toEqual([
+      { kind: 'ServiceAccount', name: 'keystile-gateway', namespace: 'keystile-system' },
+    ]);
+  });
+
+  it.each([
+    ['gateway', 'http'],
+    ['redis', 'grpc'],
+  ] as const)("gives the %s set's Envoy the bootstrap envoyWithEnforcer makes (%s ext_authz)", (set, mode) => {
+    const values = objects(readFileSync(valuesFile(set), 'utf8'))[0] as unknown as {
+      gateway: {
+        watchNamespace?: string;
+        stages: { api: string; stage: string; port: number }[];
+        upstream: { service: string; namespace?: string; port: number };
+        allowedHeaders?: string[];
+      };
+    };
+    const g = values.gateway;
+    const ns = g.watchNamespace ?? 'keystile-system';
+    const expected = withDnsUpstream(
+      envoyWithEnforcer({
+        mode,
+        listeners: g.stages.map((s) => ({ port: s.port, stage: `${ns}/${s.api}/${s.stage}` })),
+        listenHost: '0.0.0.0',
+        adminPort: 9901,
+        upstreamPort: g.upstream.port,
+        enforcerHttpPort: 9191,
+        enforcerGrpcPort: 9192,
+        timeout: '0.5s',
+        allowedHeaders: g.allowedHeaders ?? [],
+      }),
+      `${g.upstream.service}.${g.upstream.namespace ?? 'keystile-system'}.svc.cluster.local`,
+    );
+    const cm = find(renderedObjects(set), 'ConfigMap', 'keystile-gateway-envoy');
+    const config = objects((cm['data'] as Record<string, string>)['envoy.yaml'] ?? '')[0];
+    expect(config).toEqual(expected);
+    const enforcer = container(find(renderedObjects(set), 'Deployment', 'keystile-gateway'), 'enforcer');
+    const args = enforcer.args ?? [];
+    const flag = (name: string): string | undefined => args[args.indexOf(name) + 1];
+    expect(flag('--check-host')).toBe('127.0.0.1');
+    expect(flag('--watch-namespace')).toBe(ns);
+    expect(flag('--stages')).toBe(g.stages.map((s) => `${s.api}/${s.stage}`).join(','));
+    expect(flag(mode === 'http' ? '--grpc-port' : '--http-port')).toBe('off');
+  });
+
+  it.each(['gateway', 'redis'])("gives Envoy a bootstrap it accepts (ci/%s-values.yaml, envoy --mode validate)", (set) => {
+    const cm = find(renderedObjects(set), 'ConfigMap', 'keystile-gateway-envoy');
+    const dir = mkdtempSync(join(tmpdir(), 'keystile-helm-envoy-'));
+    const file = join(dir, 'envoy.yaml');
+    writeFileSync(file, (cm['data'] as Record<string, string>)['envoy.yaml'] ?? '');
+    const out = execFileSync(binaries().envoy, ['--mode', 'validate', '-c', file, '--disable-hot-restart'], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    expect(out).toContain(`configuration '${file}' OK`);
+  });
+
+  it('keeps the check port private: the NetworkPolicy opens the stages to traffic, the admin port to Prometheus and the operator', () => {
+    const np = find(renderedObjects('gateway'), 'NetworkPolicy', 'keystile-gateway');
+    const ingress = (np['spec'] as { ingress: { ports: { port: number }[]; from?: unknown[] }[] }).ingress;
+    const open = ingress.flatMap((r) => r.ports.map((p) => p.port)).sort();
+    expect(open).toEqual([8080, 8081, 9190]);
+    expect(ingress.find((r) => r.ports[0]?.port === 9190)?.from).toEqual([
+      {
+        podSelector: {
+          matchLabels: {
+            'app.kubernetes.io/name': 'keystile',
+            'app.kubernetes.io/instance': 'keystile',
+            'app.kubernetes.io/component': 'operator',
+          },
+        },
+      },
+      { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
+    ]);
+  });
+
+  it('chooses the counter store: memory for one enforcer, redis (shared with the operator) for several', () => {
+    const store = (objs: Obj[]): string | undefined =>
+      container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer').env?.find((e) => e.name === 'KEYSTILE_STORE')
+        ?.value;
+    expect(store(renderedObjects('gateway'))).toBe('memory');
+    expect(store(renderedObjects('redis'))).toBe('redis');
+    const opEnv = container(find(renderedObjects('redis'), 'Deployment', 'keystile-operator'), 'operator').env ?? [];
+    expect(opEnv.find((e) => e.name === 'KEYSTILE_COUNTER_STORE')?.value).toBe('redis');
+    // The password is a reference to the Secret, never a value in the pod spec.
+    expect(opEnv.find((e) => e.name === 'KEYSTILE_USAGE_REDIS_PASSWORD')).toEqual({
+      name: 'KEYSTILE_USAGE_REDIS_PASSWORD',
+      valueFrom: { secretKeyRef: { name: 'keystile-redis', key: 'redis-password' } },
+    });
+    // One gateway pod plus one sidecar are two enforcers: auto wants Redis, and says how to give it.
+    expect(() => template(['-f', valuesFile('gateway'), '--set', 'counters.sidecarEnforcers=1'])).toThrow(
+      /counters.store is auto and 2 enforcers serve the same plans.*set counters.redis.url/,
+    );
+  });
+
+  it('embeds the rule groups and dashboards of charts/keystile/files', () => {
+    const objs = renderedObjects('monitoring');
+    const rule = find(objs, 'PrometheusRule', 'keystile');
+    expect((rule['spec'] as { groups: unknown[] }).groups.length).toBeGreaterThan(0);
+    const dashboards = find(objs, 'ConfigMap', 'keystile-dashboards');
+    expect(dashboards.metadata.labels?.['grafana_dashboard']).toBe('1');
+    for (const [name, json] of Object.entries(dashboards['data'] as Record<string, string>)) {
+      expect(() => JSON.parse(json) as unknown, name).not.toThrow();
+    }
+    expect(find(objs, 'ServiceMonitor', 'keystile')['spec']).toMatchObject({
+      selector: { matchLabels: { 'keystile.dev/metrics': 'true' } },
+      endpoints: [{ port: 'metrics', path: '/metrics' }],
+    });
+  });
+
+  it.each([
+    [['--set', 'operator.replicas=0'], /operator\/replicas.*minimum/s],
+    [['--set', 'operator.replicaz=3'], /additional properties 'replicaz' not allowed/],
+    [['--set', 'counters.store=sometimes'], /counters\/store.*(enum|must be one of)/s],
+    [['--set', 'gateway.enabled=true'], /list the API stages it serves in gateway.stages/],
+    [['--set', 'counters.store=redis'], /counters.store is redis: set counters.redis.url/],
+    [['--set', 'operator.leaderElection.enabled=false'], /run one replica \(operator.replicas=1\)/],
+    [['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].servicePort=80'], /Service port 80 of orders\/beta/],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].port=9191'],
+      /port 9191 of orders\/beta is taken/,
+    ],
+  ])('refuses bad values with a message naming them: %s', (flags, message) => {
+    expect(() => template(flags)).toThrow(message);
+  });
+});
