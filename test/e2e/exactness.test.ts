@@ -3,17 +3,15 @@
 // throttle across replicas stays within the bucket's bounds; an enforcer killed with SIGKILL under load
 // loses no counts; a Redis restart behaves as docs/counters.md says. And the memory store across a crash:
 // at most one checkpoint interval of counts lost.
-import { type ChildProcess, spawn } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type EnforcerProcess, freePort, startEnforcerProcess } from '../../enforcer/src/launch.ts';
+import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
 import { keyValue, render } from '../../enforcer/testing/e2e.ts';
-import { redisPing } from '../ground/redis.ts';
-import { binaries } from '../ground/paths.ts';
+import { RedisServer } from '../ground/redis.ts';
 import { waitFor } from '../ground/wait.ts';
 
 const STAGE = 'shop/orders/prod';
@@ -58,64 +56,6 @@ function resources(quota: number): string {
   ]
     .map((d) => stringify(d))
     .join('---\n');
-}
-
-/** A Redis of this suite's own, appending every write to its AOF (so a restart keeps the counters). */
-class OwnRedis {
-  #child: ChildProcess | undefined;
-  readonly port: number;
-  readonly dir: string;
-
-  constructor(port: number, dir: string) {
-    this.port = port;
-    this.dir = dir;
-  }
-
-  get url(): string {
-    return `redis://127.0.0.1:${this.port}`;
-  }
-
-  async start(): Promise<void> {
-    const child = spawn(
-      binaries().redisServer,
-      [
-        '--bind',
-        '127.0.0.1',
-        '--port',
-        String(this.port),
-        '--dir',
-        this.dir,
-        '--save',
-        '',
-        '--appendonly',
-        'yes',
-        '--appendfsync',
-        'always',
-      ],
-      { stdio: 'ignore' },
-    );
-    this.#child = child;
-    await waitFor(
-      `redis-server on ${this.port}`,
-      async () => {
-        try {
-          return (await redisPing(this.port)) === '+PONG';
-        } catch {
-          return false;
-        }
-      },
-      10_000,
-      50,
-    );
-  }
-
-  async kill(): Promise<void> {
-    const child = this.#child;
-    if (child === undefined || child.exitCode !== null) return;
-    const exited = new Promise((resolve) => child.once('exit', resolve));
-    child.kill('SIGKILL');
-    await exited;
-  }
 }
 
 /** One check through an enforcer's HTTP check port: its status, or 0 when the connection failed. */
@@ -172,7 +112,7 @@ async function load(
 describe('three enforcers on one Redis', () => {
   const QUOTA = 600;
   let dir: string;
-  let redis: OwnRedis;
+  let redis: RedisServer;
   let enforcers: EnforcerProcess[] = [];
   let keys: string;
 
@@ -186,14 +126,14 @@ describe('three enforcers on one Redis', () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'keystile-e2e-exactness-'));
     keys = (await render(dir, resources(QUOTA), { namespace: 'shop' })).keys;
-    redis = new OwnRedis(await freePort(), dir);
-    await redis.start();
+    // Appending every write to its AOF, so that a restart keeps the counters (docs/counters.md).
+    redis = await RedisServer.start({ dir, args: ['--appendonly', 'yes', '--appendfsync', 'always'] });
     enforcers = await Promise.all([0, 1, 2].map((i) => startEnforcer(i)));
   }, 60_000);
 
   afterAll(async () => {
     await Promise.all(enforcers.map((e) => e.stop('SIGKILL')));
-    await redis.kill();
+    await redis.stop();
   });
 
   it(`allow exactly Q = ${QUOTA} requests of a quota of Q to 48 concurrent clients, never Q + 1`, async () => {
@@ -250,10 +190,10 @@ describe('three enforcers on one Redis', () => {
     const key = keyValue(keys, 'gamma');
     const before = tally(await load(enforcers, key, 200, 12));
     expect(before.get(200)).toBe(200);
-    await redis.kill();
+    await redis.stop();
     const during = tally(await load(enforcers, key, 30, 6));
     expect(during.get(503)).toBe(30);
-    await redis.start();
+    await redis.restart();
     // The enforcers reconnect by themselves.
     await waitFor(
       'the enforcers to reach Redis again',

@@ -1,8 +1,9 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { closeSync, existsSync, mkdirSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
-import { connect, createServer } from 'node:net';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from '../../enforcer/src/launch.ts';
 import { type GroundContext, partDir, waitReady } from './context.ts';
 import { binaries } from './paths.ts';
 import { waitFor } from './wait.ts';
@@ -86,7 +87,7 @@ export class RedisServer {
 
   /** Starts one and waits until it answers PONG. */
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
-    const port = options.port ?? (await freeLoopbackPort());
+    const port = options.port ?? (await freePort());
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'keystile-redis-'));
     const server = new RedisServer(port, dir, options);
     await server.restart();
@@ -156,20 +157,4 @@ export class RedisServer {
   resume(): void {
     this.#child?.kill('SIGCONT');
   }
-}
-
-/** A free loopback TCP port, asked of the kernel. */
-export function freeLoopbackPort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.unref();
-    server.on('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      server.close(() => {
-        if (address !== null && typeof address === 'object') resolve(address.port);
-        else reject(new Error('no free port'));
-      });
-    });
-  });
 }
