@@ -1,6 +1,9 @@
 import { createServer, type Server } from 'node:http';
+import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { counterValue, enforcerDayReader, redactUrl } from './usage-sources.ts';
+import { dayHashOf, dayKey } from '../../contract/src/identity.ts';
+import { RedisServer } from '../../test/ground/redis.ts';
+import { counterValue, enforcerDayReader, redactUrl, redisDayReader } from './usage-sources.ts';
 import { plansOfStatus } from './usage-command.ts';
 import { redact } from './import-command.ts';
 
@@ -30,6 +33,64 @@ describe('reading day counters', () => {
     expect(redact(`bad ${v} and ${Buffer.from(v).toString('base64')}`, v)).toBe(
       'bad <redacted> and <redacted>',
     );
+  });
+});
+
+// A real Redis (Debian's redis-server, on a free port) holding days as the enforcer's Redis store lays
+// them out: one hash per subject and month, a field per day.
+describe('redisDayReader', () => {
+  let server: RedisServer;
+  let client: Redis;
+  const subject = { kind: 'key', id: 'abc123' } as const;
+  const day = (d: string): string => dayKey('shop/gold', subject, d);
+  beforeAll(async () => {
+    server = await RedisServer.start();
+    client = new Redis(server.url);
+    for (const [d, n] of [
+      ['2026-06-29', '5'],
+      ['2026-06-30', '6'],
+      ['2026-07-01', '7'],
+      ['2026-08-15', 'lots'],
+    ] as const) {
+      const slot = dayHashOf(day(d));
+      if (slot === undefined) throw new Error(`no slot for ${d}`);
+      await client.hset(slot.key, slot.field, n);
+    }
+  }, 30_000);
+  afterAll(async () => {
+    client.disconnect();
+    await server.stop();
+  });
+
+  it("reads the days of each month's hash in the order asked, 0 where nothing was counted", async () => {
+    const reader = redisDayReader({ url: server.url });
+    try {
+      const days = ['2026-07-02', '2026-06-30', '2026-07-01', '2026-05-31', '2026-06-29'].map(day);
+      expect(await reader.read(days)).toEqual([0, 6, 7, 0, 5]);
+      expect(await reader.read([])).toEqual([]);
+    } finally {
+      await reader.close();
+    }
+  });
+
+  it('refuses a key that is not a day, a stored value that is not a count, and a Redis it cannot reach', async () => {
+    const reader = redisDayReader({ url: server.url });
+    try {
+      await expect(reader.read([day('2026-06-30'), day('2026-02-30')])).rejects.toThrow(
+        "ks:{shop/gold|key:abc123}:day:2026-02-30 is not a day counter's key",
+      );
+      await expect(reader.read([day('2026-08-15')])).rejects.toThrow(
+        'counter ks:{shop/gold|key:abc123}:day:2026-08-15 holds "lots", not a count',
+      );
+    } finally {
+      await reader.close();
+    }
+    const dead = redisDayReader({ url: 'redis://127.0.0.1:9' });
+    try {
+      await expect(dead.read([day('2026-06-30')])).rejects.toThrow(/^Redis redis:\/\/127\.0\.0\.1:9/);
+    } finally {
+      await dead.close();
+    }
   });
 });
 

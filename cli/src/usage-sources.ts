@@ -1,11 +1,12 @@
 /**
  * Where `keystile usage` reads the per-day counters (`dayKey`, contract/src/identity.ts): Redis (the
- * shared store, standalone or Cluster), or the admin port of each enforcer (`POST /v1/usage/days`,
- * contract/src/usage-api.ts), whose answers are added up: with the memory store each enforcer holds only
- * what it counted itself.
+ * shared store, standalone or Cluster: the days are fields of one hash per subject and month, placed by
+ * `dayHashOf`), or the admin port of each enforcer (`POST /v1/usage/days`, contract/src/usage-api.ts),
+ * whose answers are added up: with the memory store each enforcer holds only what it counted itself.
  */
 import { Value } from '@sinclair/typebox/value';
 import { Cluster, Redis } from 'ioredis';
+import { dayHashReads } from '../../contract/src/identity.ts';
 import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
 
 /** Reads day counters. */
@@ -34,7 +35,10 @@ export function counterValue(key: string, raw: string | null | undefined): numbe
   return n;
 }
 
-/** Reads Redis (a URL) or a Redis Cluster (seed nodes `host:port`). */
+/**
+ * Reads Redis (a URL) or a Redis Cluster (seed nodes `host:port`): one HMGET per month's hash
+ * (`dayHashReads`, the enforcer's Redis store's own mapping), sent together.
+ */
 export function redisDayReader(target: { url: string } | { clusterNodes: readonly string[] }): DayReader {
   // One attempt: a command line reports a Redis it cannot reach rather than retrying forever.
   const options = {
@@ -63,18 +67,22 @@ export function redisDayReader(target: { url: string } | { clusterNodes: readonl
   return {
     name,
     async read(keys) {
-      const out: number[] = [];
-      for (let i = 0; i < keys.length; i += MAX_KEYS) {
-        const chunk = keys.slice(i, i + MAX_KEYS);
-        let values: (string | null)[];
-        try {
-          values = await client.mget(...chunk);
-        } catch (err) {
-          const why = lastError?.message ?? (err instanceof Error ? err.message : String(err));
-          throw new Error(`${name}: ${why}`);
-        }
-        chunk.forEach((k, j) => out.push(counterValue(k, values[j])));
+      const { reads, invalid } = dayHashReads(keys);
+      if (invalid.length > 0) {
+        const key = keys[invalid[0] ?? 0] ?? '';
+        throw new Error(`${key} is not a day counter's key (ks:{<plan>|<subject>}:day:<YYYY-MM-DD>)`);
       }
+      let replies: (string | null)[][];
+      try {
+        replies = await Promise.all(reads.map((r) => client.hmget(r.key, ...r.fields)));
+      } catch (err) {
+        const why = lastError?.message ?? (err instanceof Error ? err.message : String(err));
+        throw new Error(`${name}: ${why}`);
+      }
+      const out = keys.map(() => 0);
+      reads.forEach((r, i) =>
+        r.positions.forEach((at, j) => (out[at] = counterValue(keys[at] ?? '', replies[i]?.[j]))),
+      );
       return out;
     },
     async close() {

@@ -104,9 +104,95 @@ export function counterKeys(
   };
 }
 
-/** The usage-per-day counter of a subject on a plan: `ks:{<plan>|<subject>}:day:<YYYY-MM-DD>` (the plan's local day). */
+/**
+ * The usage-per-day counter of a subject on a plan: `ks:{<plan>|<subject>}:day:<YYYY-MM-DD>` (the plan's
+ * local day). Stores and the usage API name days by it; Redis keeps it as a field of its month's hash
+ * ({@link dayHashOf}).
+ */
 export function dayKey(plan: string, subject: Subject, day: string): string {
   return `ks:{${plan}|${subjectKey(subject)}}:day:${day}`;
+}
+
+/**
+ * Where Redis keeps the usage-per-day counters: one hash per plan, subject and month,
+ * `ks:{<plan>|<subject>}:days:<YYYY-MM>` (the plan's local month), whose fields are the days of the month
+ * (`DD`). A month is at most 31 small fields, which Redis stores as one compact listpack: far less memory
+ * than a string key per day (docs/counters.md, "Memory"). Same hash tag as the subject's other counters: same Cluster slot.
+ */
+export function dayHashKey(plan: string, subject: Subject, month: string): string {
+  return `ks:{${plan}|${subjectKey(subject)}}:days:${month}`;
+}
+
+/** A usage-per-day counter's place in Redis (see {@link dayHashKey}). */
+export interface DayHashSlot {
+  /** The month's hash: `ks:{<plan>|<subject>}:days:<YYYY-MM>`. */
+  readonly key: string;
+  /** The day of the month, the hash's field: `01` to `31`. */
+  readonly field: string;
+  /** Days of the month after this one (0 on its last day): the hash outlives the month's last day. */
+  readonly laterDays: number;
+}
+
+const DAY_ID = /^(\d{4})-(\d{2})-(\d{2})$/;
+
+/**
+ * Where Redis keeps the counter a {@link dayKey} names: its month's hash and the day's field. Undefined
+ * for a key that is not a day counter's or names no calendar day (`2026-02-30`). Every Redis reader and
+ * writer maps day keys with this one function.
+ */
+export function dayHashOf(key: string): DayHashSlot | undefined {
+  const parsed = parseCounterKey(key);
+  if (parsed?.kind !== 'day' || parsed.suffix === undefined) return undefined;
+  const [, year = '', month = '', day = ''] = DAY_ID.exec(parsed.suffix) ?? [];
+  const mo = Number(month);
+  const d = Number(day);
+  if (!(mo >= 1 && mo <= 12 && d >= 1)) return undefined;
+  const y = Number(year);
+  const leap = y % 4 === 0 && (y % 100 !== 0 || y % 400 === 0);
+  const last = mo === 2 ? (leap ? 29 : 28) : [4, 6, 9, 11].includes(mo) ? 30 : 31;
+  if (d > last) return undefined;
+  return {
+    key: dayHashKey(parsed.plan, parsed.subject, `${year}-${month}`),
+    field: day,
+    laterDays: last - d,
+  };
+}
+
+/** One HMGET's worth of day counters: a month's hash, the fields to read, and where each answer goes. */
+export interface DayHashRead {
+  /** The month's hash. */
+  readonly key: string;
+  /** Its fields (days) to read. */
+  readonly fields: readonly string[];
+  /** For each field, the position of its day key in the keys asked. */
+  readonly positions: readonly number[];
+}
+
+/**
+ * Groups day keys by their month's hash, so one HMGET per hash reads them (Redis readers: the enforcer's
+ * Redis store, `keystile usage`). `invalid` holds the positions of keys {@link dayHashOf} cannot place.
+ */
+export function dayHashReads(dayKeys: readonly string[]): {
+  reads: DayHashRead[];
+  invalid: number[];
+} {
+  const byHash = new Map<string, { key: string; fields: string[]; positions: number[] }>();
+  const invalid: number[] = [];
+  dayKeys.forEach((dayKey, i) => {
+    const slot = dayHashOf(dayKey);
+    if (slot === undefined) {
+      invalid.push(i);
+      return;
+    }
+    let read = byHash.get(slot.key);
+    if (read === undefined) {
+      read = { key: slot.key, fields: [], positions: [] };
+      byHash.set(slot.key, read);
+    }
+    read.fields.push(slot.field);
+    read.positions.push(i);
+  });
+  return { reads: [...byHash.values()], invalid };
 }
 
 /** The marker that an adjustment was applied to a quota counter (set if absent: applied exactly once). */

@@ -1,15 +1,15 @@
 // `keystile usage` on real parts, run as a user runs it: keys and plans on the real control plane (the
 // operator assigns the key ids and reports the plans), day counters in the local system's real Redis
-// written with the exact key layout (`dayKey`), read back in the three formats; the same from a real Redis
-// Cluster; then counters kept by two real enforcers (memory store each), read from their admin ports and
-// added up.
+// written with the enforcer's Redis layout (`dayHashOf(dayKey(...))`: a field of the subject's month
+// hash), read back in the three formats; the same from a real Redis Cluster; then counters kept by two
+// real enforcers (memory store each), read from their admin ports and added up.
 import { execFile } from 'node:child_process';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { dayKey, planId } from '../../contract/src/identity.ts';
+import { type DayHashSlot, dayHashOf, dayKey, planId, type Subject } from '../../contract/src/identity.ts';
 import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import { RedisCluster } from '../ground/redis-cluster.ts';
@@ -39,6 +39,13 @@ function keystile(args: readonly string[]): Promise<Run> {
 }
 
 const DAY_MS = 86_400_000;
+
+/** Where the enforcer's Redis store keeps the day counter of `subject` on `plan` (its month hash's field). */
+function daySlot(plan: string, subject: Subject, d: string): DayHashSlot {
+  const slot = dayHashOf(dayKey(plan, subject, d));
+  if (slot === undefined) throw new Error(`${d} is not a day`);
+  return slot;
+}
 const day = (offset: number): string => new Date(Date.now() + offset * DAY_MS).toISOString().slice(0, 10);
 
 interface KeyObj {
@@ -95,9 +102,10 @@ describe('keystile usage', () => {
     redis = new Redis(ground().redisUrl, { maxRetriesPerRequest: 1 });
     const put = async (plan: string, subject: string, d: string, n: number): Promise<void> => {
       const [kind, value] = subject.split(':') as ['key' | 'customer', string];
-      const key = dayKey(planId(ns, plan), kind === 'key' ? { kind, id: value } : { kind, name: value }, d);
-      written.push(key);
-      await redis.set(key, String(n), 'EX', 3600);
+      const slot = daySlot(planId(ns, plan), kind === 'key' ? { kind, id: value } : { kind, name: value }, d);
+      written.push(slot.key);
+      await redis.hset(slot.key, slot.field, String(n));
+      await redis.expire(slot.key, 3600);
     };
     await put('metered', `key:${ids['acme-a'] ?? ''}`, d0, 10);
     await put('metered', `key:${ids['acme-a'] ?? ''}`, d2, 3);
@@ -277,8 +285,11 @@ describe('keystile usage', () => {
     const client = new Cluster(cluster.seeds, { redisOptions: { maxRetriesPerRequest: 1 } });
     try {
       const a = { kind: 'key' as const, id: ids['acme-a'] ?? '' };
-      await client.set(dayKey(planId(ns, 'metered'), a, d1), '21');
-      await client.set(dayKey(planId(ns, 'pooled'), { kind: 'customer', name: 'acme' }, d2), '34');
+      for (const [slot, n] of [
+        [daySlot(planId(ns, 'metered'), a, d1), '21'],
+        [daySlot(planId(ns, 'pooled'), { kind: 'customer', name: 'acme' }, d2), '34'],
+      ] as const)
+        await client.hset(slot.key, slot.field, n);
       const run = await keystile([
         'usage',
         'acme-a',

@@ -4,7 +4,8 @@
  *   - `open`: allow, counted nowhere (keystile_store_fallback_decisions_total{policy="open"} says how
  *     many);
  *   - `local`: count in a memory store of this enforcer's own; when Redis returns, add its quota and day
- *     counts to Redis (HINCRBY / INCRBY; buckets are dropped: they refill anyway) and switch back.
+ *     counts to Redis (HINCRBY into the quota's hash and the day's month hash; buckets are dropped: they
+ *     refill anyway) and switch back.
  *
  * Loss is noticed at once: a connection that closes (ioredis's `close` event), a command that fails or
  * times out (`--redis-timeout`). From then on no request waits for Redis: decisions go straight to the
@@ -15,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { MemoryStore } from './memory-store.ts';
-import type { RedisStore } from './redis-store.ts';
+import { CounterKeyError, type RedisStore } from './redis-store.ts';
 import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
 
 /** The policies, as `--redis-unavailable` spells them. */
@@ -79,6 +80,7 @@ const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|NO
 /** Whether an error from a Redis command means Redis is unavailable (vs. an error Redis answered). */
 export function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return true;
+  if (err instanceof CounterKeyError) return false;
   if (err.name === 'ReplyError') return UNAVAILABLE_REPLY.test(err.message);
   return true;
 }

@@ -14,15 +14,17 @@
 export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts: 8 });
 
 /**
- * One decision, atomically. KEYS, in this order, only those present: the bucket, the quota, the day,
- * the quota's alert set. ARGV: parts, now (ms), rate, burst, quota limit, cost, quota TTL (ms), day TTL
- * (ms), then the alert thresholds (percent). Returns `{allowed (1|0), denied (0 none, 1 throttle,
- * 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used, quota remaining,
- * crossed thresholds...}`.
+ * One decision, atomically. KEYS, in this order, only those present: the bucket, the quota, the day's
+ * month hash, the quota's alert set. ARGV: parts, now (ms), rate, burst, quota limit, cost, quota TTL
+ * (ms), day hash TTL (ms), the day's field, then the alert thresholds (percent). Returns `{allowed (1|0),
+ * denied (0 none, 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota
+ * used, quota remaining, crossed thresholds...}`.
  *
  * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles) expiring when full;
  * the quota a hash `{used, granted}` expiring after its period (with a margin), its TTL set when it is
- * created; the day a string counter expiring after the retention; the alert set a set of thresholds.
+ * created; the days a hash per month (`dayHashOf`: field `DD`, HINCRBY) whose TTL, on each day's first
+ * count, becomes the day hash TTL if that is later (a max: a day counted late never shortens it); the
+ * alert set a set of thresholds.
  */
 export const CONSUME = `
 local parts = tonumber(ARGV[1])
@@ -30,10 +32,10 @@ local now = tonumber(ARGV[2])
 local cost = tonumber(ARGV[6])
 local EPS = 1e-6
 local k = 1
-local bucketKey, quotaKey, dayKey, alertsKey
+local bucketKey, quotaKey, dayHash, alertsKey
 if parts % 2 == 1 then bucketKey = KEYS[k]; k = k + 1 end
 if math.floor(parts / 2) % 2 == 1 then quotaKey = KEYS[k]; k = k + 1 end
-if math.floor(parts / 4) % 2 == 1 then dayKey = KEYS[k]; k = k + 1 end
+if math.floor(parts / 4) % 2 == 1 then dayHash = KEYS[k]; k = k + 1 end
 if math.floor(parts / 8) % 2 == 1 then alertsKey = KEYS[k]; k = k + 1 end
 
 local bucketAllowed = true
@@ -100,9 +102,13 @@ if denied == 0 then
     used = redis.call('HINCRBY', quotaKey, 'used', ARGV[6])
     if not quotaExists then redis.call('PEXPIRE', quotaKey, ARGV[7]) end
   end
-  if dayKey and cost > 0 then
-    local n = redis.call('INCRBY', dayKey, ARGV[6])
-    if n == cost then redis.call('PEXPIRE', dayKey, ARGV[8]) end
+  if dayHash and cost > 0 then
+    local n = redis.call('HINCRBY', dayHash, ARGV[9], ARGV[6])
+    -- A day's first count: the hash lives at least until this day's month is past its retention.
+    -- PTTL is -1 for a hash just created (no TTL yet), so this sets it then too.
+    if n == cost and redis.call('PTTL', dayHash) < tonumber(ARGV[8]) then
+      redis.call('PEXPIRE', dayHash, ARGV[8])
+    end
   end
 end
 
@@ -115,7 +121,7 @@ end
 local result = { denied == 0 and 1 or 0, denied, bucketRemaining, retryAfter, fullIn, used, quotaRemaining }
 if alertsKey and quotaKey and used > 0 then
   local allowance = limit + granted
-  for i = 9, #ARGV do
+  for i = 10, #ARGV do
     local t = tonumber(ARGV[i])
     if used * 100 >= t * allowance and redis.call('SADD', alertsKey, ARGV[i]) == 1 then
       redis.call('PEXPIRE', alertsKey, ARGV[7])
@@ -140,17 +146,13 @@ return 1
 `;
 
 /**
- * Adds what was counted elsewhere (a local store while Redis was away) to one counter. KEYS: the
- * counter. ARGV: the hash field ('' for a string counter), the amount, the TTL (ms) to set if the key has
- * none. Returns the new value.
+ * Adds what was counted elsewhere (a local store while Redis was away) to one field of a counter's hash
+ * (a quota's `used`, a day of a month's hash). KEYS: the hash. ARGV: the field, the amount, the TTL (ms).
+ * The TTL is set if it is later than the hash's (or the hash has none): an expiry only ever moves later.
+ * Returns the new value.
  */
 export const ADD = `
-local n
-if ARGV[1] == '' then
-  n = redis.call('INCRBY', KEYS[1], ARGV[2])
-else
-  n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
-end
-if redis.call('PTTL', KEYS[1]) == -1 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
+local n = redis.call('HINCRBY', KEYS[1], ARGV[1], ARGV[2])
+if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return n
 `;

@@ -5,7 +5,13 @@
 // adds its counts to Redis when Redis returns.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../../contract/src/key-format.ts';
-import { alertsKey, adjustmentMarkerKey, counterKeys, dayKey } from '../../../contract/src/identity.ts';
+import {
+  alertsKey,
+  adjustmentMarkerKey,
+  counterKeys,
+  dayHashOf,
+  dayKey,
+} from '../../../contract/src/identity.ts';
 import { RedisServer } from '../../../test/ground/redis.ts';
 import { waitFor } from '../../../test/ground/wait.ts';
 import { catalogOf, plan, silentLogger, stageDocuments } from '../../testing/fixtures.ts';
@@ -13,19 +19,25 @@ import { manualClock } from '../decision/clock.ts';
 import { decide, decideContext } from '../decision/decide.ts';
 import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
 import { type LossPolicy, RedisLossPolicy, StoreUnavailableError } from './redis-loss-policy.ts';
-import { RedisStore } from './redis-store.ts';
+import { CounterKeyError, RedisStore } from './redis-store.ts';
 import type { ConsumeRequest } from './store.ts';
 
 const T0 = Date.UTC(2026, 5, 10);
 const JUNE_END = Date.UTC(2026, 6, 1);
+const DAY = 86_400_000;
 let serial = 0;
 
-/** A request on a subject of its own: bucket (1/s, burst 100), quota of `limit` in June, the day counter. */
+/**
+ * A request on a subject of its own: bucket (1/s, burst 100), quota of `limit` in June, the day counter
+ * (its key, and `days`, the June hash that holds it in Redis).
+ */
 function request(limit = 10): {
   r: (now?: number) => ConsumeRequest;
   quota: string;
   day: string;
+  days: string;
   bucket: string;
+  subject: { kind: 'key'; id: string };
 } {
   const subject = { kind: 'key', id: `k${serial++}` } as const;
   const keys = counterKeys('redis-test/gold', subject, '2026-06-01');
@@ -33,6 +45,8 @@ function request(limit = 10): {
   return {
     ...keys,
     day,
+    days: dayHashOf(day)?.key ?? '',
+    subject,
     r: (now = T0) => ({
       bucketKey: keys.bucket,
       bucketLimit: { rate: 1, burst: 100 },
@@ -86,7 +100,7 @@ describe('the Redis store', () => {
   });
 
   it('lays its keys out as docs/counters.md says', async () => {
-    const { r, quota, day, bucket } = request(2);
+    const { r, quota, day, days, bucket } = request(2);
     await store.consume({ ...r(), thresholds: [50] });
     await store.adjust({ quotaKey: quota, id: 'uid-1', amount: 3, periodEnd: JUNE_END, now: T0 });
     const c = store.client;
@@ -94,14 +108,101 @@ describe('the Redis store', () => {
     expect(await c.get(bucket)).toBe(`99 ${T0}`);
     expect(await c.type(quota)).toBe('hash');
     expect(await c.hgetall(quota)).toEqual({ used: '1', granted: '3' });
-    expect(await c.get(day)).toBe('1');
+    // The day is a field of its month's hash; no key per day.
+    expect(days).toMatch(/^ks:\{redis-test\/gold\|key:k\d+\}:days:2026-06$/);
+    expect(await c.hgetall(days)).toEqual({ '10': '1' });
+    expect(await c.exists(day)).toBe(0);
     expect(await c.smembers(alertsKey(quota))).toEqual(['50']);
     expect(await c.get(adjustmentMarkerKey(quota, 'uid-1'))).toBe('3');
     // One hash tag, so one Cluster slot (the Cluster contract suite runs the script across every slot).
-    const tags = [bucket, quota, day, alertsKey(quota), adjustmentMarkerKey(quota, 'uid-1')].map(
+    const tags = [bucket, quota, days, alertsKey(quota), adjustmentMarkerKey(quota, 'uid-1')].map(
       (k) => /\{[^}]+\}/.exec(k)?.[0],
     );
     expect(new Set(tags).size).toBe(1);
+  });
+
+  it("keeps a month of days in one compact hash (listpack) that expires with the month's last day", async () => {
+    const { subject } = request();
+    const c = store.client;
+    const retention = 90 * DAY;
+    // Every day of July 2026 (31 days, the most a month has), a large count on one of them.
+    for (let d = 1; d <= 31; d++) {
+      const start = Date.UTC(2026, 6, d);
+      const result = await store.consume({
+        cost: d === 31 ? 1_000_000_000 : d,
+        periodEnd: start + DAY,
+        now: start,
+        dayKey: dayKey('redis-test/gold', subject, `2026-07-${String(d).padStart(2, '0')}`),
+        dayExpiresAt: start + DAY + retention,
+      });
+      expect(result.allowed).toBe(true);
+    }
+    const july = dayHashOf(dayKey('redis-test/gold', subject, '2026-07-01'))?.key ?? '';
+    expect(await c.hlen(july)).toBe(31);
+    expect(await c.hget(july, '07')).toBe('7');
+    expect(await c.object('ENCODING', july)).toBe('listpack');
+    // The requests' clock went through July while Redis's stood still: the first request set the end
+    // of July 31 plus the retention, 31 days and the retention after it, and no later day moved it.
+    const pttl = await c.pttl(july);
+    expect(pttl).toBeGreaterThan(31 * DAY + retention - 60_000);
+    expect(pttl).toBeLessThanOrEqual(31 * DAY + retention);
+  });
+
+  it("sets a month hash's expiry to the month's end plus the retention, and only ever moves it later", async () => {
+    const { subject } = request();
+    const c = store.client;
+    const june = (day: number): string =>
+      dayKey('redis-test/gold', subject, `2026-06-${String(day).padStart(2, '0')}`);
+    const hash = dayHashOf(june(1))?.key ?? '';
+    const charge = (day: number, retentionDays: number): Promise<unknown> =>
+      store.consume({
+        cost: 1,
+        periodEnd: JUNE_END,
+        now: T0,
+        dayKey: june(day),
+        dayExpiresAt: Date.UTC(2026, 5, day + 1) + retentionDays * DAY,
+      });
+    const life = async (): Promise<number> => (await c.pttl(hash)) + T0;
+    // June 10 with a retention of 90 days: June 30's end + 90 days, whichever day is counted.
+    await charge(10, 90);
+    const monthEnd = JUNE_END + 90 * DAY;
+    expect(await life()).toBeGreaterThan(monthEnd - 60_000);
+    expect(await life()).toBeLessThanOrEqual(monthEnd);
+    // An earlier day counted late, and a shorter retention (an enforcer configured differently): no
+    // shorter; a longer one: later.
+    await charge(3, 90);
+    await charge(12, 30);
+    expect(await life()).toBeGreaterThan(monthEnd - 60_000);
+    await charge(11, 100);
+    expect(await life()).toBeGreaterThan(monthEnd + 10 * DAY - 60_000);
+    expect(await store.readDays([june(3), june(10), june(11), june(12), june(13)])).toEqual([1, 1, 1, 1, 0]);
+    // Counts added back after an outage (the 'local' policy) follow the same rule.
+    await store.add('day', june(2), 5, Date.UTC(2026, 5, 3) + DAY, T0);
+    expect(await life()).toBeGreaterThan(monthEnd + 10 * DAY - 60_000);
+    expect(await store.readDays([june(2)])).toEqual([5]);
+    const fresh = request().subject;
+    const freshDay = dayKey('redis-test/gold', fresh, '2026-06-30');
+    await store.add('day', freshDay, 2, JUNE_END + DAY, T0);
+    const freshLife = await c.pttl(dayHashOf(freshDay)?.key ?? '');
+    expect(freshLife).toBeGreaterThan(JUNE_END + DAY - T0 - 60_000);
+    expect(freshLife).toBeLessThanOrEqual(JUNE_END + DAY - T0);
+  });
+
+  it('refuses a day key that names no day, as an error of the request and not an outage', async () => {
+    const metrics = new EnforcerMetrics(false, false);
+    const guarded = new RedisLossPolicy(store, { policy: 'local', now: () => T0, telemetry: metrics });
+    const { r } = request();
+    const bad = { ...r(), dayKey: 'ks:{redis-test/gold|key:x}:day:2026-02-30' };
+    await expect(store.consume(bad)).rejects.toThrow(
+      "ks:{redis-test/gold|key:x}:day:2026-02-30 is not a day counter's key",
+    );
+    await expect(guarded.consume(bad)).rejects.toThrow(CounterKeyError);
+    expect(guarded.available).toBe(true);
+    await expect(store.add('day', 'ks:{redis-test/gold|key:x}:day:June', 1, T0, T0)).rejects.toThrow(
+      CounterKeyError,
+    );
+    // Read, a day that names no day was never counted.
+    expect(await store.readDays(['ks:{redis-test/gold|key:x}:day:2026-02-30'])).toEqual([0]);
   });
 
   it('answers an error Redis itself returned (not an outage) with a rejection, and stays available', async () => {
@@ -297,7 +398,7 @@ describe('losing Redis: --redis-unavailable', () => {
   it('local: counts here while Redis is gone, then adds those counts to Redis and decides there again', async () => {
     const { server, guarded, cleanup } = await setup('local');
     try {
-      const { r, quota, day, bucket } = request(10);
+      const { r, quota, day, days, bucket } = request(10);
       for (let i = 0; i < 3; i++) expect((await guarded.consume(r())).allowed).toBe(true);
       await server.stop('SIGKILL');
       // A request in flight when Redis went may fail before the loss is noticed: it is counted locally.
@@ -318,7 +419,8 @@ describe('losing Redis: --redis-unavailable', () => {
       const redis = await connected(new RedisStore({ connection: { kind: 'standalone', url: server.url } }));
       try {
         expect(await redis.client.pttl(quota)).toBeGreaterThan(0);
-        expect(await redis.client.pttl(day)).toBeGreaterThan(0);
+        expect(await redis.client.hget(days, '10')).toBe('8');
+        expect(await redis.client.pttl(days)).toBeGreaterThan(0);
         expect(await redis.client.get(bucket)).toBe(`97 ${T0}`);
       } finally {
         await redis.close();

@@ -3,7 +3,9 @@
  * trip: the CONSUME script (redis-scripts.ts) applies the bucket and the quota atomically with the same
  * arithmetic as the memory store, charges the day counter and records alert thresholds, so the quota is
  * exact across replicas (Redis runs one script at a time). The keys are contract/src/identity.ts's; all
- * keys of one call share a `{plan|subject}` hash tag, so one Redis Cluster slot holds them.
+ * keys of one call share a `{plan|subject}` hash tag, so one Redis Cluster slot holds them. Callers name
+ * days by their day keys (`dayKey`), as with every store; Redis keeps them as fields of one hash per
+ * subject and month (`dayHashOf`), far less memory than a key per day.
  *
  * Standalone (`redis://` / `rediss://` URL), Cluster and Sentinel through ioredis's own support. Loss is
  * detected quickly: no offline queue (a command while disconnected fails at once), a short command
@@ -12,7 +14,13 @@
  * only rejects.
  */
 import { type ChainableCommander, Cluster, Redis, type ClusterOptions, type RedisOptions } from 'ioredis';
-import { adjustmentMarkerKey, alertsKey } from '../../../contract/src/identity.ts';
+import {
+  adjustmentMarkerKey,
+  alertsKey,
+  type DayHashSlot,
+  dayHashOf,
+  dayHashReads,
+} from '../../../contract/src/identity.ts';
 import { checkAdjustment } from './memory-store.ts';
 import { ADD, ADJUST, CONSUME, CONSUME_PARTS } from './redis-scripts.ts';
 import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
@@ -51,6 +59,32 @@ export interface RedisStoreOptions {
 export const DEFAULT_COMMAND_TIMEOUT_MS = 250;
 /** Default for {@link RedisStoreOptions.quotaMarginMs}: a day. */
 export const DEFAULT_QUOTA_MARGIN_MS = 86_400_000;
+
+const DAY_MS = 86_400_000;
+
+/** A counter key the store cannot place (a bug in the caller, not an outage of Redis). */
+export class CounterKeyError extends Error {
+  /** @param message what is wrong with which key */
+  constructor(message: string) {
+    super(message);
+    this.name = 'CounterKeyError';
+  }
+}
+
+/** The error for a day key that {@link dayHashOf} cannot place. */
+function notADay(dayKey: string): CounterKeyError {
+  return new CounterKeyError(`${dayKey} is not a day counter's key (ks:{<plan>|<subject>}:day:<YYYY-MM-DD>)`);
+}
+
+/**
+ * When a day's month hash may be forgotten (epoch ms): the day's own expiry (its end plus the retention)
+ * moved to the month's last day, so the hash outlives every day in it. Days are counted as 24 hours here,
+ * as in the day's expiry; a daylight-saving change in between is made good when the last day is counted
+ * (the script keeps the later of the two expiries).
+ */
+export function dayHashExpiresAt(slot: DayHashSlot, dayExpiresAt: number): number {
+  return dayExpiresAt + slot.laterDays * DAY_MS;
+}
 
 /** The commands the scripts add to the client. */
 interface ScriptCommands {
@@ -155,7 +189,11 @@ export class RedisStore implements CounterStore {
   consume(r: ConsumeRequest): Promise<ConsumeResult> {
     const bucket = r.bucketKey !== undefined && r.bucketLimit !== undefined;
     const quota = r.quotaKey !== undefined && r.quotaLimit !== undefined;
-    const day = r.dayKey !== undefined && r.dayExpiresAt !== undefined;
+    let day: DayHashSlot | undefined;
+    if (r.dayKey !== undefined && r.dayExpiresAt !== undefined) {
+      day = dayHashOf(r.dayKey);
+      if (day === undefined) return Promise.reject(notADay(r.dayKey));
+    }
     const alerts = quota && r.thresholds !== undefined && r.thresholds.length > 0;
     let parts = 0;
     const args: (string | number)[] = [];
@@ -167,9 +205,9 @@ export class RedisStore implements CounterStore {
       parts += CONSUME_PARTS.quota;
       args.push(r.quotaKey);
     }
-    if (day) {
+    if (day !== undefined) {
       parts += CONSUME_PARTS.day;
-      args.push(r.dayKey);
+      args.push(day.key);
     }
     if (alerts) {
       parts += CONSUME_PARTS.alerts;
@@ -184,7 +222,10 @@ export class RedisStore implements CounterStore {
       r.quotaLimit ?? 0,
       r.cost,
       ttl(r.periodEnd + this.#marginMs - r.now),
-      day ? ttl(r.dayExpiresAt - r.now) : 1,
+      day !== undefined && r.dayExpiresAt !== undefined
+        ? ttl(dayHashExpiresAt(day, r.dayExpiresAt) - r.now)
+        : 1,
+      day?.field ?? '',
     );
     if (alerts) for (const t of r.thresholds) args.push(t);
     return this.client.ksConsume(numKeys, ...args).then((reply) => {
@@ -214,10 +255,7 @@ export class RedisStore implements CounterStore {
 
   /** Reads quota counters: one HMGET each, in one pipeline (per node in a Cluster). */
   async readQuotas(quotaKeys: readonly string[]): Promise<(QuotaCount | undefined)[]> {
-    const replies =
-      this.client instanceof Cluster
-        ? await Promise.all(quotaKeys.map((k) => this.client.hmget(k, 'used', 'granted')))
-        : await this.#pipelined(quotaKeys, (p, k) => p.hmget(k, 'used', 'granted'));
+    const replies = await this.#hmgets(quotaKeys.map((key) => ({ key, fields: ['used', 'granted'] })));
     return replies.map((reply) => {
       const [used, granted] = (reply ?? []) as (string | null)[];
       return (used ?? null) === null && (granted ?? null) === null
@@ -226,33 +264,44 @@ export class RedisStore implements CounterStore {
     });
   }
 
-  /** Reads usage-per-day counters: one GET each, in one pipeline (per node in a Cluster). */
+  /**
+   * Reads usage-per-day counters: one HMGET per month's hash (`dayHashReads`), in one pipeline (per node
+   * in a Cluster). A key that names no day (`...:day:2026-02-30`) was never counted: 0.
+   */
   async readDays(dayKeys: readonly string[]): Promise<number[]> {
-    const replies =
-      this.client instanceof Cluster
-        ? await Promise.all(dayKeys.map((k) => this.client.get(k)))
-        : await this.#pipelined(dayKeys, (p, k) => p.get(k));
-    return replies.map((v) => (typeof v === 'string' ? Number(v) : 0));
+    const { reads } = dayHashReads(dayKeys);
+    const replies = await this.#hmgets(reads);
+    const out = dayKeys.map(() => 0);
+    reads.forEach((read, i) => {
+      const values = (replies[i] ?? []) as (string | null)[];
+      read.positions.forEach((at, j) => {
+        const v = values[j];
+        if (typeof v === 'string') out[at] = Number(v);
+      });
+    });
+    return out;
   }
 
   /**
-   * One command per key in one pipeline (standalone, Sentinel); the replies in order, or the first
-   * error. A Cluster pipeline must stay on one slot: there the commands are issued together instead,
-   * and auto-pipelining batches them per node.
+   * One HMGET per hash in one pipeline (standalone, Sentinel); the replies in order, or the first error.
+   * A Cluster pipeline must stay on one slot: there the commands are issued together instead, and
+   * auto-pipelining batches them per node.
    */
-  async #pipelined(
-    keys: readonly string[],
-    command: (p: ChainableCommander, key: string) => unknown,
-  ): Promise<unknown[]> {
-    if (keys.length === 0) return [];
-    const p = this.client.pipeline();
-    for (const k of keys) command(p, k);
+  async #hmgets(reads: readonly { key: string; fields: readonly string[] }[]): Promise<unknown[]> {
+    if (reads.length === 0) return [];
+    if (this.client instanceof Cluster) {
+      return await Promise.all(reads.map((r) => this.client.hmget(r.key, ...r.fields)));
+    }
+    const p: ChainableCommander = this.client.pipeline();
+    for (const r of reads) p.hmget(r.key, ...r.fields);
     return unwrap(await p.exec());
   }
 
   /**
    * Adds counts made elsewhere (a local store while Redis was away) to a quota counter's `used` or a day
-   * counter, setting the expiry if the key has none. For redis-loss-policy.ts.
+   * counter (`key` a day key: its month's hash), moving the expiry later if it would end sooner (a
+   * quota: `expiresAt` is its period's end; a day: its own expiry). For redis-loss-policy.ts. Rejects
+   * with a {@link CounterKeyError} for a day key that names no day.
    */
   async add(
     kind: 'quota' | 'day',
@@ -261,8 +310,13 @@ export class RedisStore implements CounterStore {
     expiresAt: number,
     now: number,
   ): Promise<void> {
-    const expiry = kind === 'quota' ? expiresAt + this.#marginMs : expiresAt;
-    await this.client.ksAdd(key, kind === 'quota' ? 'used' : '', amount, ttl(expiry - now));
+    if (kind === 'quota') {
+      await this.client.ksAdd(key, 'used', amount, ttl(expiresAt + this.#marginMs - now));
+      return;
+    }
+    const slot = dayHashOf(key);
+    if (slot === undefined) throw notADay(key);
+    await this.client.ksAdd(slot.key, slot.field, amount, ttl(dayHashExpiresAt(slot, expiresAt) - now));
   }
 
   /** Asks Redis for a PONG (the loss policy's probe). */

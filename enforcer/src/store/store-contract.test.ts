@@ -2,6 +2,7 @@
 // a real Redis (Debian's redis-server, started here on a free port) and a real Redis Cluster of three
 // masters. The Redis stores are reached through three connections each, as three replicas would.
 import { randomBytes } from 'node:crypto';
+import { dayHashOf } from '../../../contract/src/identity.ts';
 import { afterAll, beforeAll, describe, it } from 'vitest';
 import { RedisCluster } from '../../../test/ground/redis-cluster.ts';
 import { RedisServer } from '../../../test/ground/redis.ts';
@@ -45,7 +46,10 @@ function memoryLifetime(store: MemoryStore, key: string, now: number): number | 
   return undefined;
 }
 
-/** Redis through `connect()`: three stores on three connections; a key's lifetime is its PTTL. */
+/**
+ * Redis through `connect()`: three stores on three connections; a key's lifetime is its PTTL (a day
+ * key's, its month hash's: `dayHashOf`).
+ */
 function redisKind(
   name: string,
   connect: () => Promise<{ connection: RedisConnection; stop: () => Promise<void> }>,
@@ -65,7 +69,7 @@ function redisKind(
         store,
         peers: stores,
         lifetime: async (key) => {
-          const ms = await store.client.pttl(key);
+          const ms = await store.client.pttl(dayHashOf(key)?.key ?? key);
           return ms >= 0 ? ms : undefined;
         },
       };

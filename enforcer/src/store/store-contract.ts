@@ -21,8 +21,9 @@ export interface ContractStore {
   /** Clients of the same counters, as replicas have (the memory store: itself; Redis: other connections). */
   readonly peers: readonly CounterStore[];
   /**
-   * How many ms `key` has left to live, counted from `now` (undefined when the key is not stored, or
-   * stored without an expiry: a failure of the contract).
+   * How many ms the counter `key` has left to live, counted from `now` (undefined when it is not stored,
+   * or stored without an expiry: a failure of the contract). For a day key, the life of what holds the
+   * day (Redis: its month's hash).
    */
   lifetime(key: string, now: number): Promise<number | undefined>;
 }
@@ -348,6 +349,30 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
     },
   },
   {
+    name: 'days are counted apart, within a month and across months, and read back in the order asked',
+    async run({ store, peers }, plan) {
+      const a = key('a');
+      const days = ['2026-06-10', '2026-06-11', '2026-06-30', '2026-07-01'].map((d) => dayKey(plan, a, d));
+      const charge = (d: string, cost: number, s: CounterStore = store): Promise<ConsumeResult> =>
+        consume(s, {
+          cost,
+          periodEnd: JULY_END,
+          now: T0,
+          dayKey: d,
+          dayExpiresAt: T0 + 120 * DAY,
+        });
+      for (const [i, d] of days.entries()) await charge(d, i + 1);
+      await charge(days[0] as string, 10, peers[1]);
+      // Another subject's days in the same month are its own.
+      await charge(dayKey(plan, key('b'), '2026-06-10'), 7);
+      const asked = [days[3], days[0], dayKey(plan, a, '2026-06-12'), days[2], days[1]] as string[];
+      expect(await store.readDays(asked)).toEqual([4, 11, 0, 3, 2]);
+      expect(await (peers[2] as CounterStore).readDays([dayKey(plan, key('b'), '2026-06-10')])).toEqual([7]);
+      // A day that is no calendar day was never counted.
+      expect(await store.readDays([dayKey(plan, a, '2026-02-30'), days[0] as string])).toEqual([0, 11]);
+    },
+  },
+  {
     name: 'reading costs nothing: unknown counters read as undefined and 0',
     async run({ store }, plan) {
       const k = keysOf(plan, key('a'));
@@ -366,7 +391,7 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
     },
   },
   {
-    name: 'every key it writes expires: the bucket when full, the quota after its period, the day after the retention, markers and alerts with their counter',
+    name: "every key it writes expires: the bucket when full, the quota after its period, the day after the retention (at most its month's), markers and alerts with their counter",
     async run(t, plan) {
       const k = keysOf(plan, key('a'));
       const dayExpiresAt = T0 + DAY + 90 * DAY;
@@ -388,9 +413,20 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
         expect(life, quotaPart).toBeGreaterThan(JUNE_END - T0 - 60_000);
         expect(life, quotaPart).toBeLessThanOrEqual(JUNE_END - T0 + DAY);
       }
+      // A day lives at least until its retention ends, at most until its month's last day's does (Redis
+      // keeps a month of days in one hash).
+      const monthLater = JUNE_END - (T0 + DAY);
       const day = await t.lifetime(k.day, T0);
       expect(day).toBeGreaterThan(dayExpiresAt - T0 - 60_000);
-      expect(day).toBeLessThanOrEqual(dayExpiresAt - T0);
+      expect(day).toBeLessThanOrEqual(dayExpiresAt - T0 + monthLater);
+      // An earlier day of the month counted later (a count added back after an outage) keeps its own
+      // retention and does not shorten the later day's.
+      const early = dayKey(plan, key('a'), '2026-06-03');
+      const earlyExpiresAt = Date.UTC(2026, 5, 4) + 90 * DAY;
+      await consume(t.store, quotaOnly(plan, key('a'), T0, { dayKey: early, dayExpiresAt: earlyExpiresAt }));
+      expect(await t.lifetime(early, T0)).toBeGreaterThan(earlyExpiresAt - T0 - 60_000);
+      expect(await t.lifetime(k.day, T0)).toBeGreaterThan(dayExpiresAt - T0 - 60_000);
+      expect(await t.store.readDays([early, k.day])).toEqual([1, 1]);
     },
   },
   {

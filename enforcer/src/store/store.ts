@@ -26,7 +26,8 @@ export interface ConsumeRequest {
   readonly now: number;
   /**
    * The usage-per-day counter (`dayKey`: the plan's local day), charged the cost when the request is
-   * allowed, whether or not a quota applies. Kept until `dayExpiresAt` (the retention).
+   * allowed, whether or not a quota applies. Kept at least until `dayExpiresAt` (the retention; the Redis
+   * store keeps a month of days in one hash, `dayHashOf`, until the month's last day's retention ends).
    */
   readonly dayKey?: string;
   /** When the day counter may be forgotten (epoch ms): the day's end plus the usage retention. */
