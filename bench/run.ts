@@ -6,7 +6,7 @@ import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { startLocalSystem, stopLocalSystem } from '../test/ground/local-system.ts';
 
-const BENCHES = ['operator', 'enforcer', 'counters'] as const;
+const BENCHES = ['operator', 'enforcer', 'counters', 'redis-memory'] as const;
 const asked = process.argv.slice(2);
 const names = asked.length > 0 ? asked : [...BENCHES];
 for (const n of names) {
