@@ -42,11 +42,17 @@ import {
 } from './measure.ts';
 
 const { values } = parseArgs({
-  options: { seconds: { type: 'string', default: '6' }, rounds: { type: 'string', default: '3' } },
+  options: {
+    seconds: { type: 'string', default: '6' },
+    rounds: { type: 'string', default: '3' },
+    phases: { type: 'string', default: '1,2,3' },
+  },
 });
 /** Seconds of load per target, split over the rounds. */
 const SECONDS = Number(values.seconds);
 const ROUNDS = Number(values.rounds);
+/** The phases to run (`--phases 1` for the Fastify ceiling alone). */
+const PHASES = new Set(values.phases.split(',').map((p) => Number(p.trim())));
 
 // ---- set-up --------------------------------------------------------------------------------------
 
@@ -98,220 +104,234 @@ try {
   children.push(enforcer);
   const checkPath = CHECK_PATH;
 
-  const phase1 = await interleaved(
-    [
-      { port: basePort, path: '/v1/orders', pids: [baseline.pid ?? -1] },
-      { port: enforcer.httpPort, path: checkPath, pids: [enforcer.pid] },
-    ],
-    keyHeaders,
-  );
-  const [rateA = NaN, rateB = NaN] = phase1.rates;
-  const ratioAB = phase1.ratios[1] ?? NaN;
-  console.log('\n1. bare Fastify (a) against the enforcer with 10,000 keys and 100 plans (b), HTTP check');
-  line('(a) bare Fastify route, requests/s', rateA.toFixed(0));
-  line('(b) enforcer deciding, requests/s', rateB.toFixed(0));
-  line('b / a (median of the rounds)', ratioAB.toFixed(3), `target >= 0.85  ${verdict(ratioAB >= 0.85)}`);
-  const [cpuA = NaN, cpuB = NaN] = phase1.perCpu;
-  line('(a) requests per CPU-second of the server', cpuA.toFixed(0));
-  line('(b) requests per CPU-second of the server', cpuB.toFixed(0));
-  line('b / a by CPU-second (robust to a busy machine)', (phase1.cpuRatios[1] ?? NaN).toFixed(3));
+  if (PHASES.has(1)) {
+    const phase1 = await interleaved(
+      [
+        { port: basePort, path: '/v1/orders', pids: [baseline.pid ?? -1] },
+        { port: enforcer.httpPort, path: checkPath, pids: [enforcer.pid] },
+      ],
+      keyHeaders,
+    );
+    const [rateA = NaN, rateB = NaN] = phase1.rates;
+    const ratioAB = phase1.ratios[1] ?? NaN;
+    console.log('\n1. bare Fastify (a) against the enforcer with 10,000 keys and 100 plans (b), HTTP check');
+    line('(a) bare Fastify route, requests/s', rateA.toFixed(0));
+    line('(b) enforcer deciding, requests/s', rateB.toFixed(0));
+    line('b / a (median of the rounds)', ratioAB.toFixed(3), `target >= 0.85  ${verdict(ratioAB >= 0.85)}`);
+    const [cpuA = NaN, cpuB = NaN] = phase1.perCpu;
+    line('(a) requests per CPU-second of the server', cpuA.toFixed(0));
+    line('(b) requests per CPU-second of the server', cpuB.toFixed(0));
+    line('b / a by CPU-second (robust to a busy machine)', (phase1.cpuRatios[1] ?? NaN).toFixed(3));
 
-  const rate = Math.round(rateA / 2);
-  const rawA = keyHeaders.map((h) => rawGet('/v1/orders', h));
-  const rawB = keyHeaders.map((h) => rawGet(checkPath, h));
-  // Interleaved too: a second of each, in turn.
-  const parts: { a: Awaited<ReturnType<typeof paced>>[]; b: Awaited<ReturnType<typeof paced>>[] } = {
-    a: [],
-    b: [],
-  };
-  for (let round = 0; round < ROUNDS; round++) {
-    parts.a.push(await paced(basePort, rawA, rate, SECONDS / ROUNDS));
-    parts.b.push(await paced(enforcer.httpPort, rawB, rate, SECONDS / ROUNDS));
+    const rate = Math.round(rateA / 2);
+    const rawA = keyHeaders.map((h) => rawGet('/v1/orders', h));
+    const rawB = keyHeaders.map((h) => rawGet(checkPath, h));
+    // Interleaved too: a second of each, in turn.
+    const parts: { a: Awaited<ReturnType<typeof paced>>[]; b: Awaited<ReturnType<typeof paced>>[] } = {
+      a: [],
+      b: [],
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      parts.a.push(await paced(basePort, rawA, rate, SECONDS / ROUNDS));
+      parts.b.push(await paced(enforcer.httpPort, rawB, rate, SECONDS / ROUNDS));
+    }
+    const merge = (rs: PacedResult[]): PacedResult => mergePaced(rs);
+    const latA = merge(parts.a);
+    const latB = merge(parts.b);
+    const p99a = percentile(latA.latenciesUs, 99);
+    const p99b = percentile(latB.latenciesUs, 99);
+    line(
+      `at ${rate} requests/s (half of a): (a) p50 / p99, microseconds`,
+      `${percentile(latA.latenciesUs, 50).toFixed(0)} / ${p99a.toFixed(0)}`,
+    );
+    line(
+      `at ${rate} requests/s (half of a): (b) p50 / p99, microseconds`,
+      `${percentile(latB.latenciesUs, 50).toFixed(0)} / ${p99b.toFixed(0)}`,
+    );
+    line('p99(b), microseconds', p99b.toFixed(0), `target <= 1000  ${verdict(p99b <= 1000)}`);
+    line('p99(b) / p99(a)', (p99b / p99a).toFixed(2), `target <= 1.5   ${verdict(p99b / p99a <= 1.5)}`);
   }
-  const merge = (rs: PacedResult[]): PacedResult => mergePaced(rs);
-  const latA = merge(parts.a);
-  const latB = merge(parts.b);
-  const p99a = percentile(latA.latenciesUs, 99);
-  const p99b = percentile(latB.latenciesUs, 99);
-  line(
-    `at ${rate} requests/s (half of a): (a) p50 / p99, microseconds`,
-    `${percentile(latA.latenciesUs, 50).toFixed(0)} / ${p99a.toFixed(0)}`,
-  );
-  line(
-    `at ${rate} requests/s (half of a): (b) p50 / p99, microseconds`,
-    `${percentile(latB.latenciesUs, 50).toFixed(0)} / ${p99b.toFixed(0)}`,
-  );
-  line('p99(b), microseconds', p99b.toFixed(0), `target <= 1000  ${verdict(p99b <= 1000)}`);
-  line('p99(b) / p99(a)', (p99b / p99a).toFixed(2), `target <= 1.5   ${verdict(p99b / p99a <= 1.5)}`);
 
-  // 2. Through Envoy: with the enforcer (HTTP, gRPC) against without.
-  const upstreamPort = await freePort();
-  // The upstream: a plain node:http server, pinned with the other servers.
-  const upstream = startProcess([
-    '-e',
-    `require('node:http').createServer((q,s)=>{q.resume();s.writeHead(200,{'content-type':'text/plain','content-length':2});s.end('ok')}).listen(${upstreamPort},'127.0.0.1')`,
-  ]);
-  await waitListening(upstreamPort);
-  const envoyBinary = binaries().envoy;
-  const envoyPorts = { plain: await freePort(), http: await freePort(), grpc: await freePort() };
-  const envoys = await Promise.all([
-    startEnvoy({
-      binary: envoyBinary,
-      cpus: SERVER_CPU,
-      config: envoyWithoutEnforcer({
-        listenPort: envoyPorts.plain,
-        adminPort: await freePort(),
-        upstreamPort,
+  if (PHASES.has(2)) {
+    // 2. Through Envoy: with the enforcer (HTTP, gRPC) against without.
+    const upstreamPort = await freePort();
+    // The upstream: a plain node:http server, pinned with the other servers.
+    const upstream = startProcess([
+      '-e',
+      `require('node:http').createServer((q,s)=>{q.resume();s.writeHead(200,{'content-type':'text/plain','content-length':2});s.end('ok')}).listen(${upstreamPort},'127.0.0.1')`,
+    ]);
+    await waitListening(upstreamPort);
+    const envoyBinary = binaries().envoy;
+    const envoyPorts = { plain: await freePort(), http: await freePort(), grpc: await freePort() };
+    const envoys = await Promise.all([
+      startEnvoy({
+        binary: envoyBinary,
+        cpus: SERVER_CPU,
+        config: envoyWithoutEnforcer({
+          listenPort: envoyPorts.plain,
+          adminPort: await freePort(),
+          upstreamPort,
+        }),
       }),
-    }),
-    startEnvoy({
-      binary: envoyBinary,
-      cpus: SERVER_CPU,
-      config: envoyWithEnforcer({
-        mode: 'http',
-        listenPort: envoyPorts.http,
-        stage: STAGE_KEY,
-        adminPort: await freePort(),
-        upstreamPort,
-        enforcerHttpPort: enforcer.httpPort,
+      startEnvoy({
+        binary: envoyBinary,
+        cpus: SERVER_CPU,
+        config: envoyWithEnforcer({
+          mode: 'http',
+          listenPort: envoyPorts.http,
+          stage: STAGE_KEY,
+          adminPort: await freePort(),
+          upstreamPort,
+          enforcerHttpPort: enforcer.httpPort,
+        }),
       }),
-    }),
-    startEnvoy({
-      binary: envoyBinary,
-      cpus: SERVER_CPU,
-      config: envoyWithEnforcer({
-        mode: 'grpc',
-        listenPort: envoyPorts.grpc,
-        stage: STAGE_KEY,
-        adminPort: await freePort(),
-        upstreamPort,
-        enforcerGrpcPort: enforcer.grpcPort,
+      startEnvoy({
+        binary: envoyBinary,
+        cpus: SERVER_CPU,
+        config: envoyWithEnforcer({
+          mode: 'grpc',
+          listenPort: envoyPorts.grpc,
+          stage: STAGE_KEY,
+          adminPort: await freePort(),
+          upstreamPort,
+          enforcerGrpcPort: enforcer.grpcPort,
+        }),
       }),
-    }),
-  ]);
-  children.push(...envoys);
-  const [plainEnvoy, httpEnvoy, grpcEnvoy] = envoys;
-  const phase2 = await interleaved(
-    [
-      { port: envoyPorts.plain, path: '/v1/orders', pids: [plainEnvoy.pid, upstream.pid ?? -1] },
-      { port: envoyPorts.http, path: '/v1/orders', pids: [httpEnvoy.pid, enforcer.pid, upstream.pid ?? -1] },
-      { port: envoyPorts.grpc, path: '/v1/orders', pids: [grpcEnvoy.pid, enforcer.pid, upstream.pid ?? -1] },
-    ],
-    keyHeaders,
-  );
-  const [plain = NaN, viaHttp = NaN, viaGrpc = NaN] = phase2.rates;
-  const [, httpRatio = NaN, grpcRatio = NaN] = phase2.ratios;
-  console.log('\n2. client -> Envoy -> (enforcer) -> upstream');
-  line('Envoy -> upstream, requests/s', plain.toFixed(0));
-  line('Envoy -> enforcer (HTTP ext_authz) -> upstream, requests/s', viaHttp.toFixed(0));
-  line('Envoy -> enforcer (gRPC ext_authz) -> upstream, requests/s', viaGrpc.toFixed(0));
-  line(
-    'HTTP ext_authz / none (median of the rounds)',
-    httpRatio.toFixed(3),
-    `target >= 0.60  ${verdict(httpRatio >= 0.6)}`,
-  );
-  line(
-    'gRPC ext_authz / none (median of the rounds)',
-    grpcRatio.toFixed(3),
-    `target >= 0.60  ${verdict(grpcRatio >= 0.6)}`,
-  );
-  const [, httpCpu = NaN, grpcCpu = NaN] = phase2.cpuRatios;
-  line('HTTP ext_authz / none by CPU-second of all the servers', httpCpu.toFixed(3));
-  line('gRPC ext_authz / none by CPU-second of all the servers', grpcCpu.toFixed(3));
-  for (const e of envoys) await e.stop();
+    ]);
+    children.push(...envoys);
+    const [plainEnvoy, httpEnvoy, grpcEnvoy] = envoys;
+    const phase2 = await interleaved(
+      [
+        { port: envoyPorts.plain, path: '/v1/orders', pids: [plainEnvoy.pid, upstream.pid ?? -1] },
+        {
+          port: envoyPorts.http,
+          path: '/v1/orders',
+          pids: [httpEnvoy.pid, enforcer.pid, upstream.pid ?? -1],
+        },
+        {
+          port: envoyPorts.grpc,
+          path: '/v1/orders',
+          pids: [grpcEnvoy.pid, enforcer.pid, upstream.pid ?? -1],
+        },
+      ],
+      keyHeaders,
+    );
+    const [plain = NaN, viaHttp = NaN, viaGrpc = NaN] = phase2.rates;
+    const [, httpRatio = NaN, grpcRatio = NaN] = phase2.ratios;
+    console.log('\n2. client -> Envoy -> (enforcer) -> upstream');
+    line('Envoy -> upstream, requests/s', plain.toFixed(0));
+    line('Envoy -> enforcer (HTTP ext_authz) -> upstream, requests/s', viaHttp.toFixed(0));
+    line('Envoy -> enforcer (gRPC ext_authz) -> upstream, requests/s', viaGrpc.toFixed(0));
+    line(
+      'HTTP ext_authz / none (median of the rounds)',
+      httpRatio.toFixed(3),
+      `target >= 0.60  ${verdict(httpRatio >= 0.6)}`,
+    );
+    line(
+      'gRPC ext_authz / none (median of the rounds)',
+      grpcRatio.toFixed(3),
+      `target >= 0.60  ${verdict(grpcRatio >= 0.6)}`,
+    );
+    const [, httpCpu = NaN, grpcCpu = NaN] = phase2.cpuRatios;
+    line('HTTP ext_authz / none by CPU-second of all the servers', httpCpu.toFixed(3));
+    line('gRPC ext_authz / none by CPU-second of all the servers', grpcCpu.toFixed(3));
+    for (const e of envoys) await e.stop();
+  }
   await enforcer.stop();
 
-  // 3. 100,000 keys: load, memory, and stalls during a reload.
-  console.log('\n3. a config of 100,000 keys and 100 plans');
-  const big = config(100_000);
-  const fileA = join(dir, 'config-100k-a.json');
-  const fileB = join(dir, 'config-100k-b.json');
-  writeFileSync(fileA, big.text);
-  writeFileSync(fileB, config(100_000, '-b').text);
-  // The settings docs/enforcer.md recommends for many keys: a small young generation, two malloc arenas.
-  const NODE_FLAGS = ['--max-semi-space-size=4'];
-  const LEAN_ENV = { MALLOC_ARENA_MAX: '2' };
-  const probe = JSON.parse(
-    execFileSync(
-      'taskset',
-      [
-        '-c',
-        SERVER_CPU,
-        process.execPath,
-        '--expose-gc',
-        ...NODE_FLAGS,
-        join(import.meta.dirname, 'enforcer-stall.ts'),
-        fileA,
-        fileB,
-      ],
-      { encoding: 'utf8', env: { ...process.env, ...LEAN_ENV } },
-    ),
-  ) as {
-    keys: number;
-    loadMs: number;
-    rssMb: number;
-    rssWithWorkerMb: number;
-    heapMb: number;
-    reloadMs: number;
-    longestStallMs: number;
-  };
-  line(
-    'load time (read, validate, index; worker started ahead), ms',
-    probe.loadMs.toFixed(0),
-    `target < 1000  ${verdict(probe.loadMs < 1000)}`,
-  );
-  line('  heap in use after it (the catalog and the loader code), MB', probe.heapMb.toFixed(0));
-  line('  resident memory of the loading process after it, MB', probe.rssMb.toFixed(0));
-  line('  (while the parse worker was alive, MB)', probe.rssWithWorkerMb.toFixed(0));
-  line('reload of a config whose every shard changed (cold worker), ms', probe.reloadMs.toFixed(0));
-  line(
-    'longest main-thread stall during the reload, ms',
-    probe.longestStallMs.toFixed(1),
-    `target < 50    ${verdict(probe.longestStallMs < 50)}`,
-  );
+  if (PHASES.has(3)) {
+    // 3. 100,000 keys: load, memory, and stalls during a reload.
+    console.log('\n3. a config of 100,000 keys and 100 plans');
+    const big = config(100_000);
+    const fileA = join(dir, 'config-100k-a.json');
+    const fileB = join(dir, 'config-100k-b.json');
+    writeFileSync(fileA, big.text);
+    writeFileSync(fileB, config(100_000, '-b').text);
+    // The settings docs/enforcer.md recommends for many keys: a small young generation, two malloc arenas.
+    const NODE_FLAGS = ['--max-semi-space-size=4'];
+    const LEAN_ENV = { MALLOC_ARENA_MAX: '2' };
+    const probe = JSON.parse(
+      execFileSync(
+        'taskset',
+        [
+          '-c',
+          SERVER_CPU,
+          process.execPath,
+          '--expose-gc',
+          ...NODE_FLAGS,
+          join(import.meta.dirname, 'enforcer-stall.ts'),
+          fileA,
+          fileB,
+        ],
+        { encoding: 'utf8', env: { ...process.env, ...LEAN_ENV } },
+      ),
+    ) as {
+      keys: number;
+      loadMs: number;
+      rssMb: number;
+      rssWithWorkerMb: number;
+      heapMb: number;
+      reloadMs: number;
+      longestStallMs: number;
+    };
+    line(
+      'load time (read, validate, index; worker started ahead), ms',
+      probe.loadMs.toFixed(0),
+      `target < 1000  ${verdict(probe.loadMs < 1000)}`,
+    );
+    line('  heap in use after it (the catalog and the loader code), MB', probe.heapMb.toFixed(0));
+    line('  resident memory of the loading process after it, MB', probe.rssMb.toFixed(0));
+    line('  (while the parse worker was alive, MB)', probe.rssWithWorkerMb.toFixed(0));
+    line('reload of a config whose every shard changed (cold worker), ms', probe.reloadMs.toFixed(0));
+    line(
+      'longest main-thread stall during the reload, ms',
+      probe.longestStallMs.toFixed(1),
+      `target < 50    ${verdict(probe.longestStallMs < 50)}`,
+    );
 
-  // The whole enforcer process: its memory with 10 keys and with 100,000, and decisions during a reload.
-  const rssOf = rssMb;
-  const lean = { cpus: SERVER_CPU, nodeArgs: NODE_FLAGS, env: LEAN_ENV, readyTimeoutMs: 60_000 };
-  const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });
-  children.push(e10k);
-  await sleep(1500);
-  const rssSmall = rssOf(e10k.pid);
-  await e10k.stop();
-  const live = join(dir, 'config-live.json');
-  writeFileSync(live, big.text);
-  const e100k = await startEnforcerProcess({
-    ...lean,
-    config: live,
-    args: ['--log-level', 'warn', '--metrics-key-id', 'false', '--poll-interval', '0.2'],
-  });
-  children.push(e100k);
-  await sleep(1500);
-  const rssBig = rssOf(e100k.pid);
-  line('the enforcer process (run from .ts), 10,000 keys, resident MB', rssSmall.toFixed(0));
-  line(
-    'the enforcer process (run from .ts), 100,000 keys, resident MB',
-    rssBig.toFixed(0),
-    `target < 150   ${verdict(rssBig < 150)}`,
-  );
-  const rawBig = big.values.slice(0, 1000).map((v) => rawGet(checkPath, { 'x-api-key': v }));
-  // The control: the same load without a reload, so a stall of the machine is not blamed on the reload.
-  const quiet = await paced(e100k.httpPort, rawBig, 2000, 3);
-  const quietWorst = quiet.latenciesUs[quiet.latenciesUs.length - 1] ?? NaN;
-  line('longest decision without a reload (2000 req/s, the control), ms', (quietWorst / 1000).toFixed(1));
-  const during = paced(e100k.httpPort, rawBig, 2000, 3);
-  await sleep(500);
-  writeFileSync(`${live}.next`, readFileSync(fileB));
-  renameSync(`${live}.next`, live);
-  const r = await during;
-  const reloaded = await (await fetch(`http://127.0.0.1:${e100k.adminPort}/metrics`)).text();
-  const generation = Number(/keystile_config_generation (\d+)/.exec(reloaded)?.[1] ?? 0);
-  const worst = r.latenciesUs[r.latenciesUs.length - 1] ?? NaN;
-  line(
-    `longest decision during the reload (2000 req/s, generation ${generation}), ms`,
-    (worst / 1000).toFixed(1),
-    `target < 50    ${verdict(worst / 1000 < 50 && generation === 2)}`,
-  );
+    // The whole enforcer process: its memory with 10 keys and with 100,000, and decisions during a reload.
+    const rssOf = rssMb;
+    const lean = { cpus: SERVER_CPU, nodeArgs: NODE_FLAGS, env: LEAN_ENV, readyTimeoutMs: 60_000 };
+    const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });
+    children.push(e10k);
+    await sleep(1500);
+    const rssSmall = rssOf(e10k.pid);
+    await e10k.stop();
+    const live = join(dir, 'config-live.json');
+    writeFileSync(live, big.text);
+    const e100k = await startEnforcerProcess({
+      ...lean,
+      config: live,
+      args: ['--log-level', 'warn', '--metrics-key-id', 'false', '--poll-interval', '0.2'],
+    });
+    children.push(e100k);
+    await sleep(1500);
+    const rssBig = rssOf(e100k.pid);
+    line('the enforcer process (run from .ts), 10,000 keys, resident MB', rssSmall.toFixed(0));
+    line(
+      'the enforcer process (run from .ts), 100,000 keys, resident MB',
+      rssBig.toFixed(0),
+      `target < 150   ${verdict(rssBig < 150)}`,
+    );
+    const rawBig = big.values.slice(0, 1000).map((v) => rawGet(checkPath, { 'x-api-key': v }));
+    // The control: the same load without a reload, so a stall of the machine is not blamed on the reload.
+    const quiet = await paced(e100k.httpPort, rawBig, 2000, 3);
+    const quietWorst = quiet.latenciesUs[quiet.latenciesUs.length - 1] ?? NaN;
+    line('longest decision without a reload (2000 req/s, the control), ms', (quietWorst / 1000).toFixed(1));
+    const during = paced(e100k.httpPort, rawBig, 2000, 3);
+    await sleep(500);
+    writeFileSync(`${live}.next`, readFileSync(fileB));
+    renameSync(`${live}.next`, live);
+    const r = await during;
+    const reloaded = await (await fetch(`http://127.0.0.1:${e100k.adminPort}/metrics`)).text();
+    const generation = Number(/keystile_config_generation (\d+)/.exec(reloaded)?.[1] ?? 0);
+    const worst = r.latenciesUs[r.latenciesUs.length - 1] ?? NaN;
+    line(
+      `longest decision during the reload (2000 req/s, generation ${generation}), ms`,
+      (worst / 1000).toFixed(1),
+      `target < 50    ${verdict(worst / 1000 < 50 && generation === 2)}`,
+    );
+  }
 } finally {
   await cleanup();
 }

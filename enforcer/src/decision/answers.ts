@@ -139,7 +139,7 @@ export function allow(
   reason: Reason,
   context: DecisionContext,
   clientHeaders: Record<string, string>,
-  upstreamHeaders: Record<string, string>,
+  upstreamHeaders: Readonly<Record<string, string>>,
   removeHeaders: readonly string[],
   wouldDeny?: Reason,
 ): Decision {

@@ -27,7 +27,7 @@ import {
   UPSTREAM_HEADERS,
 } from './answers.ts';
 import { PeriodCache, type PeriodWindow } from '../../../contract/src/calendar-period.ts';
-import { CounterNames } from './counter-names.ts';
+import { KeyCache } from './key-cache.ts';
 import type { Clock } from './clock.ts';
 import {
   parseHmacAuthorization,
@@ -37,7 +37,7 @@ import {
 } from './key-pair-signature.ts';
 import { type KeySource, presentedKey } from './key-source.ts';
 import { rateLimitField, rateLimitHeaders, retryAfterSeconds } from './ratelimit-headers.ts';
-import { matchMethod, matchPath, pathSegments } from './route-match.ts';
+import { matchMethod, matchPathIn, pathEnd } from './route-match.ts';
 
 export type { Decision } from './answers.ts';
 
@@ -77,15 +77,15 @@ export interface DecideContext {
   readonly options: DecideOptions;
   /** Remembers each quota spec's current window (one computation per period). */
   readonly periods: PeriodCache;
-  /** Remembers each key's counter keys. */
-  readonly counterNames: CounterNames;
+  /** Remembers each key's windows, counter keys and upstream headers. */
+  readonly keys: KeyCache;
 }
 
 const DAY_MS = 86_400_000;
 
 /** A context with fresh caches. */
 export function decideContext(options: DecideOptions): DecideContext {
-  return { options, periods: new PeriodCache(), counterNames: new CounterNames() };
+  return { options, periods: new PeriodCache(), keys: new KeyCache() };
 }
 
 /** SHA-256 of a presented value, hex: `hashKey` of contract/src/key-format.ts, in one call (a test keeps them equal). */
@@ -107,6 +107,8 @@ export interface Identified {
   readonly throttle: { readonly rate: number; readonly burst: number } | undefined;
   /** The header that carried the key, to remove before the upstream. */
   readonly keyHeader: string | undefined;
+  /** The headers an allow sets on the upstream request (shared: never modify). */
+  readonly upstream: Readonly<Record<string, string>>;
 }
 
 const SIGNATURE_REASONS: Readonly<Record<SignatureFailure, Reason>> = {
@@ -130,7 +132,6 @@ export function identify(
   // 1. The stage.
   const stage = request.stage === undefined ? undefined : catalog.stages.get(request.stage);
   if (stage === undefined) return deny(Reason.UnknownStage, {}, options);
-  const ctx = { stage: stage.key };
 
   // 2. The key.
   let key: KeyEntry;
@@ -144,29 +145,34 @@ export function identify(
     const hash = value.length <= MAX_KEY_LENGTH ? sha256Hex(value) : '';
     const entry = hash === '' ? undefined : stage.byHash.get(hash);
     if (entry === undefined) {
-      if (parseKey(value).kind === 'malformed') return deny(Reason.MalformedKey, ctx, options);
+      if (parseKey(value).kind === 'malformed')
+        return deny(Reason.MalformedKey, { stage: stage.key }, options);
       return deny(
         boundElsewhere(catalog, stage, hash) ? Reason.KeyNotBound : Reason.UnknownKey,
-        ctx,
+        { stage: stage.key },
         options,
       );
     }
     key = keyOf(entry);
     if (isRotated(entry) && !(now < entry.validUntil)) {
-      return deny(Reason.KeyRotatedOut, { ...ctx, plan: stage.plans.get(key.plan), keyId: key.id }, options);
+      return deny(
+        Reason.KeyRotatedOut,
+        { stage: stage.key, plan: stage.plans.get(key.plan), keyId: key.id },
+        options,
+      );
     }
     keyHeader = presented.header;
   } else {
     const authorization = options.keyPairs ? request.header('authorization') : undefined;
     if (authorization === undefined || !/^hmac[ \t]/i.test(authorization)) {
-      return deny(Reason.MissingKey, ctx, options);
+      return deny(Reason.MissingKey, { stage: stage.key }, options);
     }
     const parsed = parseHmacAuthorization(authorization);
-    if (!parsed.ok) return deny(Reason.MalformedSignature, ctx, options);
+    if (!parsed.ok) return deny(Reason.MalformedSignature, { stage: stage.key }, options);
     const pair = stage.bySecretId.get(parsed.value.id);
     if (pair === undefined) {
       const elsewhere = pairElsewhere(catalog, stage, parsed.value.id);
-      return deny(elsewhere ? Reason.KeyNotBound : Reason.UnknownKey, ctx, options);
+      return deny(elsewhere ? Reason.KeyNotBound : Reason.UnknownKey, { stage: stage.key }, options);
     }
     const plan = stage.plans.get(pair.key.plan);
     let failure: SignatureFailure | undefined;
@@ -183,7 +189,7 @@ export function identify(
       );
       if (result.ok) {
         if (secret.validUntil !== undefined && !(now < secret.validUntil)) {
-          return deny(Reason.KeyRotatedOut, { ...ctx, plan, keyId: pair.key.id }, options);
+          return deny(Reason.KeyRotatedOut, { stage: stage.key, plan, keyId: pair.key.id }, options);
         }
         verified = true;
         break;
@@ -195,45 +201,58 @@ export function identify(
     if (!verified) {
       return deny(
         SIGNATURE_REASONS[failure ?? 'bad-signature'],
-        { ...ctx, plan, keyId: pair.key.id },
+        { stage: stage.key, plan, keyId: pair.key.id },
         options,
       );
     }
     key = pair.key;
   }
   const plan = stage.plans.get(key.plan);
-  if (!key.enabled) return deny(Reason.KeyDisabled, { ...ctx, plan, keyId: key.id }, options);
+  if (!key.enabled) return deny(Reason.KeyDisabled, { stage: stage.key, plan, keyId: key.id }, options);
   if (key.expiresAt !== undefined && !(now < key.expiresAt)) {
-    return deny(Reason.KeyExpired, { ...ctx, plan, keyId: key.id }, options);
+    return deny(Reason.KeyExpired, { stage: stage.key, plan, keyId: key.id }, options);
   }
-  if (plan === undefined) return deny(Reason.KeyNotBound, { ...ctx, plan, keyId: key.id }, options);
+  if (plan === undefined) return deny(Reason.KeyNotBound, { stage: stage.key, plan, keyId: key.id }, options);
 
   // 3. The route.
   let route: RouteEntry | undefined;
-  if (plan.routes.length > 0) {
-    const segments = pathSegments(request.path);
-    route = plan.routes.find((r) => matchMethod(r.methods, request.method) && matchPath(r.path, segments));
+  const routes = plan.routes;
+  if (routes.length > 0) {
+    const path = request.path;
+    const end = pathEnd(path);
+    for (const r of routes) {
+      if (matchMethod(r.methods, request.method) && matchPathIn(r.path, path, end)) {
+        route = r;
+        break;
+      }
+    }
   }
 
   // 4. and 5., prepared for the store.
   const throttle = route?.throttle ?? plan.throttle;
   const quota = plan.quota;
-  const window = quota === undefined ? undefined : context.periods.window(quota.spec, now);
-  const day = quota?.spec.period === 'DAY' ? window : context.periods.window(plan.day, now);
-  const names = context.counterNames.of(key, plan, route, window?.id ?? '', day?.id ?? '');
+  const state = context.keys.at(
+    key,
+    plan,
+    route,
+    now,
+    context.periods,
+    (options.usageRetentionDays ?? DEFAULT_USAGE_RETENTION_DAYS) * DAY_MS,
+  );
+  const window = state.window;
   const consume: ConsumeRequest = {
-    bucketKey: throttle === undefined ? undefined : names.bucket,
+    bucketKey: throttle === undefined ? undefined : state.bucket,
     bucketLimit: throttle,
-    quotaKey: quota === undefined ? undefined : names.quota,
+    quotaKey: quota === undefined ? undefined : state.quota,
     quotaLimit: quota?.limit,
     cost: route?.cost ?? 1,
     periodEnd: window?.end ?? now,
     now,
-    dayKey: names.day,
-    dayExpiresAt: (day?.end ?? now) + (options.usageRetentionDays ?? DEFAULT_USAGE_RETENTION_DAYS) * DAY_MS,
+    dayKey: state.dayKey,
+    dayExpiresAt: state.dayExpiresAt,
     thresholds: quota !== undefined && plan.alertThresholds.length > 0 ? plan.alertThresholds : undefined,
   };
-  return { stage, key, plan, route, consume, window, throttle, keyHeader };
+  return { stage, key, plan, route, consume, window, throttle, keyHeader, upstream: state.upstream };
 }
 
 /** Whether a value unknown on `stage` is known on another stage this enforcer serves. */
@@ -355,14 +374,13 @@ export function conclude(
     return result.crossed === undefined ? denied : { ...denied, crossed: result.crossed };
   }
 
-  const upstream: Record<string, string> = {
-    [UPSTREAM_HEADERS.keyId]: id.key.id,
-    [UPSTREAM_HEADERS.plan]: id.plan.name,
-  };
-  if (id.key.customer !== undefined) upstream[UPSTREAM_HEADERS.customer] = id.key.customer;
+  let upstream = id.upstream;
   let reason: Reason = Reason.Allowed;
   if (denial !== undefined) {
-    upstream[UPSTREAM_HEADERS.shadow] = denial === Reason.Throttled ? 'throttled' : 'quota-exceeded';
+    upstream = {
+      ...upstream,
+      [UPSTREAM_HEADERS.shadow]: denial === Reason.Throttled ? 'throttled' : 'quota-exceeded',
+    };
     delete headers['retry-after'];
     reason = denial === Reason.Throttled ? Reason.ShadowThrottled : Reason.ShadowQuotaExceeded;
   }

@@ -59,6 +59,40 @@ export function matchPath(pattern: PathPattern, segments: readonly string[]): bo
   return true;
 }
 
+const SLASH = 0x2f;
+
+/** Where the matched part of a request path ends: before its query or fragment. */
+export function pathEnd(path: string): number {
+  let end = path.indexOf('?');
+  if (end < 0) end = path.length;
+  const h = path.indexOf('#');
+  return h >= 0 && h < end ? h : end;
+}
+
+/**
+ * {@link matchPath} of {@link pathSegments}, read off `path` in place (no segment strings): the same
+ * answer for every path, for the hot path. `end` is {@link pathEnd} of `path`.
+ */
+export function matchPathIn(pattern: PathPattern, path: string, end: number): boolean {
+  // The bounds pathSegments splits: one leading and one trailing '/' dropped.
+  const start = end > 0 && path.charCodeAt(0) === SLASH ? 1 : 0;
+  const stop = end > start && path.charCodeAt(end - 1) === SLASH ? end - 1 : end;
+  const want = pattern.segments;
+  if (start >= stop) return want.length === 0;
+  let pos = start;
+  for (const w of want) {
+    // No segment left, or an empty one: no match (a pattern segment is never empty).
+    if (pos > stop) return false;
+    let next = path.indexOf('/', pos);
+    if (next < 0 || next > stop) next = stop;
+    if (next === pos) return false;
+    if (w !== '*' && (next - pos !== w.length || !path.startsWith(w, pos))) return false;
+    pos = next + 1;
+  }
+  // Every pattern segment matched: the rest may be anything with '/**', else nothing may be left.
+  return pattern.rest || pos > stop;
+}
+
 /** A method filter: undefined matches any method; otherwise the upper-case methods matched. */
 export type MethodFilter = ReadonlySet<string> | undefined;
 

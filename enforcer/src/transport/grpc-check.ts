@@ -70,7 +70,7 @@ export function checkRequestOf(message: CheckRequestMessage): CheckRequest {
   const http = attributes?.request?.http;
   const headers = http?.headers;
   let lookup: (name: string) => string | undefined;
-  if (headers !== undefined && Object.keys(headers).length > 0) {
+  if (headers !== undefined && hasOwnKeys(headers)) {
     lookup = (name) =>
       Object.hasOwn(headers, name) && typeof headers[name] === 'string' ? headers[name] : undefined;
   } else {
@@ -88,11 +88,27 @@ export function checkRequestOf(message: CheckRequestMessage): CheckRequest {
       ? extensions[STAGE_CONTEXT_EXTENSION]
       : undefined;
   return {
-    stage: contextStage(stage),
+    stage: extensionStage(stage),
     method: http?.method ?? 'GET',
     path: http?.path ?? '/',
     header: lookup,
   };
+}
+
+/** Whether an object has an own enumerable property (without listing them all). */
+function hasOwnKeys(object: object): boolean {
+  for (const name in object) if (Object.hasOwn(object, name)) return true;
+  return false;
+}
+
+/** The last context extension and the stage it names: a route sends the same one on every check. */
+let lastExtension: { readonly value: string; readonly stage: string | undefined } | undefined;
+function extensionStage(value: string | undefined): string | undefined {
+  const last = lastExtension;
+  if (value !== undefined && last !== undefined && value === last.value) return last.stage;
+  const stage = contextStage(value);
+  if (typeof value === 'string') lastExtension = { value, stage };
+  return stage;
 }
 
 const OK = 0;
@@ -104,13 +120,27 @@ const header = (key: string, value: string): Record<string, unknown> => ({
   append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
 });
 
+/**
+ * The header options of a decision's upstream headers, remembered per headers object: a key's allows
+ * share one (decision/key-cache.ts), so its options are built once.
+ */
+const upstreamOptions = new WeakMap<object, Record<string, unknown>[]>();
+function upstreamHeaderOptions(headers: Readonly<Record<string, string>>): Record<string, unknown>[] {
+  let options = upstreamOptions.get(headers);
+  if (options === undefined) {
+    options = Object.entries(headers).map(([k, v]) => header(k, v));
+    if (Object.isFrozen(headers)) upstreamOptions.set(headers, options);
+  }
+  return options;
+}
+
 /** A decision as a CheckResponse. */
 export function checkResponseOf(d: Decision): Record<string, unknown> {
   if (d.allowed) {
     return {
       status: { code: OK },
       ok_response: {
-        headers: Object.entries(d.upstreamHeaders).map(([k, v]) => header(k, v)),
+        headers: upstreamHeaderOptions(d.upstreamHeaders),
         headers_to_remove: d.removeHeaders,
         response_headers_to_add: Object.entries(d.clientHeaders).map(([k, v]) => header(k, v)),
       },

@@ -32,8 +32,22 @@ describe('splitCheckPath', () => {
     ['/keystile/Shop/orders/prod/x', undefined, '/keystile/Shop/orders/prod/x'],
     ['/v1/orders', undefined, '/v1/orders'],
     ['/keystile//orders/prod/x', undefined, '/keystile//orders/prod/x'],
+    ['/keystile/shop/orders/prodx/y', 'shop/orders/prodx', '/y'],
+    ['/keystile/shop/orders/prod#f', 'shop/orders/prod', '/#f'],
+    ['/keystile/shop/orders/prod/', 'shop/orders/prod', '/'],
+    ['/keystile/shop/orders/pro', 'shop/orders/pro', '/'],
   ])('%s -> %s %s', (url, s, path) => {
     expect(splitCheckPath(url)).toEqual({ stage: s, path });
+    // The same answer whatever prefix came before (the last valid one is remembered).
+    for (const before of [
+      '/keystile/shop/orders/prod/v1',
+      '/keystile/shop/orders/prodx',
+      '/keystile/a/b/c?q',
+    ]) {
+      splitCheckPath(before);
+      expect(splitCheckPath(url), `after ${before}`).toEqual({ stage: s, path });
+      expect(splitCheckPath(url), `twice after ${before}`).toEqual({ stage: s, path });
+    }
   });
 });
 
