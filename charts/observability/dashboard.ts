@@ -532,13 +532,15 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Reconcile duration',
-        description: 'p50 and p99 of reconcile time by kind. A namespace render is linear in its keys.',
+        description:
+          'p50 and p99 of reconcile time by kind (namespace: render and write; key: a key Secret), and p99 of the in-memory render alone by mode: incremental renders only what changed, a full render (at start, or when plans or bindings change shape) is linear in the keys.',
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
           { expr: quantile(0.5, OPERATOR.reconcileSeconds, 'le, kind'), legend: 'p50 {{kind}}' },
           { expr: quantile(0.99, OPERATOR.reconcileSeconds, 'le, kind'), legend: 'p99 {{kind}}' },
+          { expr: quantile(0.99, OPERATOR.renderSeconds, 'le, mode'), legend: 'p99 render {{mode}}' },
         ],
       },
       {

@@ -13,7 +13,7 @@ describe('loadConfig', () => {
       metricsPerKey: true,
       timeoutMs: 5000,
     });
-    expect(c.workers).toBe(16);
+    expect(c.workers).toBe(32);
     expect(c.lease.name).toBe('keystile-operator');
   });
 

@@ -60,7 +60,10 @@ export interface OperatorConfig {
   readonly healthPort: number;
   /** KEYSTILE_HEALTH_HOST: the address they bind (default 0.0.0.0, for the kubelet and Prometheus). */
   readonly healthHost: string;
-  /** KEYSTILE_WORKERS: how many objects are reconciled at once (default 16: the work waits on the API server, not the CPU). */
+  /**
+   * KEYSTILE_WORKERS: how many keys are reconciled at once, and how many writes one namespace's reconcile
+   * makes at once (default 32: the work waits on the API server, not the CPU).
+   */
   readonly workers: number;
   /** KEYSTILE_LOG_LEVEL: trace, debug, info (default), warn, error. */
   readonly logLevel: string;
@@ -137,8 +140,9 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
   {
     flag: 'workers',
     env: 'KEYSTILE_WORKERS',
-    default: '16',
-    meaning: 'Reconciles at once (they wait on the API server, not the CPU).',
+    default: '32',
+    meaning:
+      "Reconciles at once, and a namespace's writes at once (they wait on the API server, not the CPU).",
   },
   {
     flag: 'debounce-ms',

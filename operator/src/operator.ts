@@ -6,6 +6,7 @@
 import type { KubernetesObject } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import type { OperatorConfig } from './config.ts';
+import { Debouncer } from './controllers/debounce.ts';
 import { Reconciler } from './controllers/reconciler.ts';
 import { RetryAfter, WorkQueue } from './controllers/queue.ts';
 import type { Clients } from './kube/clients.ts';
@@ -18,6 +19,14 @@ import type { OperatorMetrics } from './telemetry/metrics.ts';
 import { UsagePoller } from './usage/poller.ts';
 import { connectRedis, type RedisCounters } from './usage/redis-counters.ts';
 import { UsageView } from './usage/view.ts';
+
+/** Namespaces reconciled at once (each namespace is never reconciled twice at once). */
+const NAMESPACE_WORKERS = 4;
+/**
+ * The longest a namespace's changes wait while more keep coming: a busy namespace renders about this
+ * often instead of after every key (a lone change waits only --debounce-ms).
+ */
+const MAX_DEBOUNCE_MS = 2000;
 
 /** A running operator. */
 export interface Operator {
@@ -49,42 +58,41 @@ export async function startOperator(
   const usageOn = redis !== undefined || config.usage.endpoints.length > 0;
   let poller: UsagePoller | undefined;
 
-  // The queue runs only while this replica leads; a new one is made each time it wins the Lease.
-  let queue: WorkQueue | undefined;
-  const newQueue = (): WorkQueue => {
-    const q = new WorkQueue(
-      async (item) => {
-        const [kind, rest] = item.split(':', 2) as [string, string];
-        try {
-          if (kind === 'ns') {
-            await reconciler.reconcileNamespace(rest);
-          } else {
-            const [ns = '', name = ''] = rest.split('/');
-            await reconciler.reconcileKey(ns, name);
-          }
-        } catch (err) {
-          // API Priority and Fairness said wait (429 with Retry-After): the retry waits that long.
-          const delay = retryAfterMs(err);
-          throw delay !== undefined ? new RetryAfter(delay, describe(err)) : err;
-        }
-      },
-      {
-        concurrency: config.workers,
-        onError: (item, err, attempt) => {
-          // A conflict only means our cache was behind a write (often our own): the retry reads it fresh.
-          if (isConflict(err)) log.debug({ item, attempt }, 'conflict; retrying');
-          else log.warn({ item, attempt, err: describe(err) }, 'reconcile failed; retrying');
-        },
-        onDone: (item, seconds, ok) => {
-          const kind = item.startsWith('ns:') ? 'namespace' : 'key';
-          metrics.reconciles.inc({ kind, result: ok ? 'ok' : 'error' });
-          metrics.reconcileSeconds.observe({ kind }, seconds);
-          metrics.queueDepth.set(q.depth);
-        },
-      },
-    );
-    return q;
+  // The queues run only while this replica leads; new ones are made each time it wins the Lease. Keys
+  // (their Secrets) and namespaces (render, objects, statuses) have a queue each, so that a render never
+  // waits behind thousands of queued keys.
+  let queues: { keys: WorkQueue; namespaces: WorkQueue; debounce: Debouncer } | undefined;
+  const handle = async (item: string): Promise<void> => {
+    const [kind, rest] = item.split(':', 2) as [string, string];
+    try {
+      if (kind === 'ns') {
+        await reconciler.reconcileNamespace(rest);
+      } else {
+        const [ns = '', name = ''] = rest.split('/');
+        await reconciler.reconcileKey(ns, name);
+      }
+    } catch (err) {
+      // API Priority and Fairness said wait (429 with Retry-After): the retry waits that long.
+      const delay = retryAfterMs(err);
+      throw delay !== undefined ? new RetryAfter(delay, describe(err)) : err;
+    }
   };
+  const depth = (): number => (queues ? queues.keys.depth + queues.namespaces.depth : 0);
+  const newQueue = (concurrency: number): WorkQueue =>
+    new WorkQueue(handle, {
+      concurrency,
+      onError: (item, err, attempt) => {
+        // A conflict only means our cache was behind a write (often our own): the retry reads it fresh.
+        if (isConflict(err)) log.debug({ item, attempt }, 'conflict; retrying');
+        else log.warn({ item, attempt, err: describe(err) }, 'reconcile failed; retrying');
+      },
+      onDone: (item, seconds, ok) => {
+        const kind = item.startsWith('ns:') ? 'namespace' : 'key';
+        metrics.reconciles.inc({ kind, result: ok ? 'ok' : 'error' });
+        metrics.reconcileSeconds.observe({ kind }, seconds);
+        metrics.queueDepth.set(depth());
+      },
+    });
 
   const reconciler = new Reconciler({
     informers,
@@ -95,17 +103,19 @@ export async function startOperator(
     now: () => new Date(),
     usage: view,
     requeueNamespace: (ns, afterMs) => {
-      queue?.addAfter(`ns:${ns}`, Math.min(afterMs ?? config.debounceMs, 2 ** 31 - 1));
+      if (afterMs === undefined) queues?.debounce.touch(`ns:${ns}`);
+      else queues?.namespaces.addAfter(`ns:${ns}`, Math.min(afterMs, 2 ** 31 - 1));
     },
     requeueKey: (ns, name, afterMs) => {
-      queue?.addAfter(`key:${ns}/${name}`, afterMs);
+      queues?.keys.addAfter(`key:${ns}/${name}`, afterMs);
     },
+    writeConcurrency: config.workers,
   });
 
   // Events to queue items.
   const nsOf = (o: KubernetesObject): string => o.metadata?.namespace ?? '';
   const namespaceChanged = (o: KubernetesObject): void => {
-    queue?.addAfter(`ns:${nsOf(o)}`, config.debounceMs);
+    queues?.debounce.touch(`ns:${nsOf(o)}`);
   };
   // Our own status writes come back as updates: only a change of spec (generation), labels (selectors
   // read them) or deletion is news for the Keystile kinds, or every status write would render again.
@@ -125,7 +135,7 @@ export async function startOperator(
     for (const verb of ['add', 'update', 'delete'] as const) {
       set.keys.on(verb, (o) => {
         if (!specChanged(verb, o)) return;
-        queue?.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
+        queues?.keys.add(`key:${nsOf(o)}/${o.metadata?.name ?? ''}`);
         namespaceChanged(o);
       });
       set.plans.on(verb, (o) => {
@@ -138,17 +148,25 @@ export async function startOperator(
         if (specChanged(verb, o)) namespaceChanged(o);
       });
       set.keySecrets.on(verb, (o) => {
+        // A key Secret this operator just wrote is its key's reconcile done, not a reason to run it again;
+        // the namespace renders with the new value either way.
+        const own = verb !== 'delete' && writer.isOwnWrite('Secret', o);
         const owner = o.metadata?.labels?.[API_KEY_LABEL];
-        if (owner) queue?.add(`key:${nsOf(o)}/${owner}`);
-        else
+        if (owner) {
+          if (!own) queues?.keys.add(`key:${nsOf(o)}/${owner}`);
+        } else
           for (const k of informers.keys.list(nsOf(o)))
             if ((k as { spec: { secretRef?: { name?: string } } }).spec.secretRef?.name === o.metadata?.name)
-              queue?.add(`key:${nsOf(o)}/${k.metadata?.name ?? ''}`);
+              queues?.keys.add(`key:${nsOf(o)}/${k.metadata?.name ?? ''}`);
         namespaceChanged(o);
       });
-      // Someone else changed or deleted a rendered object: put it back.
-      set.renderedConfigMaps.on(verb, namespaceChanged);
-      set.renderedSecrets.on(verb, namespaceChanged);
+      // Someone else changed or deleted a rendered object: put it back. Our own writes coming back are not news.
+      set.renderedConfigMaps.on(verb, (o) => {
+        if (verb === 'delete' || !writer.isOwnWrite('ConfigMap', o)) namespaceChanged(o);
+      });
+      set.renderedSecrets.on(verb, (o) => {
+        if (verb === 'delete' || !writer.isOwnWrite('Secret', o)) namespaceChanged(o);
+      });
     }
     for (const inf of allInformers(set)) {
       inf.on('error', (err: unknown) => {
@@ -165,11 +183,16 @@ export async function startOperator(
 
   const begin = (): void => {
     metrics.leader.set(1);
-    const q = newQueue();
-    queue = q;
+    const keys = newQueue(config.workers);
+    const namespaces = newQueue(NAMESPACE_WORKERS);
+    const debounce = new Debouncer((item) => namespaces.add(item), {
+      quietMs: config.debounceMs,
+      maxWaitMs: Math.max(config.debounceMs, MAX_DEBOUNCE_MS),
+    });
+    queues = { keys, namespaces, debounce };
     // Everything once: a restart or a new leader converges from the API server's state.
-    for (const k of informers.keys.list()) q.add(`key:${nsOf(k)}/${k.metadata?.name ?? ''}`);
-    const namespaces = new Set(
+    for (const k of informers.keys.list()) keys.add(`key:${nsOf(k)}/${k.metadata?.name ?? ''}`);
+    const all = new Set(
       [
         ...informers.plans.list(),
         ...informers.keys.list(),
@@ -178,8 +201,9 @@ export async function startOperator(
         ...informers.renderedConfigMaps.list(),
       ].map(nsOf),
     );
-    for (const ns of namespaces) q.add(`ns:${ns}`);
-    q.start();
+    for (const ns of all) namespaces.add(`ns:${ns}`);
+    keys.start();
+    namespaces.start();
     if (usageOn) {
       poller = new UsagePoller({
         config: config.usage,
@@ -190,7 +214,7 @@ export async function startOperator(
         log,
         view,
         redis,
-        requeueNamespace: (ns) => queue?.addAfter(`ns:${ns}`, config.debounceMs),
+        requeueNamespace: (ns) => queues?.debounce.touch(`ns:${ns}`),
       });
       poller.start();
     }
@@ -199,9 +223,11 @@ export async function startOperator(
   // once; the replica stays a candidate and starts afresh if it wins again.
   const end = (): void => {
     metrics.leader.set(0);
-    const q = queue;
-    queue = undefined;
-    void q?.stop();
+    const q = queues;
+    queues = undefined;
+    q?.debounce.stop();
+    void q?.keys.stop();
+    void q?.namespaces.stop();
     const p = poller;
     poller = undefined;
     void p?.stop();
@@ -220,7 +246,8 @@ export async function startOperator(
     stop: async () => {
       await poller?.stop();
       await redis?.close();
-      await queue?.stop();
+      queues?.debounce.stop();
+      await Promise.all([queues?.keys.stop(), queues?.namespaces.stop()]);
       await elector?.stop();
       for (const s of sets) for (const i of allInformers(s)) await i.stop().catch(() => undefined);
     },

@@ -30,7 +30,9 @@ export interface QueueOptions {
 export class WorkQueue {
   readonly #handler: (key: string) => Promise<void>;
   readonly #pending = new Set<string>();
-  readonly #order: string[] = [];
+  #order: string[] = [];
+  /** Where #order starts: taken items are skipped, not spliced out (10,000 queued keys stay cheap). */
+  #head = 0;
   readonly #active = new Set<string>();
   readonly #again = new Set<string>();
   readonly #failures = new Map<string, number>();
@@ -132,14 +134,22 @@ export class WorkQueue {
   }
 
   #next(): string | undefined {
-    for (let i = 0; i < this.#order.length; i++) {
-      const key = this.#order[i];
-      if (key !== undefined && !this.#active.has(key)) {
-        this.#order.splice(i, 1);
-        this.#pending.delete(key);
+    // A queued key is never active (add() defers an active key to #again), so the first is the next.
+    while (this.#head < this.#order.length) {
+      const key = this.#order[this.#head++];
+      if (key !== undefined && this.#pending.delete(key)) {
+        this.#compact();
         return key;
       }
     }
+    this.#compact();
     return undefined;
+  }
+
+  #compact(): void {
+    if (this.#head > 1024 && this.#head * 2 > this.#order.length) {
+      this.#order = this.#order.slice(this.#head);
+      this.#head = 0;
+    }
   }
 }

@@ -3,7 +3,8 @@
  * - a key's: its Secret holds a value (generated once, rotated on request, or imported), owned by the key;
  * - a namespace's: render it (operator/src/render, pure), write the shards that changed and then each
  *   stage's index, delete what no binding names any more, and bring every resource's status up to date.
- * State lives in the API server; what is kept here (problems found with keys' Secrets) is rebuilt by the
+ * State lives in the API server; what is kept here (problems found with keys' Secrets, and per namespace
+ * what the last reconcile worked out, so that the next does the work of what changed) is rebuilt by the
  * next reconcile after a restart.
  */
 import type { V1ConfigMap, V1Secret } from '@kubernetes/client-node';
@@ -11,12 +12,13 @@ import type { Logger } from 'pino';
 import { API_VERSION } from '../../../crds/src/index.ts';
 import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
+import { describe, isNamespaceTerminating } from '../kube/errors.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
 import { planKeySecret } from '../keys/key-plan.ts';
 import { type KeySecretData, keySecretName, materialFromSecret } from '../keys/key-secret.ts';
-import { render } from '../render/render.ts';
+import { IncrementalRenderer } from '../render/incremental.ts';
 import type { KeyMaterial, RenderedObject } from '../render/types.ts';
 import { type Condition, getCondition } from '../status/conditions.ts';
 import { bindingStatus, COUNTERS_SHARED, keyStatus, type KeyState, planStatus } from '../status/desired.ts';
@@ -40,21 +42,87 @@ export interface ReconcilerDeps {
   readonly now: () => Date;
   /** What the usage poller learned: who serves each stage, which adjustments were applied. */
   readonly usage?: UsageView;
+  /** Writes at once within one namespace's reconcile (default 16). */
+  readonly writeConcurrency?: number;
 }
 
+/** Writes at once within one namespace's reconcile (shards, statuses), unless the deps say otherwise. */
 const WRITE_CONCURRENCY = 16;
 /**
  * How soon a key whose imported Secret is missing looks again. A Secret created with the label
  * keystile.dev/key-material=true is seen at once; one without it within this time.
  */
 export const MISSING_SECRET_RECHECK_MS = 10_000;
-/** How long a new key may go without a status while its value is being generated. */
-const NEW_KEY_GRACE_MS = 10_000;
+/**
+ * How long a new key may go without a status while its value is being generated (its key reconcile is
+ * queued behind others, during a mass creation); a key whose reconcile failed gets its status at once.
+ */
+const NEW_KEY_GRACE_MS = 60_000;
+/**
+ * A PlanBinding's or UsagePlan's status whose Ready condition keeps its status and reason (only counts
+ * and the message move, as keys arrive) is rewritten at most this often; a change of reason at once.
+ */
+export const STATUS_REFRESH_MS = 10_000;
+/** How soon a namespace is looked at again when a status write of its own had not come back yet. */
+const OWN_WRITE_RECHECK_MS = 1000;
+/** How many objects' last status write times are kept (the oldest are forgotten). */
+const MAX_STATUS_WRITES_REMEMBERED = 100_000;
+/** How long a namespace the API server said is being deleted is left alone. */
+const TERMINATING_PAUSE_MS = 30_000;
+
+/** What one key's Secret made: its state for status, its material for the renderer, and when it changes by itself. */
+interface KeyInput {
+  readonly secret: V1Secret | undefined;
+  readonly type: string;
+  readonly problem: { reason: string; message: string } | undefined;
+  readonly state: KeyState;
+  readonly material: KeyMaterial | undefined;
+  /** When the material must be made again (a rotated-out value's grace ends); Infinity if never. */
+  readonly materialUntil: number;
+  readonly expiresIso: string | undefined;
+  /** The instants at which the key changes by itself (its expiry, the end of a grace period). */
+  readonly deadlines: readonly number[];
+  seen: number;
+}
+
+/** A status found as wanted, and what it was checked with: unchanged inputs need no second look. */
+interface StatusMemo {
+  /** The object's resourceVersion when it was found (or written) as wanted. */
+  readonly rv: string;
+  /**
+   * For a status this operator wrote: the resourceVersion it replaced. The informer may still hold that
+   * version for a moment; it is not looked at again (a write from it would only meet a conflict).
+   */
+  readonly before?: string;
+  readonly inputs: readonly unknown[];
+  readonly until: number;
+}
+
+/** What is kept per namespace between its reconciles. */
+interface NamespaceCache {
+  readonly renderer: IncrementalRenderer;
+  readonly inputs: Map<string, KeyInput>;
+  /** The materials the renderer reads: the same object for a key until its Secret changes. */
+  readonly materials: Map<string, KeyMaterial>;
+  /** Rendered objects known to be what the API server has, at the resourceVersion it has. */
+  readonly applied: WeakMap<RenderedObject, string>;
+  readonly statuses: Map<string, StatusMemo>;
+  round: number;
+  /** Set when this reconcile passed over a status whose own write had not come back yet. */
+  pendingOwnWrite: boolean;
+}
 
 /** The reconciles. */
 export class Reconciler {
   readonly #d: ReconcilerDeps;
   readonly #keyProblems = new Map<string, { reason: string; message: string }>();
+  /** Keys whose last reconcile failed (their status need not wait for a value being generated). */
+  readonly #keyErrors = new Map<string, string>();
+  readonly #namespaces = new Map<string, NamespaceCache>();
+  /** Namespaces the API server said are being deleted, and when. */
+  readonly #terminating = new Map<string, number>();
+  /** When each object's status was last written (by uid), for STATUS_REFRESH_MS. */
+  readonly #statusWritten = new Map<string, number>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
@@ -67,6 +135,7 @@ export class Reconciler {
     const key = informers.keys.get(name, namespace) as ApiKey | undefined;
     if (!key || key.metadata.deletionTimestamp) {
       this.#keyProblems.delete(id);
+      this.#keyErrors.delete(id);
       return;
     }
     const secretName = keySecretName(name);
@@ -90,11 +159,16 @@ export class Reconciler {
       now: this.#d.now(),
     });
     if (plan.kind === 'problem') {
-      this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
+      this.#keyErrors.delete(id);
+      const was = this.#keyProblems.get(id);
+      // The same object for the same problem: the namespace's reconcile compares by identity.
+      if (was?.reason !== plan.reason || was.message !== plan.message)
+        this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
       // An imported Secret that does not exist yet is not watched (only labelled Secrets are): look again.
       if (imported === 'missing') this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
     } else {
       this.#keyProblems.delete(id);
+      this.#keyErrors.delete(id);
       if (plan.kind === 'write') {
         const labels = {
           [LABELS.managedBy]: MANAGED_BY,
@@ -102,7 +176,18 @@ export class Reconciler {
           [API_KEY_LABEL]: name,
         };
         // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
-        await writer.writeKeySecret(key as never, secretName, labels, plan.data, current);
+        try {
+          await writer.writeKeySecret(key as never, secretName, labels, plan.data, current);
+        } catch (err) {
+          if (isNamespaceTerminating(err)) {
+            // The namespace is being deleted, and the key with it: nothing to make.
+            this.#terminating.set(namespace, Date.now());
+            return;
+          }
+          this.#keyErrors.set(id, describe(err));
+          throw err;
+        }
+        this.#terminating.delete(namespace);
         log.info(
           { apiKey: id, keyId: plan.data.keyId, rotated: plan.rotated !== undefined },
           current ? 'key secret updated' : 'key secret created',
@@ -127,38 +212,72 @@ export class Reconciler {
     this.#d.requeueNamespace(namespace);
   }
 
-  /** Renders a namespace and writes what changed. */
+  /**
+   * Renders a namespace and writes what changed. The work is that of what changed since the last
+   * reconcile: the renderer follows changed keys one by one, objects and statuses found as wanted before
+   * are not looked at again while what they were made from is the same object.
+   */
   async reconcileNamespace(namespace: string): Promise<void> {
     const { informers, writer, metrics } = this.#d;
     const now = this.#d.now();
+    const nowMs = now.getTime();
+    const terminating = this.#terminating.get(namespace);
+    if (terminating !== undefined && nowMs - terminating < TERMINATING_PAUSE_MS) {
+      // Being deleted: writing its statuses and objects would only slow the deletion down.
+      this.#d.requeueNamespace(namespace, TERMINATING_PAUSE_MS);
+      return;
+    }
+    this.#terminating.delete(namespace);
     const plans = informers.plans.list(namespace) as UsagePlan[];
     const keys = informers.keys.list(namespace) as ApiKey[];
     const bindings = informers.bindings.list(namespace) as PlanBinding[];
     const adjustments = informers.adjustments.list(namespace) as UsageAdjustment[];
+    const empty = plans.length + keys.length + bindings.length + adjustments.length === 0;
+    const cache = this.#cache(namespace);
+    const round = ++cache.round;
 
-    const materials = new Map<string, KeyMaterial>();
-    const states = new Map<string, KeyState>();
+    // Each key's Secret: decoded, hashed and checked once per version of the Secret.
+    let nextChange = Infinity;
+    const generating = new Set<string>();
     for (const k of keys) {
-      const secretName = keySecretName(k.metadata.name);
-      const secret = informers.keySecrets.get(secretName, namespace);
-      const data = secret ? (decodeData(secret.data) as KeySecretData) : undefined;
-      const m = data ? materialFromSecret(k.spec.type ?? 'ApiKey', data, now) : undefined;
-      if (m) materials.set(k.metadata.name, m);
-      const problem = this.#keyProblems.get(`${namespace}/${k.metadata.name}`);
-      states.set(k.metadata.name, { secretName, ...(data && m && { data }), ...(problem && { problem }) });
+      const input = this.#keyInput(cache, namespace, k, nowMs);
+      input.seen = round;
+      for (const d of input.deadlines) if (d > nowMs && d < nextChange) nextChange = d;
+      const { state } = input;
+      if (!state.data && !state.problem && !this.#keyErrors.has(`${namespace}/${k.metadata.name}`)) {
+        // Its value is being generated (its reconcile is queued): its status comes with the value.
+        const age = nowMs - Date.parse(k.metadata.creationTimestamp ?? '1970-01-01T00:00:00Z');
+        if (age < NEW_KEY_GRACE_MS) generating.add(k.metadata.name);
+      }
     }
-    const out = render({ namespace, plans, keys, bindings, adjustments, materials, now });
+    for (const [name, input] of cache.inputs) {
+      if (input.seen === round) continue;
+      cache.inputs.delete(name);
+      cache.materials.delete(name);
+    }
+
+    const t0 = performance.now();
+    const out = cache.renderer.render({
+      namespace,
+      plans,
+      keys,
+      bindings,
+      adjustments,
+      materials: cache.materials,
+      now,
+    });
+    metrics.renderSeconds.observe({ mode: cache.renderer.stats.mode }, (performance.now() - t0) / 1000);
 
     // Objects: in each stage the shards first, then the index (the index is what readers swap on).
     const desired = new Set<string>();
     let renderedKeys = 0;
     for (const stage of out.stages) {
       renderedKeys += stage.index.keyCount;
-      const shards = stage.objects.slice(0, -1);
-      const index = stage.objects.at(-1);
       for (const o of stage.objects) desired.add(`${o.kind}/${o.name}`);
-      await forEachLimit(shards, WRITE_CONCURRENCY, (o) => this.#apply(o));
-      if (index) await this.#apply(index);
+      const shards = stage.objects.slice(0, -1).filter((o) => !this.#verified(cache, o));
+      const index = stage.objects.at(-1);
+      await forEachLimit(shards, this.#concurrency, (o) => this.#apply(cache, o));
+      if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
     }
     metrics.renderedKeys.set({ namespace }, renderedKeys);
     // What no binding names any more: the index first, so no reader sees an index without its shards.
@@ -180,24 +299,55 @@ export class Reconciler {
       );
     for (const { kind, o } of stale) await writer.deleteRendered(kind, namespace, o.metadata?.name ?? '');
 
-    // Statuses, in one place.
-    await forEachLimit(bindings, WRITE_CONCURRENCY, async (b) => {
-      const status = bindingStatus(b, out.bindings.get(b.metadata.name), now);
-      await this.#status('planbindings', 'PlanBinding', b, status);
-    });
-    await forEachLimit(plans, WRITE_CONCURRENCY, async (p) => {
-      const r = out.plans.get(p.metadata.name);
-      const shared = this.#d.usage?.sharing(namespace, r?.apiStages ?? []);
-      const status = planStatus(p, r, now, shared);
-      if (await this.#status('usageplans', 'UsagePlan', p, status))
-        await this.#conditionEvent(
-          'UsagePlan',
-          p,
-          status.conditions,
-          COUNTERS_SHARED,
-          (c) => c.status === 'False',
-        );
-    });
+    // Statuses, in one place: only those whose object or inputs changed are looked at.
+    cache.pendingOwnWrite = false;
+    let later = Infinity;
+    const defer = (until: number): void => {
+      later = Math.min(later, until);
+    };
+    await forEachLimit(
+      bindings.filter((b) =>
+        this.#stale(cache, `b/${b.metadata.name}`, b, [out.bindings.get(b.metadata.name)]),
+      ),
+      this.#concurrency,
+      async (b) => {
+        const r = out.bindings.get(b.metadata.name);
+        // Problems only with keys whose values are being generated are not news: they pass in moments,
+        // and each value made renders the namespace again.
+        if (
+          r?.problems.length &&
+          r.problems.every((p) => p.reason === Reason.KeyNotReady && generating.has(p.key))
+        )
+          return;
+        const status = bindingStatus(b, r, now);
+        const { result, rv } = await this.#status('planbindings', 'PlanBinding', b, status, defer);
+        if (result !== 'deferred')
+          this.#checked(cache, `b/${b.metadata.name}`, rv, [r], Infinity, b.metadata.resourceVersion);
+      },
+    );
+    await forEachLimit(
+      plans.map((p) => {
+        const r = out.plans.get(p.metadata.name);
+        return { p, r, shared: this.#d.usage?.sharing(namespace, r?.apiStages ?? []) };
+      }),
+      this.#concurrency,
+      async ({ p, r, shared }) => {
+        const inputs = [r, JSON.stringify(shared ?? null)];
+        if (!this.#stale(cache, `p/${p.metadata.name}`, p, inputs)) return;
+        const status = planStatus(p, r, now, shared);
+        const { result, rv } = await this.#status('usageplans', 'UsagePlan', p, status, defer);
+        if (result === 'written')
+          await this.#conditionEvent(
+            'UsagePlan',
+            p,
+            status.conditions,
+            COUNTERS_SHARED,
+            (c) => c.status === 'False',
+          );
+        if (result !== 'deferred')
+          this.#checked(cache, `p/${p.metadata.name}`, rv, inputs, Infinity, p.metadata.resourceVersion);
+      },
+    );
     const adjustmentDeadline = await reconcileAdjustments(
       {
         writer: this.#d.writer,
@@ -211,33 +361,160 @@ export class Reconciler {
       now,
     );
     if (adjustmentDeadline !== undefined)
-      this.#d.requeueNamespace(namespace, adjustmentDeadline - now.getTime() + 1000);
-    let generating = false;
-    await forEachLimit(keys, WRITE_CONCURRENCY, async (k) => {
-      const state = states.get(k.metadata.name);
-      // A new key whose value is being generated gets its status with the value, moments later: writing
-      // "being generated" first would double the status writes of a mass creation.
-      const age = now.getTime() - Date.parse(k.metadata.creationTimestamp ?? '1970-01-01T00:00:00Z');
-      if (!k.status && !state?.data && !state?.problem && age < NEW_KEY_GRACE_MS) {
-        generating = true;
-        return;
-      }
-      await this.#status('apikeys', 'ApiKey', k, keyStatus(k, state, out.keys.get(k.metadata.name), now));
+      this.#d.requeueNamespace(namespace, adjustmentDeadline - nowMs + 1000);
+    const keyWork = keys.filter((k) => {
+      const name = k.metadata.name;
+      const input = cache.inputs.get(name);
+      if (generating.has(name) && !k.status) return false;
+      return this.#stale(cache, `k/${name}`, k, [input?.state, out.keys.get(name)]);
     });
-    if (generating) this.#d.requeueNamespace(namespace, NEW_KEY_GRACE_MS);
+    await forEachLimit(keyWork, this.#concurrency, async (k) => {
+      const name = k.metadata.name;
+      const state = cache.inputs.get(name)?.state;
+      const r = out.keys.get(name);
+      const status = keyStatus(k, state, r, now);
+      const { rv } = await this.#status('apikeys', 'ApiKey', k, status);
+      const input = cache.inputs.get(name);
+      const until = Math.min(Infinity, ...(input?.deadlines ?? []).filter((d) => d > nowMs));
+      this.#checked(cache, `k/${name}`, rv, [state, r], until, k.metadata.resourceVersion);
+    });
+    if (generating.size > 0) this.#d.requeueNamespace(namespace, NEW_KEY_GRACE_MS);
+    if (cache.pendingOwnWrite) this.#d.requeueNamespace(namespace, OWN_WRITE_RECHECK_MS);
+    if (later !== Infinity) this.#d.requeueNamespace(namespace, Math.max(0, later - nowMs));
 
     // Time passing changes things too: an expiry, the end of a rotation's grace period.
-    const next = nextDeadline(keys, states, now);
-    if (next !== undefined) this.#d.requeueNamespace(namespace, next - now.getTime() + 1000);
+    if (nextChange !== Infinity) this.#d.requeueNamespace(namespace, nextChange - nowMs + 1000);
+    // A namespace with nothing left (deleted, say) keeps nothing here either.
+    if (empty) this.#namespaces.delete(namespace);
   }
 
-  async #apply(o: RenderedObject): Promise<void> {
-    const { informers, writer } = this.#d;
-    const current =
-      o.kind === 'ConfigMap'
-        ? informers.renderedConfigMaps.get(o.name, o.namespace)
-        : informers.renderedSecrets.get(o.name, o.namespace);
-    await writer.applyRendered(o, current);
+  /** How many writes a namespace's reconcile makes at once. */
+  get #concurrency(): number {
+    return this.#d.writeConcurrency ?? WRITE_CONCURRENCY;
+  }
+
+  #cache(namespace: string): NamespaceCache {
+    let c = this.#namespaces.get(namespace);
+    if (!c) {
+      c = {
+        renderer: new IncrementalRenderer(),
+        inputs: new Map(),
+        materials: new Map(),
+        applied: new WeakMap(),
+        statuses: new Map(),
+        round: 0,
+        pendingOwnWrite: false,
+      };
+      this.#namespaces.set(namespace, c);
+    }
+    return c;
+  }
+
+  /** A key's input from its Secret, made again only when the Secret (or what reads it) changed. */
+  #keyInput(cache: NamespaceCache, namespace: string, k: ApiKey, nowMs: number): KeyInput {
+    const name = k.metadata.name;
+    const secretName = keySecretName(name);
+    const secret = this.#d.informers.keySecrets.get(secretName, namespace);
+    const type = k.spec.type ?? 'ApiKey';
+    const problem = this.#keyProblems.get(`${namespace}/${name}`);
+    const was = cache.inputs.get(name);
+    if (
+      was &&
+      was.secret === secret &&
+      was.type === type &&
+      was.problem === problem &&
+      was.expiresIso === k.spec.expiresAt &&
+      nowMs < was.materialUntil
+    )
+      return was;
+    const data = secret ? (decodeData(secret.data) as KeySecretData) : undefined;
+    const now = new Date(nowMs);
+    const fresh = data ? materialFromSecret(type, data, now) : undefined;
+    // The same material object while its content is the same: the renderer compares by identity.
+    const material =
+      fresh && was?.material && JSON.stringify(fresh) === JSON.stringify(was.material) ? was.material : fresh;
+    if (material) cache.materials.set(name, material);
+    else cache.materials.delete(name);
+    const until = Date.parse(data?.['previous-valid-until'] ?? '');
+    const expires = Date.parse(k.spec.expiresAt ?? '');
+    const input: KeyInput = {
+      secret,
+      type,
+      problem,
+      // Of the Secret's data, only what a status shows is kept (never the value itself).
+      state: { secretName, ...(data && material && { data: statusData(data) }), ...(problem && { problem }) },
+      material,
+      materialUntil: until > nowMs ? until : Infinity,
+      expiresIso: k.spec.expiresAt,
+      deadlines: [until, expires].filter((d) => Number.isFinite(d)),
+      seen: cache.round,
+    };
+    cache.inputs.set(name, input);
+    return input;
+  }
+
+  /**
+   * Whether a status must be looked at: the object is not the version found (or written) as wanted, its
+   * inputs changed, or its time came.
+   */
+  #stale(
+    cache: NamespaceCache,
+    id: string,
+    obj: { metadata: { resourceVersion?: string } },
+    inputs: readonly unknown[],
+  ): boolean {
+    const m = cache.statuses.get(id);
+    const rv = obj.metadata.resourceVersion;
+    if (m?.before !== undefined && rv === m.before) {
+      // This operator's write of it has not come back through the watch yet: a write from this version
+      // would only meet a conflict. Look again once it has.
+      cache.pendingOwnWrite = true;
+      return false;
+    }
+    return !(
+      m &&
+      rv !== undefined &&
+      (m.rv === rv || m.before === rv) &&
+      Date.now() < m.until &&
+      m.inputs.length === inputs.length &&
+      m.inputs.every((x, i) => x === inputs[i])
+    );
+  }
+
+  /**
+   * Remembers a status as wanted at resourceVersion `rv` (the one read, or the one its write made, when
+   * `before` is the one the write replaced).
+   */
+  #checked(
+    cache: NamespaceCache,
+    id: string,
+    rv: string | undefined,
+    inputs: readonly unknown[],
+    until = Infinity,
+    before?: string,
+  ): void {
+    if (rv === undefined) cache.statuses.delete(id);
+    else
+      cache.statuses.set(id, { rv, inputs, until, ...(before !== undefined && before !== rv && { before }) });
+  }
+
+  /** Whether a rendered object is known to be what the API server has (the informer's copy is the one checked). */
+  #verified(cache: NamespaceCache, o: RenderedObject): boolean {
+    const rv = this.#current(o)?.metadata?.resourceVersion;
+    return rv !== undefined && cache.applied.get(o) === rv;
+  }
+
+  #current(o: RenderedObject): V1ConfigMap | V1Secret | undefined {
+    const { informers } = this.#d;
+    return o.kind === 'ConfigMap'
+      ? informers.renderedConfigMaps.get(o.name, o.namespace)
+      : informers.renderedSecrets.get(o.name, o.namespace);
+  }
+
+  async #apply(cache: NamespaceCache, o: RenderedObject): Promise<void> {
+    const current = this.#current(o);
+    const { resourceVersion } = await this.#d.writer.applyRendered(o, current);
+    if (resourceVersion !== undefined) cache.applied.set(o, resourceVersion);
   }
 
   /**
@@ -270,18 +547,58 @@ export class Reconciler {
 
   /**
    * Writes a status if it changed, and records an Event when the Ready reason changes (not at
-   * creation). Returns whether it wrote.
+   * creation). With `defer`, a change that keeps the Ready condition's status and reason (counts, a
+   * message) waits until STATUS_REFRESH_MS after the object's last status write: `defer` is told when.
    */
   async #status(
     plural: string,
     kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
-    obj: { metadata: { name: string; namespace?: string; uid?: string }; status?: { conditions?: unknown } },
+    obj: {
+      metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
+      status?: { conditions?: unknown };
+    },
     status: { conditions?: unknown },
-  ): Promise<boolean> {
-    const wrote = await this.#d.writer.writeStatus(plural, obj, status);
-    if (!wrote) return false;
+    defer?: (until: number) => void,
+  ): Promise<{ result: 'written' | 'same' | 'deferred'; rv?: string }> {
+    const { writer } = this.#d;
+    const same = {
+      result: 'same' as const,
+      ...(obj.metadata.resourceVersion && { rv: obj.metadata.resourceVersion }),
+    };
+    if (writer.sameStatus(obj, status)) return same;
+    const uid = obj.metadata.uid ?? `${plural}/${obj.metadata.namespace ?? ''}/${obj.metadata.name}`;
+    if (defer) {
+      const before = getCondition(obj.status?.conditions as Condition[] | undefined, 'Ready');
+      const after = getCondition(status.conditions as Condition[] | undefined, 'Ready');
+      const last = this.#statusWritten.get(uid);
+      const now = Date.now();
+      if (
+        last !== undefined &&
+        now - last < STATUS_REFRESH_MS &&
+        before?.status === after?.status &&
+        before?.reason === after?.reason
+      ) {
+        defer(last + STATUS_REFRESH_MS);
+        return { result: 'deferred' };
+      }
+    }
+    let rv: string | undefined;
+    const wrote = await writer.writeStatus(plural, obj, status, {
+      compared: true,
+      onWritten: (v) => (rv = v),
+    });
+    if (!wrote) return { result: 'same' };
+    if (defer) {
+      // Remembered only for what may be deferred (bindings and plans: a few hundred objects).
+      this.#statusWritten.delete(uid);
+      this.#statusWritten.set(uid, Date.now());
+      if (this.#statusWritten.size > MAX_STATUS_WRITES_REMEMBERED) {
+        const oldest = this.#statusWritten.keys().next().value;
+        if (oldest !== undefined) this.#statusWritten.delete(oldest);
+      }
+    }
     await this.#readyEvent(kind, obj, status);
-    return true;
+    return { result: 'written', ...(rv !== undefined && { rv }) };
   }
 
   async #readyEvent(
@@ -313,21 +630,10 @@ export class Reconciler {
   }
 }
 
-/** The next instant at which a key's state changes by itself (an expiry, the end of a grace period). */
-function nextDeadline(
-  keys: readonly ApiKey[],
-  states: ReadonlyMap<string, KeyState>,
-  now: Date,
-): number | undefined {
-  let next: number | undefined;
-  const consider = (iso: string | undefined): void => {
-    if (iso === undefined) return;
-    const t = Date.parse(iso);
-    if (Number.isFinite(t) && t > now.getTime() && (next === undefined || t < next)) next = t;
-  };
-  for (const k of keys) {
-    consider(k.spec.expiresAt);
-    consider(states.get(k.metadata.name)?.data?.['previous-valid-until']);
-  }
-  return next;
+/** The fields of a key Secret a status reads: its id, a KeyPair's SecretId, the rotation's sequence and grace. */
+function statusData(data: KeySecretData): KeySecretData {
+  const out: KeySecretData = {};
+  for (const k of ['keyId', 'secretId', 'rotation-sequence', 'previous-valid-until'] as const)
+    if (data[k] !== undefined) out[k] = data[k];
+  return out;
 }

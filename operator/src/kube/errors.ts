@@ -12,6 +12,18 @@ export const isNotFound = (err: unknown): boolean => statusOf(err) === 404;
 export const isConflict = (err: unknown): boolean => statusOf(err) === 409;
 
 /**
+ * True for the API server refusing to create anything in a namespace being deleted (403 from the
+ * NamespaceLifecycle admission plugin): the namespace's objects are going, nothing needs making there.
+ */
+export function isNamespaceTerminating(err: unknown): boolean {
+  return (
+    err instanceof ApiException &&
+    err.code === 403 &&
+    String(err.body).includes('because it is being terminated')
+  );
+}
+
+/**
  * For a 429 from API Priority and Fairness (or a 5xx with Retry-After), the delay it asks for, in ms.
  */
 export function retryAfterMs(err: unknown): number | undefined {

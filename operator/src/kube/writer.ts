@@ -11,6 +11,8 @@ import type { Clients } from './clients.ts';
 import { isNotFound } from './errors.ts';
 
 const FIELD_MANAGER = 'keystile-operator';
+/** How many objects' own writes are remembered (each is a short string pair). */
+const MAX_OWN_WRITES = 100_000;
 
 /**
  * JSON with object keys sorted: the API server returns a custom resource's fields in its own (sorted)
@@ -24,6 +26,12 @@ export function canonicalJson(value: unknown): string {
         )
       : v,
   );
+}
+
+/** The path of a core object (`name` given) or of its collection (a create), with the field manager. */
+function objectPath(resource: 'configmaps' | 'secrets', namespace: string, name?: string): string {
+  const base = `/api/v1/namespaces/${encodeURIComponent(namespace)}/${resource}`;
+  return `${name === undefined ? base : `${base}/${encodeURIComponent(name)}`}?fieldManager=${FIELD_MANAGER}`;
 }
 
 /** Base64 the values of a text map (Secret data). */
@@ -60,6 +68,8 @@ function sameLabels(
 export class Writer {
   readonly #c: Clients;
   readonly #m: OperatorMetrics;
+  /** The resourceVersion of each object's latest write by this writer whose echo has not come yet. */
+  readonly #ownWrites = new Map<string, string>();
 
   constructor(clients: Clients, metrics: OperatorMetrics) {
     this.#c = clients;
@@ -69,9 +79,12 @@ export class Writer {
   /**
    * Makes a rendered object match: created if missing, replaced (resourceVersion-guarded) if its data,
    * labels or owners differ, untouched otherwise. `current` is the informer's copy. Returns the bytes
-   * written (0 when nothing was).
+   * written (0 when nothing was) and the resourceVersion the object has now.
    */
-  async applyRendered(o: RenderedObject, current: V1ConfigMap | V1Secret | undefined): Promise<number> {
+  async applyRendered(
+    o: RenderedObject,
+    current: V1ConfigMap | V1Secret | undefined,
+  ): Promise<{ bytes: number; resourceVersion: string | undefined }> {
     const owners = ownerRefs(o.owners);
     const data = o.kind === 'Secret' ? encodeData(o.data) : { ...o.data };
     if (
@@ -84,7 +97,7 @@ export class Writer {
         Object.keys(data).length === Object.keys(have).length &&
         Object.entries(data).every(([k, v]) => have[k] === v)
       )
-        return 0;
+        return { bytes: 0, resourceVersion: current.metadata?.resourceVersion };
     }
     const metadata = {
       name: o.name,
@@ -96,40 +109,44 @@ export class Writer {
     };
     const bytes = Object.values(data).reduce((n, v) => n + v.length, 0);
     const resource = o.kind === 'ConfigMap' ? 'configmaps' : 'secrets';
-    if (o.kind === 'ConfigMap') {
-      const body: V1ConfigMap = { apiVersion: 'v1', kind: 'ConfigMap', metadata, data };
-      if (current)
-        await this.#c.core.replaceNamespacedConfigMap({
-          name: o.name,
-          namespace: o.namespace,
-          body,
-          fieldManager: FIELD_MANAGER,
-        });
-      else
-        await this.#c.core.createNamespacedConfigMap({
-          namespace: o.namespace,
-          body,
-          fieldManager: FIELD_MANAGER,
-        });
-    } else {
-      const body: V1Secret = { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata, data };
-      if (current)
-        await this.#c.core.replaceNamespacedSecret({
-          name: o.name,
-          namespace: o.namespace,
-          body,
-          fieldManager: FIELD_MANAGER,
-        });
-      else
-        await this.#c.core.createNamespacedSecret({
-          namespace: o.namespace,
-          body,
-          fieldManager: FIELD_MANAGER,
-        });
-    }
+    const body: V1ConfigMap | V1Secret =
+      o.kind === 'ConfigMap'
+        ? { apiVersion: 'v1', kind: 'ConfigMap', metadata, data }
+        : { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata, data };
+    const resourceVersion = await this.#c.raw.write(
+      current ? 'PUT' : 'POST',
+      objectPath(resource, o.namespace, current ? o.name : undefined),
+      body,
+    );
     this.#m.writes.inc({ resource, verb: current ? 'update' : 'create' });
     this.#m.renderedBytes.inc({ resource }, bytes);
-    return bytes;
+    this.#own(o.kind, o.namespace, o.name, resourceVersion);
+    return { bytes, resourceVersion };
+  }
+
+  /**
+   * Whether an informer's event carries the object as this writer last wrote it (its own write coming
+   * back through the watch, which is no news). Asked once per event: the answer is given once.
+   */
+  isOwnWrite(kind: 'ConfigMap' | 'Secret', o: KubernetesObject): boolean {
+    const m = o.metadata;
+    const rv = m?.resourceVersion;
+    const key = `${kind}/${m?.namespace ?? ''}/${m?.name ?? ''}`;
+    if (rv === undefined || this.#ownWrites.get(key) !== rv) return false;
+    // Its echo comes once: forget it, so that only writes still on their way are remembered.
+    this.#ownWrites.delete(key);
+    return true;
+  }
+
+  #own(kind: 'ConfigMap' | 'Secret', namespace: string, name: string, rv: string | undefined): void {
+    const key = `${kind}/${namespace}/${name}`;
+    // Only the latest write of each object is remembered, until its echo; bounded all the same.
+    this.#ownWrites.delete(key);
+    if (rv !== undefined) this.#ownWrites.set(key, rv);
+    if (this.#ownWrites.size > MAX_OWN_WRITES) {
+      const oldest = this.#ownWrites.keys().next().value;
+      if (oldest !== undefined) this.#ownWrites.delete(oldest);
+    }
   }
 
   /** Deletes a rendered object that no longer belongs (a stage no binding names any more). */
@@ -177,10 +194,13 @@ export class Writer {
       },
       data: encodeData(data),
     };
-    if (current)
-      await this.#c.core.replaceNamespacedSecret({ name, namespace, body, fieldManager: FIELD_MANAGER });
-    else await this.#c.core.createNamespacedSecret({ namespace, body, fieldManager: FIELD_MANAGER });
+    const resourceVersion = await this.#c.raw.write(
+      current ? 'PUT' : 'POST',
+      objectPath('secrets', namespace, current ? name : undefined),
+      body,
+    );
     this.#m.writes.inc({ resource: 'secrets', verb: current ? 'update' : 'create' });
+    this.#own('Secret', namespace, name, resourceVersion);
   }
 
   /** Adds a label to a user's Secret (an imported key's), so the key-material informer sees its changes. */
@@ -213,23 +233,31 @@ export class Writer {
     }
   }
 
-  /** Replaces a resource's status (resourceVersion-guarded) when it differs from `desired`. Returns whether it wrote. */
+  /** Whether a resource's status is `desired` already (compared in canonical JSON). */
+  sameStatus(obj: { status?: unknown }, desired: unknown): boolean {
+    return canonicalJson(obj.status ?? {}) === canonicalJson(desired);
+  }
+
+  /**
+   * Replaces a resource's status (resourceVersion-guarded) when it differs from `desired` (`compared`:
+   * the caller found it does). Returns whether it wrote; `onWritten` gets the resourceVersion it made.
+   */
   async writeStatus(
     plural: string,
     obj: KubernetesObject & { status?: unknown },
     desired: unknown,
+    opts: { compared?: boolean; onWritten?: (resourceVersion: string | undefined) => void } = {},
   ): Promise<boolean> {
-    if (canonicalJson(obj.status ?? {}) === canonicalJson(desired)) return false;
+    if (!opts.compared && this.sameStatus(obj, desired)) return false;
     try {
-      await this.#c.custom.replaceNamespacedCustomObjectStatus({
-        group: GROUP,
-        version: VERSION,
-        namespace: obj.metadata?.namespace ?? '',
-        plural,
-        name: obj.metadata?.name ?? '',
-        body: { ...obj, status: desired },
-        fieldManager: FIELD_MANAGER,
-      });
+      const namespace = obj.metadata?.namespace ?? '';
+      const name = obj.metadata?.name ?? '';
+      const rv = await this.#c.raw.write(
+        'PUT',
+        `/apis/${GROUP}/${VERSION}/namespaces/${encodeURIComponent(namespace)}/${plural}/${encodeURIComponent(name)}/status?fieldManager=${FIELD_MANAGER}`,
+        { ...obj, status: desired },
+      );
+      opts.onWritten?.(rv);
     } catch (err) {
       if (isNotFound(err)) return false; // deleted meanwhile
       throw err;

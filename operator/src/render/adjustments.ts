@@ -84,15 +84,21 @@ export interface PlanMember {
   readonly keyId: string;
 }
 
+/** The keys on one plan, by key name (a Map, or a view over the incremental renderer's state). */
+export interface PlanMembers {
+  get(name: string): PlanMember | undefined;
+  values(): Iterable<PlanMember>;
+}
+
 /** Everything the adjustments of a namespace are resolved against. */
 export interface AdjustmentContext {
   readonly namespace: string;
   readonly plans: ReadonlyMap<string, UsagePlan>;
-  readonly keys: ReadonlyMap<string, ApiKey>;
+  readonly keys: { get(name: string): ApiKey | undefined };
   /** Keys without a usable value (no key id yet, or a duplicate value). */
-  readonly unusable: ReadonlySet<string>;
+  readonly unusable: { has(name: string): boolean };
   /** The keys on each plan, by plan name then key name. */
-  readonly members: ReadonlyMap<string, ReadonlyMap<string, PlanMember>>;
+  readonly members: { get(plan: string): PlanMembers | undefined };
   /** The stages (`api/stage`) each plan is rendered on. */
   readonly planStages: ReadonlyMap<string, ReadonlySet<string>>;
   readonly now: Date;

@@ -84,6 +84,22 @@ function keysOf(
   return { found: [...found.values()].sort((a, b) => (a.metadata.name < b.metadata.name ? -1 : 1)), missing };
 }
 
+/** The problem of a binding naming a key that does not exist. */
+export function missingKey(namespace: string, name: string): Problem {
+  return {
+    key: name,
+    reason: Reason.KeyNotFound,
+    message: `ApiKey ${name} does not exist in namespace ${namespace}`,
+  };
+}
+
+/** Told what each key's resolution in each binding decided (the incremental renderer keeps it). */
+export type ResolutionObserver = (
+  binding: PlanBinding,
+  key: string,
+  outcome: { readonly problems: readonly Problem[]; readonly bound: boolean },
+) => void;
+
 /** Resolves every binding of one namespace. Pure. */
 export function resolveBindings(
   namespace: string,
@@ -93,6 +109,7 @@ export function resolveBindings(
   usable: ReadonlyMap<string, UsableKey>,
   keyProblems: ReadonlyMap<string, { readonly message: string }>,
   now: Date,
+  observe?: ResolutionObserver,
 ): Resolution {
   const byLabel = labelIndex(keys.values());
   const stages: Resolution['stages'] = new Map();
@@ -121,75 +138,32 @@ export function resolveBindings(
     const problems: Problem[] = [];
     const bound = new Set<string>();
     const { found, missing } = keysOf(binding, keys, byLabel);
-    for (const name of missing) {
-      problems.push({
-        key: name,
-        reason: Reason.KeyNotFound,
-        message: `ApiKey ${name} does not exist in namespace ${namespace}`,
-      });
-    }
-    for (const key of found) {
-      const kname = key.metadata.name;
-      const u = usable.get(kname);
-      if (!u) {
-        const why = keyProblems.get(kname)?.message ?? 'it has no usable value yet (see its status)';
-        problems.push({
-          key: kname,
-          reason: Reason.KeyNotReady,
-          message: `ApiKey ${kname} cannot be bound: ${why}`,
-        });
-        continue;
-      }
-      for (const s of binding.spec.apiStages) {
-        const apiStage = { namespace, api: s.api, stage: s.stage };
-        const sk = stageKey(apiStage);
-        const where = `${s.api}/${s.stage}`;
+    for (const name of missing) problems.push(missingKey(namespace, name));
+    let kname = '';
+    const ctx: KeyInBinding = {
+      namespace,
+      binding,
+      planName,
+      maxKeys,
+      now,
+      stage: (apiStage, sk) => {
         let stage = stages.get(sk);
         if (!stage) {
           stage = { apiStage, owners: new Map(), placements: new Map() };
           stages.set(sk, stage);
         }
         if (binding.metadata.uid) stage.owners.set(bname, binding.metadata.uid);
-        const held = stage.placements.get(kname);
-        if (held && held.plan !== planName) {
-          problems.push({
-            key: kname,
-            apiStage: where,
-            reason: Reason.KeyAlreadyBound,
-            message: `ApiKey ${kname} is already on plan ${held.plan} for ${where} through the older binding ${held.binding}; a key is on at most one plan per API stage`,
-          });
-          continue;
-        }
-        if (held) {
-          bound.add(kname);
-          continue;
-        }
-        if (maxKeys !== undefined && !onPlan.has(kname) && onPlan.size >= maxKeys) {
-          problems.push({
-            key: kname,
-            apiStage: where,
-            reason: Reason.PlanFull,
-            message: `UsagePlan ${planName} accepts at most ${maxKeys} keys (spec.maxKeys) and has them; ApiKey ${kname} is not bound`,
-          });
-          continue;
-        }
-        onPlan.add(kname);
-        bound.add(kname);
-        stage.placements.set(kname, { apiStage, plan: planName, key: u, binding: bname });
-      }
-      if (bound.has(kname) && key.spec.enabled === false) {
-        problems.push({
-          key: kname,
-          reason: Reason.KeyDisabled,
-          message: `ApiKey ${kname} is disabled: it is bound, and refused (403) until enabled`,
-        });
-      } else if (bound.has(kname) && isExpired(key, now)) {
-        problems.push({
-          key: kname,
-          reason: Reason.KeyExpired,
-          message: `ApiKey ${kname} expired at ${key.spec.expiresAt ?? '?'}: it is bound, and refused (403)`,
-        });
-      }
+        return stage.placements;
+      },
+      admits: () => maxKeys === undefined || onPlan.has(kname) || onPlan.size < maxKeys,
+      onPlan: () => onPlan.add(kname),
+    };
+    for (const key of found) {
+      kname = key.metadata.name;
+      const outcome = resolveKeyInBinding(ctx, key, usable.get(kname), keyProblems.get(kname)?.message);
+      observe?.(binding, kname, outcome);
+      problems.push(...outcome.problems);
+      if (outcome.bound) bound.add(kname);
     }
     results.set(bname, {
       ready: bindingReady(bound.size, binding.spec.apiStages.length, problems),
@@ -200,8 +174,99 @@ export function resolveBindings(
   return { stages, bindings: results, planKeys };
 }
 
+/** What resolving one key in one binding reads and changes. */
+export interface KeyInBinding {
+  readonly namespace: string;
+  readonly binding: PlanBinding;
+  /** The binding's plan (which exists). */
+  readonly planName: string;
+  /** The plan's spec.maxKeys, for the message of a refusal. */
+  readonly maxKeys: number | undefined;
+  readonly now: Date;
+  /** The placements of a stage the binding names (the stage is made, and the binding made one of its owners). */
+  readonly stage: (apiStage: ApiStageId, sk: string) => Map<string, Placement>;
+  /** Whether the plan takes the key (its maxKeys); asked only before the key is first placed with the plan. */
+  readonly admits: () => boolean;
+  /** The key was placed with the plan. */
+  readonly onPlan: () => void;
+}
+
+/**
+ * Resolves one key a binding names or selects, on each of the binding's stages, in the order of
+ * docs/adr/0006-binding-ties.md: its placements go into the stages, and the problems it has in this
+ * binding are returned, with whether it is bound. The renderer calls this for each binding oldest first
+ * and, within a binding, for each key by name; the incremental renderer calls it for one changed key.
+ */
+export function resolveKeyInBinding(
+  ctx: KeyInBinding,
+  key: ApiKey,
+  u: UsableKey | undefined,
+  notReadyWhy: string | undefined,
+): { problems: Problem[]; bound: boolean } {
+  const kname = key.metadata.name;
+  const bname = ctx.binding.metadata.name;
+  const planName = ctx.planName;
+  const problems: Problem[] = [];
+  if (!u) {
+    const why = notReadyWhy ?? 'it has no usable value yet (see its status)';
+    problems.push({
+      key: kname,
+      reason: Reason.KeyNotReady,
+      message: `ApiKey ${kname} cannot be bound: ${why}`,
+    });
+    return { problems, bound: false };
+  }
+  let bound = false;
+  for (const s of ctx.binding.spec.apiStages) {
+    const apiStage = { namespace: ctx.namespace, api: s.api, stage: s.stage };
+    const sk = stageKey(apiStage);
+    const where = `${s.api}/${s.stage}`;
+    const placements = ctx.stage(apiStage, sk);
+    const held = placements.get(kname);
+    if (held && held.plan !== planName) {
+      problems.push({
+        key: kname,
+        apiStage: where,
+        reason: Reason.KeyAlreadyBound,
+        message: `ApiKey ${kname} is already on plan ${held.plan} for ${where} through the older binding ${held.binding}; a key is on at most one plan per API stage`,
+      });
+      continue;
+    }
+    if (held) {
+      bound = true;
+      continue;
+    }
+    if (!ctx.admits()) {
+      problems.push({
+        key: kname,
+        apiStage: where,
+        reason: Reason.PlanFull,
+        message: `UsagePlan ${planName} accepts at most ${ctx.maxKeys ?? '?'} keys (spec.maxKeys) and has them; ApiKey ${kname} is not bound`,
+      });
+      continue;
+    }
+    ctx.onPlan();
+    bound = true;
+    placements.set(kname, { apiStage, plan: planName, key: u, binding: bname });
+  }
+  if (bound && key.spec.enabled === false) {
+    problems.push({
+      key: kname,
+      reason: Reason.KeyDisabled,
+      message: `ApiKey ${kname} is disabled: it is bound, and refused (403) until enabled`,
+    });
+  } else if (bound && isExpired(key, ctx.now)) {
+    problems.push({
+      key: kname,
+      reason: Reason.KeyExpired,
+      message: `ApiKey ${kname} expired at ${key.spec.expiresAt ?? '?'}: it is bound, and refused (403)`,
+    });
+  }
+  return { problems, bound };
+}
+
 /** A binding's Ready condition from its problems: the most pressing one names the reason. */
-function bindingReady(bound: number, stageCount: number, problems: readonly Problem[]): ReadyState {
+export function bindingReady(bound: number, stageCount: number, problems: readonly Problem[]): ReadyState {
   if (problems.length === 0) {
     return {
       status: 'True',

@@ -29,10 +29,7 @@ export function usableKeys(
     const type = key.spec.type ?? 'ApiKey';
     const credential = toCredential(type, m);
     if (!credential) continue;
-    const identities =
-      credential.type === 'ApiKey'
-        ? credential.hashes.map((h) => `sha256:${h.sha256}`)
-        : [`secretId:${credential.secretId}`];
+    const identities = credentialIdentities(credential);
     const clash = identities.map((i) => owners.get(i)).find((o) => o !== undefined);
     if (clash !== undefined) {
       problems.set(key.metadata.name, {
@@ -47,7 +44,15 @@ export function usableKeys(
   return { usable, problems };
 }
 
-function toCredential(type: 'ApiKey' | 'KeyPair', m: KeyMaterial): Credential | undefined {
+/** What makes a credential unique in a namespace: the hash of each of its values, or its SecretId. */
+export function credentialIdentities(credential: Credential): string[] {
+  return credential.type === 'ApiKey'
+    ? credential.hashes.map((h) => `sha256:${h.sha256}`)
+    : [`secretId:${credential.secretId}`];
+}
+
+/** A key's credential from its material, or undefined when the material has no usable value. */
+export function toCredential(type: 'ApiKey' | 'KeyPair', m: KeyMaterial): Credential | undefined {
   if (type === 'KeyPair') {
     if (!m.secretId || !m.secretKeys?.length) return undefined;
     return {

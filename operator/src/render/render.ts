@@ -93,32 +93,45 @@ export function render(input: RenderInput): RenderOutput {
 
   const planResults = new Map<string, PlanResult>();
   for (const name of [...plans.keys()].sort()) {
-    const where = [...(planStages.get(name) ?? [])].sort();
-    const keyCount = resolution.planKeys.get(name)?.size ?? 0;
-    planResults.set(name, {
-      keyCount,
-      apiStages: where,
-      ready:
-        where.length > 0
-          ? {
-              status: 'True',
-              reason: Reason.InUse,
-              message: `${keyCount} key${keyCount === 1 ? '' : 's'} on ${where.length} API stage${where.length === 1 ? '' : 's'}: ${where.join(', ')}`,
-            }
-          : {
-              status: 'True',
-              reason: Reason.NotBound,
-              message: 'no key is on this plan yet: no PlanBinding names it, or its bindings place no key',
-            },
-    });
+    planResults.set(
+      name,
+      planResult(resolution.planKeys.get(name)?.size ?? 0, [...(planStages.get(name) ?? [])].sort()),
+    );
   }
 
   const keyResults = new Map<string, KeyResult>();
   for (const name of [...keys.keys()].sort()) {
-    const problem = keyProblems.get(name);
-    keyResults.set(name, { placements: (placements.get(name) ?? []).sort(), ...(problem && { problem }) });
+    keyResults.set(name, keyResult(placements.get(name) ?? [], keyProblems.get(name)));
   }
   return { stages, bindings: resolution.bindings, plans: planResults, keys: keyResults, adjustments };
+}
+
+/** A plan's outcome: how many keys it has, and the stages (`api/stage`, sorted) it is rendered on. */
+export function planResult(keyCount: number, where: readonly string[]): PlanResult {
+  return {
+    keyCount,
+    apiStages: where,
+    ready:
+      where.length > 0
+        ? {
+            status: 'True',
+            reason: Reason.InUse,
+            message: `${keyCount} key${keyCount === 1 ? '' : 's'} on ${where.length} API stage${where.length === 1 ? '' : 's'}: ${where.join(', ')}`,
+          }
+        : {
+            status: 'True',
+            reason: Reason.NotBound,
+            message: 'no key is on this plan yet: no PlanBinding names it, or its bindings place no key',
+          },
+  };
+}
+
+/** A key's outcome: its placements (`plan:api/stage`, sorted here) and a problem of its own. */
+export function keyResult(
+  placements: readonly string[],
+  problem: KeyResult['problem'] | undefined,
+): KeyResult {
+  return { placements: [...placements].sort(), ...(problem && { problem }) };
 }
 
 /** The plans rendered on a stage: every plan a key is placed with, and every plan a binding of the stage names. */
@@ -141,7 +154,8 @@ function plansOfStage(
 /** The most adjustments one index holds (the contract's bound); past it, those whose ids sort last wait. */
 export const MAX_ADJUSTMENTS_PER_STAGE = 10_000;
 
-function stageAdjustments(
+/** The adjustments that go into the index of a stage: those of its plans, at most MAX_ADJUSTMENTS_PER_STAGE. */
+export function stageAdjustments(
   all: readonly RenderedAdjustment[],
   stagePlans: ReadonlySet<string>,
 ): RenderedAdjustment[] {

@@ -36,6 +36,10 @@ export interface ShardDocuments {
   readonly count: number;
   readonly keysJson: string;
   readonly secretsJson: string;
+  /** The SHA-256 of keysJson, when already known (the incremental renderer keeps it); else computed. */
+  readonly keysSha256?: string;
+  /** The SHA-256 of secretsJson, when already known. */
+  readonly secretsSha256?: string;
 }
 
 const byId = (a: { id: string }, b: { id: string }): number => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0);
@@ -75,6 +79,20 @@ export function renderShard(
 }
 
 /**
+ * A shard document's JSON from the JSON of each of its entries (sorted by key id): the same bytes as
+ * JSON.stringify of the document renderShard builds, without serialising every entry again.
+ */
+export function shardJson(
+  apiStage: ApiStageId,
+  index: number,
+  field: 'keys' | 'credentials',
+  entries: readonly string[],
+): string {
+  const empty = JSON.stringify({ version: CONTRACT_VERSION, apiStage, shard: index, [field]: [] });
+  return `${empty.slice(0, -2)}${entries.join(',')}]}`;
+}
+
+/**
  * Renders the index over the plans, the shards' documents (their hashes) and the adjustments of the
  * stage's plans. An index without adjustments has no `adjustments` field, and the same revision it had
  * before adjustments existed.
@@ -88,8 +106,11 @@ export function renderIndex(
   const shardRefs = shards.map((s) => ({
     index: s.index,
     count: s.count,
-    keys: { name: objectNames.keys(apiStage, s.index), sha256: sha256(s.keysJson) },
-    secrets: { name: objectNames.secrets(apiStage, s.index), sha256: sha256(s.secretsJson) },
+    keys: { name: objectNames.keys(apiStage, s.index), sha256: s.keysSha256 ?? sha256(s.keysJson) },
+    secrets: {
+      name: objectNames.secrets(apiStage, s.index),
+      sha256: s.secretsSha256 ?? sha256(s.secretsJson),
+    },
   }));
   const sortedPlans = [...plans].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const sortedAdjustments = [...adjustments].sort(byId);
@@ -131,33 +152,48 @@ export function stageObjects(
   shards: readonly ShardDocuments[],
   owners: RenderedObject['owners'],
 ): RenderedObject[] {
+  return [...shards.flatMap((s) => shardObjects(apiStage, s, owners)), indexObject(apiStage, index, owners)];
+}
+
+/** A shard's two objects: the keys ConfigMap and the secrets Secret. */
+export function shardObjects(
+  apiStage: ApiStageId,
+  s: ShardDocuments,
+  owners: RenderedObject['owners'],
+): [RenderedObject, RenderedObject] {
   const ns = apiStage.namespace;
-  const objects: RenderedObject[] = [];
-  for (const s of shards) {
-    objects.push({
+  return [
+    {
       kind: 'ConfigMap',
       name: objectNames.keys(apiStage, s.index),
       namespace: ns,
       labels: stageLabels(apiStage, 'keys'),
       owners,
       data: { [DATA_KEYS.keys]: s.keysJson },
-    });
-    objects.push({
+    },
+    {
       kind: 'Secret',
       name: objectNames.secrets(apiStage, s.index),
       namespace: ns,
       labels: stageLabels(apiStage, 'secrets'),
       owners,
       data: { [DATA_KEYS.secrets]: s.secretsJson },
-    });
-  }
-  objects.push({
+    },
+  ];
+}
+
+/** A stage's index ConfigMap. */
+export function indexObject(
+  apiStage: ApiStageId,
+  index: StageIndex,
+  owners: RenderedObject['owners'],
+): RenderedObject {
+  return {
     kind: 'ConfigMap',
     name: objectNames.index(apiStage),
-    namespace: ns,
+    namespace: apiStage.namespace,
     labels: stageLabels(apiStage, 'index'),
     owners,
     data: { [DATA_KEYS.index]: JSON.stringify(index) },
-  });
-  return objects;
+  };
 }

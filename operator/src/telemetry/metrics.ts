@@ -6,6 +6,8 @@ export interface OperatorMetrics {
   readonly registry: Registry;
   readonly reconciles: Counter<'kind' | 'result'>;
   readonly reconcileSeconds: Histogram<'kind'>;
+  /** How long rendering a namespace took (in memory, before any write), by mode: full or incremental. */
+  readonly renderSeconds: Histogram<'mode'>;
   readonly queueDepth: Gauge;
   readonly writes: Counter<'resource' | 'verb'>;
   readonly renderedBytes: Counter<'resource'>;
@@ -43,6 +45,13 @@ export function makeMetrics(): OperatorMetrics {
       help: 'How long a reconcile took.',
       labelNames: ['kind'],
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    }),
+    renderSeconds: new Histogram({
+      name: 'keystile_operator_render_duration_seconds',
+      help: 'How long rendering a namespace took in memory, by mode (full, incremental: only what changed).',
+      labelNames: ['mode'],
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
       registers: [registry],
     }),
     queueDepth: new Gauge({
