@@ -23,6 +23,7 @@ import { envoyWithEnforcer, envoyWithoutEnforcer } from '../enforcer/envoy/boots
 import { startEnvoy } from '../enforcer/envoy/start.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../enforcer/src/launch.ts';
 import { binaries } from '../test/ground/paths.ts';
+import { buildAsImagesRun } from './built.ts';
 import { type PacedResult, paced, percentile, rawGet } from './enforcer-client.ts';
 import {
   benchConfig as config,
@@ -57,6 +58,8 @@ const PHASES = new Set(values.phases.split(',').map((p) => Number(p.trim())));
 // ---- set-up --------------------------------------------------------------------------------------
 
 const pinned = pinSelf();
+// Every enforcer measured runs as its image runs it (compiled JavaScript; bench/built.ts says why).
+const built = buildAsImagesRun();
 const dir = mkdtempSync(join(tmpdir(), 'keystile-bench-'));
 const children: (ChildProcess | { stop(): Promise<void> })[] = [];
 const spawned: ChildProcess[] = [];
@@ -97,6 +100,7 @@ try {
   ]);
   await waitListening(basePort);
   const enforcer: EnforcerProcess = await startEnforcerProcess({
+    entry: built.enforcer,
     config: smallFile,
     cpus: SERVER_CPU,
     args: ['--log-level', 'warn', '--metrics-key-id', 'false'],
@@ -291,7 +295,13 @@ try {
 
     // The whole enforcer process: its memory with 10 keys and with 100,000, and decisions during a reload.
     const rssOf = rssMb;
-    const lean = { cpus: SERVER_CPU, nodeArgs: NODE_FLAGS, env: LEAN_ENV, readyTimeoutMs: 60_000 };
+    const lean = {
+      entry: built.enforcer,
+      cpus: SERVER_CPU,
+      nodeArgs: NODE_FLAGS,
+      env: LEAN_ENV,
+      readyTimeoutMs: 60_000,
+    };
     const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });
     children.push(e10k);
     await sleep(1500);
@@ -307,9 +317,9 @@ try {
     children.push(e100k);
     await sleep(1500);
     const rssBig = rssOf(e100k.pid);
-    line('the enforcer process (run from .ts), 10,000 keys, resident MB', rssSmall.toFixed(0));
+    line('the enforcer process (compiled), 10,000 keys, resident MB', rssSmall.toFixed(0));
     line(
-      'the enforcer process (run from .ts), 100,000 keys, resident MB',
+      'the enforcer process (compiled), 100,000 keys, resident MB',
       rssBig.toFixed(0),
       `target < 150   ${verdict(rssBig < 150)}`,
     );

@@ -20,6 +20,7 @@ import { startUpstream, upstreamReady } from './upstream-server.ts';
 import {
   installKeystile,
   OPERATOR_SERVICE_ACCOUNT,
+  type OperatorProcess,
   operatorReady,
   serviceAccountKubeconfig,
   startOperatorProcess,
@@ -81,6 +82,17 @@ export function groundContext(): GroundContext {
   return { stateDir, ports: localPorts(), bins: binaries(), procs: new ProcessTable(stateDir) };
 }
 
+/** How the local system runs its operator: as its ServiceAccount, usage read from the demo enforcer. */
+export function localOperator(ctx: GroundContext): OperatorProcess {
+  return {
+    name: 'operator',
+    healthPort: ctx.ports.operator,
+    kubeconfig: join(ctx.stateDir, 'operator.kubeconfig'),
+    // Usage comes from the demo enforcer's memory store (its admin port); until it is up, polls fail.
+    env: { KEYSTILE_USAGE_ENDPOINTS: `http://127.0.0.1:${ctx.ports.demoEnforcerAdmin}` },
+  };
+}
+
 /**
  * Starts whatever of the local system is not already running and waits until every part is ready.
  * Safe to call twice: running parts are found by their pid files and left alone.
@@ -115,14 +127,8 @@ export async function startLocalSystem(options: StartOptions = {}): Promise<Loca
 
   // Phase 4: Keystile itself: the CRDs and RBAC from the shipped files, the operator as its ServiceAccount.
   const kubeconfig = options.externalKubeconfig ?? kubeconfigPath(ctx);
-  const operatorKubeconfig = join(ctx.stateDir, 'operator.kubeconfig');
-  const operator = {
-    name: 'operator',
-    healthPort: ctx.ports.operator,
-    kubeconfig: operatorKubeconfig,
-    // Usage comes from the demo enforcer's memory store (its admin port); until it is up, polls fail.
-    env: { KEYSTILE_USAGE_ENDPOINTS: `http://127.0.0.1:${ctx.ports.demoEnforcerAdmin}` },
-  };
+  const operator = localOperator(ctx);
+  const operatorKubeconfig = operator.kubeconfig;
   // The CRDs and RBAC every time (server-side apply: cheap, and a changed CRD reaches a running system).
   installKeystile(ctx, kubeconfig);
   if (!ctx.procs.running('operator')) {
