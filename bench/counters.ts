@@ -22,6 +22,7 @@ import { plan, stageDocuments, standaloneConfig } from '../enforcer/testing/fixt
 import { redisPing } from '../test/ground/redis.ts';
 import { binaries } from '../test/ground/paths.ts';
 import { waitFor } from '../test/ground/wait.ts';
+import { buildAsImagesRun } from './built.ts';
 import { paced, percentile, rawGet } from './enforcer-client.ts';
 import {
   benchConfig,
@@ -46,6 +47,7 @@ const ROUNDS = Number(values.rounds);
 const EXACT_QUOTA = 5000;
 
 const pinned = pinSelf();
+const built = buildAsImagesRun();
 const dir = mkdtempSync(join(tmpdir(), 'keystile-bench-counters-'));
 const spawned: ChildProcess[] = [];
 const enforcers: EnforcerProcess[] = [];
@@ -54,6 +56,7 @@ const enforcers: EnforcerProcess[] = [];
 async function enforcer(config: string, store: string[]): Promise<EnforcerProcess> {
   const e = await startEnforcerProcess({
     config,
+    entry: built.enforcer,
     cpus: SERVER_CPU,
     args: ['--log-level', 'warn', '--metrics-key-id', 'false', ...store],
   });
@@ -63,7 +66,7 @@ async function enforcer(config: string, store: string[]): Promise<EnforcerProces
 
 try {
   console.log(
-    `keystile counters benchmark: ${SECONDS} s per measurement; servers on CPU ${SERVER_CPU}, load generator on CPU ${CLIENT_CPU}${pinned ? '' : ' (taskset unavailable: NOT pinned)'}`,
+    `keystile counters benchmark: ${SECONDS} s per measurement; the enforcers compiled, as their image runs them; servers on CPU ${SERVER_CPU}, load generator on CPU ${CLIENT_CPU}${pinned ? '' : ' (taskset unavailable: NOT pinned)'}`,
   );
   const redisPort = await freePort();
   const redis = startPinned(
