@@ -571,7 +571,7 @@ console.log(
   `\n3. one more key on a stage of ${KEYS}: in the index after ${added.toFixed(2)} s; ${bytes} bytes of rendered data written`,
 );
 console.log(
-  `   ${writes} writes besides ApiKey statuses (its key Secret, one keys shard, one secrets shard, the index, its binding's and its plan's statuses)`,
+  `   ${writes} writes besides ApiKey statuses (its key Secret, the keys and secrets shards it lands in, the index, and the binding's and plan's statuses if their counts show)`,
 );
 
 printRenderCost();
