@@ -208,22 +208,10 @@ export class IncrementalRenderer {
     if (input.now.getTime() >= this.#nextExpiry) return 'a key expired';
     // A plan or binding whose status alone changed (the operator's own status writes) is the same to
     // rendering: it is compared by what rendering reads of it when its object was replaced.
-    if (input.plans.length !== this.#plans.size) return 'a plan was added or removed';
-    for (const p of input.plans) {
-      const name = p.metadata.name;
-      const was = this.#plans.get(name);
-      if (was === p) continue;
-      if (!was || planPrint(p) !== planPrint(was)) return 'a plan changed';
-      this.#plans.set(name, p);
-    }
-    if (input.bindings.length !== this.#bindings.size) return 'a binding was added or removed';
-    for (const b of input.bindings) {
-      const name = b.metadata.name;
-      const was = this.#bindings.get(name);
-      if (was === b) continue;
-      if (!was || bindingPrint(b) !== bindingPrint(was)) return 'a binding changed';
-      this.#bindings.set(name, b);
-    }
+    const plans = sameShape(input.plans, this.#plans, planPrint);
+    if (plans !== undefined) return `a plan ${plans}`;
+    const bindings = sameShape(input.bindings, this.#bindings, bindingPrint);
+    if (bindings !== undefined) return `a binding ${bindings}`;
     return undefined;
   }
 
@@ -914,6 +902,27 @@ function sameKeyResult(a: KeyResult, b: KeyResult): boolean {
 }
 
 /** What rendering reads of a plan: its spec. */
+/**
+ * Whether `objects` are, in what rendering reads of them (`print`), the ones `seen` holds by name: what
+ * differs ('was added or removed', 'changed'), or undefined. An object replaced by one that prints the
+ * same takes its place in `seen`.
+ */
+function sameShape<T extends { metadata: { name: string } }>(
+  objects: readonly T[],
+  seen: Map<string, T>,
+  print: (o: T) => string,
+): 'was added or removed' | 'changed' | undefined {
+  if (objects.length !== seen.size) return 'was added or removed';
+  for (const o of objects) {
+    const name = o.metadata.name;
+    const was = seen.get(name);
+    if (was === o) continue;
+    if (!was || print(o) !== print(was)) return 'changed';
+    seen.set(name, o);
+  }
+  return undefined;
+}
+
 function planPrint(p: UsagePlan): string {
   return JSON.stringify(p.spec);
 }
