@@ -25,7 +25,7 @@ import { waitFor } from '../test/ground/wait.ts';
 import { buildAsImagesRun } from './built.ts';
 import { paced, percentile, rawGet } from './enforcer-client.ts';
 import {
-  benchConfig,
+  writeBenchConfig,
   CHECK_PATH,
   CLIENT_CPU,
   cpuSeconds,
@@ -88,10 +88,8 @@ try {
   );
   const REDIS = ['--store', 'redis', '--redis-url', `redis://127.0.0.1:${redisPort}`];
 
-  const small = benchConfig(10_000);
   const smallFile = join(dir, 'config-10k.json');
-  writeFileSync(smallFile, small.text);
-  const keyHeaders = small.values.slice(0, 1000).map((v) => ({ 'x-api-key': v }));
+  const keyHeaders = writeBenchConfig(10_000, smallFile).map((v) => ({ 'x-api-key': v }));
 
   // 1. The memory store (a) against the Redis store (b).
   const memory = await enforcer(smallFile, []);

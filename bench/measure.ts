@@ -5,6 +5,7 @@
  */
 import { type ChildProcess, execFileSync, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { generateKey } from '../contract/src/key-format.ts';
@@ -22,10 +23,16 @@ export const STAGE_KEY = 'bench/orders/prod';
 /** The check path of {@link STAGE} on the enforcer's HTTP port. */
 export const CHECK_PATH = `/keystile/${STAGE_KEY}/v1/orders`;
 
-/** Pins this process to {@link CLIENT_CPU}; false when taskset is unavailable. */
+/**
+ * Pins this process, every thread of it, to {@link CLIENT_CPU}; false when taskset is unavailable.
+ * Every thread: `taskset -p` alone moves only the main thread, and V8's helper threads (parallel
+ * scavenges, concurrent compilation), started before this call, would stay free to run on the servers'
+ * CPU, where they take its time and, waited for by this process's garbage collector, stall the load
+ * generator itself.
+ */
 export function pinSelf(): boolean {
   try {
-    execFileSync('taskset', ['-cp', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
+    execFileSync('taskset', ['-a', '-cp', CLIENT_CPU, String(process.pid)], { stdio: 'ignore' });
     return true;
   } catch {
     return false;
@@ -49,6 +56,19 @@ export function benchConfig(n: number, variant = ''): { text: string; values: st
     keys.push({ id: keyId, name: `key-${i}${variant}`, plan: `plan-${i % 100}`, values: [{ value }] });
   }
   return { text: standaloneConfig([stageDocuments(STAGE, plans, keys)]), values };
+}
+
+/**
+ * Writes a config of `n` keys ({@link benchConfig}) to `file` from a child process and returns the first
+ * `values` key values: the config's text and its other values never live in this (the load generator's) heap.
+ */
+export function writeBenchConfig(n: number, file: string, variant = '', values = 1000): string[] {
+  const out = execFileSync(
+    process.execPath,
+    [join(import.meta.dirname, 'write-config.ts'), String(n), file, variant, String(values)],
+    { encoding: 'utf8', maxBuffer: 64 << 20 },
+  );
+  return JSON.parse(out) as string[];
 }
 
 /** Prints one figure: a label, a value and, if any, its target and verdict. */
