@@ -1,0 +1,3 @@
+module keystile.dev/bench/paced
+
+go 1.24
