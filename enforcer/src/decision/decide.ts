@@ -418,8 +418,60 @@ export function isDecision(value: Decision | Identified): value is Decision {
 }
 
 /**
- * The whole decision: {@link identify}, the store, {@link conclude}. Synchronous when the store is
- * (the memory store), a promise otherwise. Never throws and never rejects: a failing store gives 503.
+ * The whole decision: {@link identify}, the store, {@link conclude}, handed to `done` exactly once:
+ * before this returns when the store answers synchronously (the memory store), else when its promise
+ * settles (one promise reaction between the store and `done`: the transports' hot path). Never throws
+ * (unless `done` does); a failing store gives 503.
+ */
+export function decideInto(
+  catalog: Catalog | undefined,
+  request: CheckRequest,
+  store: CounterStore,
+  clock: Clock,
+  context: DecideContext,
+  done: (decision: Decision) => void,
+): void {
+  const now = clock.now();
+  let identified: Decision | Identified;
+  try {
+    identified = identify(catalog, request, now, context);
+  } catch {
+    done(
+      context.options.failOpen
+        ? allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES)
+        : deny(Reason.InternalError, {}, context.options, { 'retry-after': '1' }),
+    );
+    return;
+  }
+  if (isDecision(identified)) {
+    done(identified);
+    return;
+  }
+  const id = identified;
+  let result: ConsumeResult | Promise<ConsumeResult>;
+  try {
+    result = store.consume(id.consume);
+  } catch {
+    done(storeFailed(id, context.options));
+    return;
+  }
+  if (result instanceof Promise) {
+    result.then(
+      (r) => {
+        done(conclude(id, r, now, context.options));
+      },
+      () => {
+        done(storeFailed(id, context.options));
+      },
+    );
+    return;
+  }
+  done(conclude(id, result, now, context.options));
+}
+
+/**
+ * {@link decideInto} as a value: the decision when the store answered synchronously, else a promise of
+ * it. Never throws and never rejects.
  */
 export function decide(
   catalog: Catalog | undefined,
@@ -428,28 +480,26 @@ export function decide(
   clock: Clock,
   context: DecideContext,
 ): Decision | Promise<Decision> {
-  const now = clock.now();
-  let identified: Decision | Identified;
-  try {
-    identified = identify(catalog, request, now, context);
-  } catch {
-    return context.options.failOpen
-      ? allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES)
-      : deny(Reason.InternalError, {}, context.options, { 'retry-after': '1' });
-  }
-  if (isDecision(identified)) return identified;
-  const id = identified;
-  let result: ConsumeResult | Promise<ConsumeResult>;
-  try {
-    result = store.consume(id.consume);
-  } catch {
-    return storeFailed(id, context.options);
-  }
-  if (result instanceof Promise) {
-    return result.then(
-      (r) => conclude(id, r, now, context.options),
-      () => storeFailed(id, context.options),
-    );
-  }
-  return conclude(id, result, now, context.options);
+  return settleOnce((done) => {
+    decideInto(catalog, request, store, clock, context, done);
+  });
+}
+
+/**
+ * Runs `start` with a callback: the value it was called with, when that happened before `start`
+ * returned, else a promise of it.
+ */
+export function settleOnce<T>(start: (done: (value: T) => void) => void): T | Promise<T> {
+  let settled = false;
+  let value: T | undefined;
+  let resolve: ((value: T) => void) | undefined;
+  start((v) => {
+    if (resolve !== undefined) resolve(v);
+    else {
+      settled = true;
+      value = v;
+    }
+  });
+  if (settled) return value as T;
+  return new Promise<T>((r) => (resolve = r));
 }

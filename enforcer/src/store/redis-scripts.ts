@@ -10,15 +10,23 @@
  * the caller computed from the decision's time (PEXPIRE / PX, never PEXPIREAT): see docs/counters.md.
  */
 
-/** Which of CONSUME's optional keys are present (ARGV[1] is their sum). */
+/** Which of a decision's optional keys are present (its `parts`: their sum). */
 export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts: 8 });
 
+/** Reply numbers of one decision from {@link CONSUME}, before the thresholds it crossed. */
+export const CONSUME_REPLY = 7;
+
 /**
- * One decision, atomically. KEYS, in this order, only those present: the bucket, the quota, the day's
- * month hash, the quota's alert set. ARGV: parts, now (ms), rate, burst, quota limit, cost, quota TTL
- * (ms), day hash TTL (ms), the day's field, then the alert thresholds (percent). Returns `{allowed (1|0),
- * denied (0 none, 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota
- * used, quota remaining, crossed thresholds...}`.
+ * Decisions in order, each atomically (the whole call is: Redis runs one script at a time), so that
+ * the decisions an enforcer makes in one turn of its event loop share one round trip. A single
+ * decision is a batch of one. KEYS: per decision, only those present, in this order: the bucket, the
+ * quota, the day's month hash, the quota's alert set. ARGV[1] is the number of decisions; then, per
+ * decision, ten values: parts ({@link CONSUME_PARTS}), now (ms), rate, burst, quota limit, cost, quota
+ * TTL (ms), day hash TTL (ms), the day's field ('-' for none), the number of alert thresholds; then the
+ * thresholds (percent). The reply: per decision, in order, {@link CONSUME_REPLY} integers, denied (0
+ * none, 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used,
+ * quota remaining, the number of thresholds crossed; then those thresholds. A later decision in a
+ * batch sees what the earlier ones did (the same key twice is counted twice).
  *
  * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles) expiring when full;
  * the quota a hash `{used, granted}` expiring after its period (with a margin), its TTL set when it is
@@ -27,109 +35,131 @@ export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts
  * alert set a set of thresholds.
  */
 export const CONSUME = `
-local parts = tonumber(ARGV[1])
-local now = tonumber(ARGV[2])
-local cost = tonumber(ARGV[6])
 local EPS = 1e-6
+local out = {}
 local k = 1
-local bucketKey, quotaKey, dayHash, alertsKey
-if parts % 2 == 1 then bucketKey = KEYS[k]; k = k + 1 end
-if math.floor(parts / 2) % 2 == 1 then quotaKey = KEYS[k]; k = k + 1 end
-if math.floor(parts / 4) % 2 == 1 then dayHash = KEYS[k]; k = k + 1 end
-if math.floor(parts / 8) % 2 == 1 then alertsKey = KEYS[k]; k = k + 1 end
+local base = 0
+local f = {}
+for _ = 1, tonumber(ARGV[1]) do
+  for i = 1, 10 do f[i] = ARGV[base + 1 + i] end
+  for i = 11, 10 + tonumber(ARGV[base + 11]) do f[i] = ARGV[base + 1 + i] end
+  local parts = tonumber(f[1])
+  local now = tonumber(f[2])
+  local costArg = f[6]
+  local cost = tonumber(costArg)
+  local quotaTtl = f[7]
+  local dayTtl = f[8]
+  local dayField = f[9]
+  local nThresholds = tonumber(f[10])
+  local bucketKey, quotaKey, dayHash, alertsKey
+  if parts % 2 == 1 then bucketKey = KEYS[k]; k = k + 1 end
+  if math.floor(parts / 2) % 2 == 1 then quotaKey = KEYS[k]; k = k + 1 end
+  if math.floor(parts / 4) % 2 == 1 then dayHash = KEYS[k]; k = k + 1 end
+  if math.floor(parts / 8) % 2 == 1 then alertsKey = KEYS[k]; k = k + 1 end
 
-local bucketAllowed = true
-local tokens, updatedAt, rate, burst
-if bucketKey then
-  rate = tonumber(ARGV[3])
-  burst = tonumber(ARGV[4])
-  local stored = redis.call('GET', bucketKey)
-  local space = stored and string.find(stored, ' ', 1, true)
-  if space then
-    tokens = tonumber(string.sub(stored, 1, space - 1))
-    updatedAt = tonumber(string.sub(stored, space + 1))
-    -- A corrupt state fails towards an empty bucket, which refills, as in token-bucket.ts.
-    if not tokens or not (tokens >= 0) then tokens = 0 end
-    if not updatedAt or updatedAt ~= updatedAt or updatedAt == math.huge or updatedAt == -math.huge then
+  local bucketAllowed = true
+  local tokens, updatedAt, rate, burst
+  if bucketKey then
+    rate = tonumber(f[3])
+    burst = tonumber(f[4])
+    local stored = redis.call('GET', bucketKey)
+    local space = stored and string.find(stored, ' ', 1, true)
+    if space then
+      tokens = tonumber(string.sub(stored, 1, space - 1))
+      updatedAt = tonumber(string.sub(stored, space + 1))
+      -- A corrupt state fails towards an empty bucket, which refills, as in token-bucket.ts.
+      if not tokens or not (tokens >= 0) then tokens = 0 end
+      if not updatedAt or updatedAt ~= updatedAt or updatedAt == math.huge or updatedAt == -math.huge then
+        updatedAt = now
+      end
+      local elapsed = now - updatedAt
+      if elapsed > 0 then
+        tokens = tokens + (elapsed * rate) / 1000
+        updatedAt = now
+      end
+      if tokens > burst then tokens = burst end
+    else
+      tokens = burst
       updatedAt = now
     end
-    local elapsed = now - updatedAt
-    if elapsed > 0 then
-      tokens = tokens + (elapsed * rate) / 1000
-      updatedAt = now
-    end
-    if tokens > burst then tokens = burst end
-  else
-    tokens = burst
-    updatedAt = now
+    bucketAllowed = tokens + EPS >= 1
   end
-  bucketAllowed = tokens + EPS >= 1
-end
 
-local quotaAllowed = true
-local used, granted, limit = 0, 0, 0
-local quotaExists = false
-if quotaKey then
-  limit = tonumber(ARGV[5])
-  local v = redis.call('HMGET', quotaKey, 'used', 'granted')
-  if v[1] then used = tonumber(v[1]) or 0; quotaExists = true end
-  if v[2] then granted = tonumber(v[2]) or 0; quotaExists = true end
-  quotaAllowed = used + cost <= limit + granted and cost >= 0
-end
-
-local denied = 0
-if not bucketAllowed then denied = 1 elseif not quotaAllowed then denied = 2 end
-
-local bucketRemaining, retryAfter, fullIn = 0, 0, 0
-if bucketKey then
-  if denied == 0 then
-    tokens = tokens - 1
-    if tokens < 0 then tokens = 0 end
-  end
-  local deficit = burst - tokens
-  if deficit > EPS then fullIn = math.ceil((deficit * 1000) / rate) end
-  if not bucketAllowed then retryAfter = math.ceil(((1 - tokens) * 1000) / rate) end
-  bucketRemaining = math.floor(tokens + EPS)
-  if denied == 0 then
-    local ttl = fullIn
-    if ttl < 1 then ttl = 1 end
-    redis.call('SET', bucketKey, string.format('%.17g %.17g', tokens, updatedAt), 'PX', ttl)
-  end
-end
-
-if denied == 0 then
+  local quotaAllowed = true
+  local used, granted, limit = 0, 0, 0
+  local quotaExists = false
   if quotaKey then
-    used = redis.call('HINCRBY', quotaKey, 'used', ARGV[6])
-    if not quotaExists then redis.call('PEXPIRE', quotaKey, ARGV[7]) end
+    limit = tonumber(f[5])
+    local v = redis.call('HMGET', quotaKey, 'used', 'granted')
+    if v[1] then used = tonumber(v[1]) or 0; quotaExists = true end
+    if v[2] then granted = tonumber(v[2]) or 0; quotaExists = true end
+    quotaAllowed = used + cost <= limit + granted and cost >= 0
   end
-  if dayHash and cost > 0 then
-    local n = redis.call('HINCRBY', dayHash, ARGV[9], ARGV[6])
-    -- A day's first count: the hash lives at least until this day's month is past its retention.
-    -- PTTL is -1 for a hash just created (no TTL yet), so this sets it then too.
-    if n == cost and redis.call('PTTL', dayHash) < tonumber(ARGV[8]) then
-      redis.call('PEXPIRE', dayHash, ARGV[8])
+
+  local denied = 0
+  if not bucketAllowed then denied = 1 elseif not quotaAllowed then denied = 2 end
+
+  local bucketRemaining, retryAfter, fullIn = 0, 0, 0
+  if bucketKey then
+    if denied == 0 then
+      tokens = tokens - 1
+      if tokens < 0 then tokens = 0 end
+    end
+    local deficit = burst - tokens
+    if deficit > EPS then fullIn = math.ceil((deficit * 1000) / rate) end
+    if not bucketAllowed then retryAfter = math.ceil(((1 - tokens) * 1000) / rate) end
+    bucketRemaining = math.floor(tokens + EPS)
+    if denied == 0 then
+      local ttl = fullIn
+      if ttl < 1 then ttl = 1 end
+      redis.call('SET', bucketKey, string.format('%.17g %.17g', tokens, updatedAt), 'PX', ttl)
     end
   end
-end
 
-local quotaRemaining = 0
-if quotaKey then
-  quotaRemaining = limit + granted - used
-  if quotaRemaining < 0 then quotaRemaining = 0 end
-end
-
-local result = { denied == 0 and 1 or 0, denied, bucketRemaining, retryAfter, fullIn, used, quotaRemaining }
-if alertsKey and quotaKey and used > 0 then
-  local allowance = limit + granted
-  for i = 10, #ARGV do
-    local t = tonumber(ARGV[i])
-    if used * 100 >= t * allowance and redis.call('SADD', alertsKey, ARGV[i]) == 1 then
-      redis.call('PEXPIRE', alertsKey, ARGV[7])
-      result[#result + 1] = t
+  if denied == 0 then
+    if quotaKey then
+      used = redis.call('HINCRBY', quotaKey, 'used', costArg)
+      if not quotaExists then redis.call('PEXPIRE', quotaKey, quotaTtl) end
+    end
+    if dayHash and cost > 0 then
+      local n = redis.call('HINCRBY', dayHash, dayField, costArg)
+      -- A day's first count: the hash lives at least until this day's month is past its retention.
+      -- PTTL is -1 for a hash just created (no TTL yet), so this sets it then too.
+      if n == cost and redis.call('PTTL', dayHash) < tonumber(dayTtl) then
+        redis.call('PEXPIRE', dayHash, dayTtl)
+      end
     end
   end
+
+  local quotaRemaining = 0
+  if quotaKey then
+    quotaRemaining = limit + granted - used
+    if quotaRemaining < 0 then quotaRemaining = 0 end
+  end
+
+  local crossed = {}
+  if alertsKey and quotaKey and used > 0 then
+    local allowance = limit + granted
+    for i = 11, 10 + nThresholds do
+      local t = tonumber(f[i])
+      if used * 100 >= t * allowance and redis.call('SADD', alertsKey, f[i]) == 1 then
+        redis.call('PEXPIRE', alertsKey, quotaTtl)
+        crossed[#crossed + 1] = t
+      end
+    end
+  end
+  local n = #out
+  out[n + 1] = denied
+  out[n + 2] = bucketRemaining
+  out[n + 3] = retryAfter
+  out[n + 4] = fullIn
+  out[n + 5] = used
+  out[n + 6] = quotaRemaining
+  out[n + 7] = #crossed
+  for i = 1, #crossed do out[n + 7 + i] = crossed[i] end
+  base = base + 10 + nThresholds
 end
-return result
+return out
 `;
 
 /**

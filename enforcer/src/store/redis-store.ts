@@ -1,6 +1,6 @@
 /**
  * The Redis counter store (for replicas: every enforcer shares one count). One decision is one round
- * trip: the CONSUME script (redis-scripts.ts) applies the bucket and the quota atomically with the same
+ * trip, shared by the decisions of the same turn of the event loop (turn-batch.ts): the CONSUME script (redis-scripts.ts) applies the bucket and the quota atomically with the same
  * arithmetic as the memory store, charges the day counter and records alert thresholds, so the quota is
  * exact across replicas (Redis runs one script at a time). The keys are contract/src/identity.ts's; all
  * keys of one call share a `{plan|subject}` hash tag, so one Redis Cluster slot holds them. Callers name
@@ -22,7 +22,8 @@ import {
   dayHashReads,
 } from '../../../contract/src/identity.ts';
 import { checkAdjustment } from './memory-store.ts';
-import { ADD, ADJUST, CONSUME, CONSUME_PARTS } from './redis-scripts.ts';
+import { ADD, ADJUST, CONSUME, CONSUME_PARTS, CONSUME_REPLY } from './redis-scripts.ts';
+import { TurnBatcher } from './turn-batch.ts';
 import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
 
 /** A host and port. */
@@ -154,16 +155,41 @@ export function createRedisClient(options: RedisStoreOptions): KeystileRedis {
   return new Redis(c.url, redisOptions) as KeystileRedis;
 }
 
+/** One decision's part of a CONSUME call. */
+interface ConsumeCall {
+  /** Its keys, in the script's order (all under one hash tag). */
+  readonly keys: readonly string[];
+  /** Its CONSUME arguments. */
+  readonly args: readonly (string | number)[];
+  readonly bucket: boolean;
+  readonly quota: boolean;
+}
+
+/** The hash tag of a counter key (`{plan|subject}`): keys with equal tags share a Cluster slot. */
+function hashTag(key: string): string {
+  const open = key.indexOf('{');
+  const close = key.indexOf('}', open + 1);
+  return open < 0 || close < 0 ? key : key.slice(open, close + 1);
+}
+
 /** The Redis store. */
 export class RedisStore implements CounterStore {
   readonly client: KeystileRedis;
   readonly #marginMs: number;
+  /**
+   * The decisions of one turn of the event loop, sent as one CONSUME call: in a Cluster one per hash
+   * tag (a script must stay on one slot), else one for all.
+   */
+  readonly #batcher: TurnBatcher<ConsumeCall, ConsumeResult>;
+  readonly #daySlots = new Map<string, DayHashSlot>();
   #closed = false;
 
   /** Connects (in the background) as `options` say. */
   constructor(options: RedisStoreOptions) {
     this.client = createRedisClient(options);
     this.#marginMs = options.quotaMarginMs ?? DEFAULT_QUOTA_MARGIN_MS;
+    const cluster = options.connection.kind === 'cluster';
+    this.#batcher = new TurnBatcher(this.#sendConsumes, (c) => (cluster ? hashTag(c.keys[0] ?? '') : ''));
     // ioredis reports connection errors as events; the loss policy watches the status, so an error
     // here must not be an unhandled 'error' event.
     this.client.on('error', () => undefined);
@@ -194,30 +220,29 @@ export class RedisStore implements CounterStore {
     const quota = r.quotaKey !== undefined && r.quotaLimit !== undefined;
     let day: DayHashSlot | undefined;
     if (r.dayKey !== undefined && r.dayExpiresAt !== undefined) {
-      day = dayHashOf(r.dayKey);
+      day = this.#dayHashOf(r.dayKey);
       if (day === undefined) return Promise.reject(notADay(r.dayKey));
     }
     const alerts = quota && r.thresholds !== undefined && r.thresholds.length > 0;
     let parts = 0;
-    const args: (string | number)[] = [];
+    const keys: string[] = [];
     if (bucket) {
       parts += CONSUME_PARTS.bucket;
-      args.push(r.bucketKey);
+      keys.push(r.bucketKey);
     }
     if (quota) {
       parts += CONSUME_PARTS.quota;
-      args.push(r.quotaKey);
+      keys.push(r.quotaKey);
     }
     if (day !== undefined) {
       parts += CONSUME_PARTS.day;
-      args.push(day.key);
+      keys.push(day.key);
     }
     if (alerts) {
       parts += CONSUME_PARTS.alerts;
-      args.push(alertsKey(r.quotaKey));
+      keys.push(alertsKey(r.quotaKey));
     }
-    const numKeys = args.length;
-    args.push(
+    const args: (string | number)[] = [
       parts,
       r.now,
       r.bucketLimit?.rate ?? 0,
@@ -228,22 +253,59 @@ export class RedisStore implements CounterStore {
       day !== undefined && r.dayExpiresAt !== undefined
         ? ttl(dayHashExpiresAt(day, r.dayExpiresAt) - r.now)
         : 1,
-      day?.field ?? '',
-    );
+      day?.field ?? '-',
+      alerts ? r.thresholds.length : 0,
+    ];
     if (alerts) for (const t of r.thresholds) args.push(t);
-    return this.client.ksConsume(numKeys, ...args).then((reply) => {
-      const denied = reply[1];
-      return {
-        allowed: reply[0] === 1,
-        deniedBy: denied === 1 ? 'throttle' : denied === 2 ? 'quota' : undefined,
-        bucket: bucket
-          ? { remaining: reply[2] ?? 0, retryAfterMs: reply[3] ?? 0, fullInMs: reply[4] ?? 0 }
-          : undefined,
-        quota: quota ? { used: reply[5] ?? 0, remaining: reply[6] ?? 0 } : undefined,
-        crossed: reply.length > 7 ? reply.slice(7) : undefined,
-      };
-    });
+    return this.#batcher.add({ keys, args, bucket, quota });
   }
+
+  /**
+   * {@link dayHashOf}, remembered: a key's decisions name the same day key (the same string, from the
+   * decision's key cache) all day. Bounded: it starts over at 100,000 days.
+   */
+  #dayHashOf(dayKey: string): DayHashSlot | undefined {
+    let slot = this.#daySlots.get(dayKey);
+    if (slot === undefined) {
+      slot = dayHashOf(dayKey);
+      if (slot === undefined) return undefined;
+      if (this.#daySlots.size >= 100_000) this.#daySlots.clear();
+      this.#daySlots.set(dayKey, slot);
+    }
+    return slot;
+  }
+
+  /** One CONSUME call for a batch of decisions (one slot's, in a Cluster); their results in order. */
+  readonly #sendConsumes = async (calls: readonly ConsumeCall[]): Promise<ConsumeResult[]> => {
+    const keys: string[] = [];
+    const argv: (string | number)[] = [calls.length];
+    for (const c of calls) {
+      for (const k of c.keys) keys.push(k);
+      for (const a of c.args) argv.push(a);
+    }
+    const reply = await this.client.ksConsume(keys.length, ...keys, ...argv);
+    const results: ConsumeResult[] = [];
+    let at = 0;
+    for (const c of calls) {
+      const denied = reply[at];
+      const crossedCount = reply[at + 6] ?? 0;
+      results.push({
+        allowed: denied === 0,
+        deniedBy: denied === 1 ? 'throttle' : denied === 2 ? 'quota' : undefined,
+        bucket: c.bucket
+          ? { remaining: reply[at + 1] ?? 0, retryAfterMs: reply[at + 2] ?? 0, fullInMs: reply[at + 3] ?? 0 }
+          : undefined,
+        quota: c.quota ? { used: reply[at + 4] ?? 0, remaining: reply[at + 5] ?? 0 } : undefined,
+        crossed:
+          crossedCount > 0 ? reply.slice(at + CONSUME_REPLY, at + CONSUME_REPLY + crossedCount) : undefined,
+      });
+      at += CONSUME_REPLY + crossedCount;
+    }
+    if (at !== reply.length) {
+      throw new Error(`CONSUME answered ${reply.length} values for ${calls.length} decisions`);
+    }
+    return results;
+  };
 
   async adjust(r: AdjustRequest): Promise<boolean> {
     checkAdjustment(r);

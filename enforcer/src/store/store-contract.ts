@@ -430,6 +430,28 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
     },
   },
   {
+    name: 'requests issued together are decided in the order issued, each with its own answer',
+    async run({ store }, plan) {
+      // One turn of the event loop: the Redis store sends these in one call, the memory store one by one.
+      const a = request(plan, key('a'), T0, { bucketLimit: { rate: 1, burst: 10 }, thresholds: [50] });
+      const b = request(plan, key('b'), T0, { bucketLimit: { rate: 1, burst: 10 }, cost: 2 });
+      const all = await Promise.all([a, b, a, a, b, a].map((r) => consume(store, r)));
+      expect(all.map((x) => x.allowed)).toEqual([true, true, true, true, false, false]);
+      expect(all.map((x) => x.quota?.used)).toEqual([1, 2, 2, 3, 2, 3]);
+      expect(all.map((x) => x.deniedBy)).toEqual([
+        undefined,
+        undefined,
+        undefined,
+        undefined,
+        'quota',
+        'quota',
+      ]);
+      // a's second request crossed 50% of 3; b's counters are its own.
+      expect(all.map((x) => x.crossed ?? [])).toEqual([[], [], [50], [], [], []]);
+      expect(all.map((x) => x.bucket?.remaining)).toEqual([9, 9, 8, 7, 9, 7]);
+    },
+  },
+  {
     name: 'requests from several replicas at once allow exactly the quota, and report each threshold once',
     async run({ peers }, plan) {
       const QUOTA = 100;

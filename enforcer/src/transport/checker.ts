@@ -7,7 +7,7 @@ import type { Logger } from 'pino';
 import type { CatalogView } from '../catalog/catalog.ts';
 import { type Decision, deny } from '../decision/answers.ts';
 import type { Clock } from '../decision/clock.ts';
-import { type CheckRequest, decide, type DecideContext } from '../decision/decide.ts';
+import { type CheckRequest, type DecideContext, decideInto, settleOnce } from '../decision/decide.ts';
 import { Reason } from '../errors.ts';
 import type { CounterStore } from '../store/store.ts';
 import type { EnforcerMetrics, Transport } from '../telemetry/metrics.ts';
@@ -37,20 +37,30 @@ export class Checker {
     return this.#deps.context;
   }
 
-  /** Decides one check. Never throws, never rejects. */
-  check(request: CheckRequest, transport: Transport): Decision | Promise<Decision> {
+  /**
+   * Decides one check and hands the recorded decision to `send`, exactly once: synchronously when the
+   * store is (the memory store), else when the store answers. Never throws (unless `send` does).
+   */
+  answer(request: CheckRequest, transport: Transport, send: (decision: Decision) => void): void {
     const started = performance.now();
     const d = this.#deps;
-    let decision: Decision | Promise<Decision>;
+    let pending = true;
     try {
-      decision = decide(d.catalog.current(), request, d.store, d.clock, d.context);
+      decideInto(d.catalog.current(), request, d.store, d.clock, d.context, (decision) => {
+        pending = false;
+        send(this.#record(decision, transport, started));
+      });
     } catch (err) {
-      decision = this.failed(transport, 'decide', err);
+      // A bug before the decision was handed over; one handed over is not answered twice.
+      if (pending) send(this.#record(this.failed(transport, 'decide', err), transport, started));
     }
-    if (decision instanceof Promise) {
-      return decision.then((done) => this.#record(done, transport, started));
-    }
-    return this.#record(decision, transport, started);
+  }
+
+  /** {@link answer} as a value: the decision, or a promise of it. Never throws, never rejects. */
+  check(request: CheckRequest, transport: Transport): Decision | Promise<Decision> {
+    return settleOnce((done) => {
+      this.answer(request, transport, done);
+    });
   }
 
   /**

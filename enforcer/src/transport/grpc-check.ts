@@ -168,14 +168,9 @@ export function checkHandler(
       callback(null, checkResponseOf(checker.failed('grpc', 'malformed')));
       return;
     }
-    const decision = checker.check(facts, 'grpc');
-    if (decision instanceof Promise) {
-      void decision.then((d) => {
-        callback(null, checkResponseOf(d));
-      });
-    } else {
-      callback(null, checkResponseOf(decision));
-    }
+    checker.answer(facts, 'grpc', (d) => {
+      callback(null, checkResponseOf(d));
+    });
   };
 }
 

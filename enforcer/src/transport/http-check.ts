@@ -93,7 +93,7 @@ export function registerHttpCheck(app: FastifyInstance, checker: Checker): void 
       done(null, undefined);
     });
   });
-  // Synchronous when the decision is (the memory store): no promise per check.
+  // Answered synchronously when the decision is (the memory store): no promise per check.
   const handler = (request: FastifyRequest, reply: FastifyReply): void => {
     let facts: CheckRequest;
     try {
@@ -102,14 +102,9 @@ export function registerHttpCheck(app: FastifyInstance, checker: Checker): void 
       sendDecision(reply, checker.failed('http', 'malformed'));
       return;
     }
-    const decision = checker.check(facts, 'http');
-    if (decision instanceof Promise) {
-      void decision.then((d) => {
-        sendDecision(reply, d);
-      });
-    } else {
-      sendDecision(reply, decision);
-    }
+    checker.answer(facts, 'http', (d) => {
+      sendDecision(reply, d);
+    });
   };
   app.route({ method: app.supportedMethods, url: '*', handler });
   app.setNotFoundHandler(handler);
