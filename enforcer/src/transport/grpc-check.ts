@@ -4,10 +4,12 @@
  * `keystile.dev/api-stage` (ADR 0002), which only Envoy's configuration can set. The protos are the
  * ones `@grpc/grpc-js-xds` ships (deps/envoy-api and its include dirs), loaded once.
  */
+import { accessSync, constants } from 'node:fs';
 import { createRequire } from 'node:module';
-import { dirname, join } from 'node:path';
+import { dirname, isAbsolute, join } from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 import type { Decision } from '../decision/answers.ts';
 import type { CheckRequest } from '../decision/decide.ts';
 import type { Checker } from './checker.ts';
@@ -45,6 +47,72 @@ export function authorizationService(): grpc.ServiceDefinition {
   definition = service;
   return definition;
 }
+
+/** The Check method's path. */
+const CHECK_PATH = '/envoy.service.auth.v3.Authorization/Check';
+
+let fastDefinition: grpc.ServiceDefinition | undefined;
+
+/**
+ * The Authorization service as the check server runs it: the same protos and method, with protobufjs
+ * codecs of its own. A request is decoded into protobufjs's message objects and not converted to plain
+ * objects (proto-loader's \`toObject\`: a copy of every field, the handler reads five); a response is
+ * encoded from plain objects with numeric enums (no \`fromObject\`). The wire format is the same, so
+ * a client with {@link authorizationService} talks to it.
+ */
+export function checkServiceDefinition(): grpc.ServiceDefinition {
+  if (fastDefinition) return fastDefinition;
+  // The well-known protos protobufjs lacks (descriptor.proto, which validate.proto imports) were added
+  // to it when this module imported @grpc/proto-loader.
+  const root = new protobuf.Root();
+  const dirs = protoIncludeDirs();
+  root.resolvePath = (_origin, target) => {
+    if (isAbsolute(target)) return target;
+    for (const dir of dirs) {
+      try {
+        accessSync(join(dir, target), constants.R_OK);
+        return join(dir, target);
+      } catch {
+        // not in this include dir
+      }
+    }
+    return target;
+  };
+  root.loadSync(EXTERNAL_AUTH_PROTO, { keepCase: true });
+  root.resolveAll();
+  const request = root.lookupType('envoy.service.auth.v3.CheckRequest');
+  const response = root.lookupType('envoy.service.auth.v3.CheckResponse');
+  const overwrite = root.lookupEnum('envoy.config.core.v3.HeaderValueOption.HeaderAppendAction').values[
+    'OVERWRITE_IF_EXISTS_OR_ADD'
+  ];
+  if (overwrite === undefined) throw new Error(`${EXTERNAL_AUTH_PROTO}: no OVERWRITE_IF_EXISTS_OR_ADD`);
+  overwriteIfExistsOrAdd = overwrite;
+  const encode =
+    (type: protobuf.Type) =>
+    (message: object): Buffer => {
+      const bytes = type.encode(message).finish();
+      return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+    };
+  const decode =
+    (type: protobuf.Type) =>
+    (bytes: Buffer): object =>
+      type.decode(bytes);
+  fastDefinition = {
+    Check: {
+      path: CHECK_PATH,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: encode(request),
+      requestDeserialize: decode(request),
+      responseSerialize: encode(response),
+      responseDeserialize: decode(response),
+    },
+  };
+  return fastDefinition;
+}
+
+/** HeaderValueOption's OVERWRITE_IF_EXISTS_OR_ADD, read from the protos by {@link checkServiceDefinition}. */
+let overwriteIfExistsOrAdd = 2;
 
 /** The parts of a CheckRequest the decision reads (field names as in the proto). */
 export interface CheckRequestMessage {
@@ -117,7 +185,7 @@ const UNAVAILABLE = 14;
 
 const header = (key: string, value: string): Record<string, unknown> => ({
   header: { key, value },
-  append_action: 'OVERWRITE_IF_EXISTS_OR_ADD',
+  append_action: overwriteIfExistsOrAdd,
 });
 
 /**
@@ -134,7 +202,7 @@ function upstreamHeaderOptions(headers: Readonly<Record<string, string>>): Recor
   return options;
 }
 
-/** A decision as a CheckResponse. */
+/** A decision as a CheckResponse (enums as numbers: {@link checkServiceDefinition} encodes it as it is). */
 export function checkResponseOf(d: Decision): Record<string, unknown> {
   if (d.allowed) {
     return {
@@ -185,7 +253,7 @@ export async function startGrpcCheck(
     'grpc.keepalive_permit_without_calls': 1,
     'grpc.http2.min_ping_interval_without_data_ms': 5000,
   });
-  server.addService(authorizationService(), { Check: checkHandler(checker) });
+  server.addService(checkServiceDefinition(), { Check: checkHandler(checker) });
   const bound = await new Promise<number>((resolve, reject) => {
     server.bindAsync(
       `${host.includes(':') ? `[${host}]` : host}:${port}`,
