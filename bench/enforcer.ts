@@ -14,7 +14,7 @@
  */
 import type { ChildProcess } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdtempSync, renameSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, renameSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -87,7 +87,10 @@ try {
     `keystile enforcer benchmark: ${SECONDS} s per measurement; servers on CPU ${SERVER_CPU}, load generator on CPU ${CLIENT_CPU}${pinned ? '' : ' (taskset unavailable: NOT pinned)'}`,
   );
   const smallFile = join(dir, 'config-10k.json');
-  const keyHeaders = writeBenchConfig(10_000, smallFile).map((v) => ({ 'x-api-key': v }));
+  const smallValues = writeBenchConfig(10_000, smallFile);
+  const valuesFile = join(dir, 'values-10k.json');
+  writeFileSync(valuesFile, JSON.stringify(smallValues));
+  const keyHeaders = smallValues.map((v) => ({ 'x-api-key': v }));
 
   // 1. (a) bare Fastify and (b) the enforcer, side by side.
   const basePort = await freePort();
@@ -97,6 +100,18 @@ try {
     String(basePort),
   ]);
   await waitListening(basePort);
+  // (c) the floor: the least a key check must do (SHA-256, one lookup, the allow's headers).
+  const floorPort = await freePort();
+  const floor = startProcess([
+    join(import.meta.dirname, 'enforcer-floor.ts'),
+    '--port',
+    String(floorPort),
+    '--values',
+    valuesFile,
+    '--keys',
+    '10000',
+  ]);
+  await waitListening(floorPort);
   const enforcer: EnforcerProcess = await startEnforcerProcess({
     entry: built.enforcer,
     config: smallFile,
@@ -111,19 +126,26 @@ try {
       [
         { port: basePort, path: '/v1/orders', pids: [baseline.pid ?? -1] },
         { port: enforcer.httpPort, path: checkPath, pids: [enforcer.pid] },
+        { port: floorPort, path: '/v1/orders', pids: [floor.pid ?? -1] },
       ],
       keyHeaders,
     );
-    const [rateA = NaN, rateB = NaN] = phase1.rates;
+    const [rateA = NaN, rateB = NaN, rateC = NaN] = phase1.rates;
     const ratioAB = phase1.ratios[1] ?? NaN;
+    const ratioAC = phase1.ratios[2] ?? NaN;
     console.log('\n1. bare Fastify (a) against the enforcer with 10,000 keys and 100 plans (b), HTTP check');
     line('(a) bare Fastify route, requests/s', rateA.toFixed(0));
     line('(b) enforcer deciding, requests/s', rateB.toFixed(0));
+    line("(c) the floor: SHA-256, one lookup, the allow's headers, requests/s", rateC.toFixed(0));
     line('b / a (median of the rounds)', ratioAB.toFixed(3), `target >= 0.85  ${verdict(ratioAB >= 0.85)}`);
-    const [cpuA = NaN, cpuB = NaN] = phase1.perCpu;
+    line('c / a: the most any check on this stack reaches', ratioAC.toFixed(3));
+    line('b / c: the enforcer against that floor', (ratioAB / ratioAC).toFixed(3));
+    const [cpuA = NaN, cpuB = NaN, cpuC = NaN] = phase1.perCpu;
     line('(a) requests per CPU-second of the server', cpuA.toFixed(0));
     line('(b) requests per CPU-second of the server', cpuB.toFixed(0));
+    line('(c) requests per CPU-second of the server', cpuC.toFixed(0));
     line('b / a by CPU-second (robust to a busy machine)', (phase1.cpuRatios[1] ?? NaN).toFixed(3));
+    line('c / a by CPU-second', (phase1.cpuRatios[2] ?? NaN).toFixed(3));
 
     const rate = Math.round(rateA / 2);
     const rawA = keyHeaders.map((h) => rawGet('/v1/orders', h));
@@ -164,7 +186,20 @@ try {
     ]);
     await waitListening(upstreamPort);
     const envoyBinary = binaries().envoy;
-    const envoyPorts = { plain: await freePort(), http: await freePort(), grpc: await freePort() };
+    // The ceilings: the same Envoys with a bare server answering every check (no decision).
+    const bareGrpcPort = await freePort();
+    const bareGrpc = startProcess([
+      join(import.meta.dirname, 'enforcer-baseline-grpc.ts'),
+      '--port',
+      String(bareGrpcPort),
+    ]);
+    const envoyPorts = {
+      plain: await freePort(),
+      http: await freePort(),
+      grpc: await freePort(),
+      bareHttp: await freePort(),
+      bareGrpc: await freePort(),
+    };
     const envoys = await Promise.all([
       startEnvoy({
         binary: envoyBinary,
@@ -199,9 +234,33 @@ try {
           enforcerGrpcPort: enforcer.grpcPort,
         }),
       }),
+      startEnvoy({
+        binary: envoyBinary,
+        cpus: SERVER_CPU,
+        config: envoyWithEnforcer({
+          mode: 'http',
+          listenPort: envoyPorts.bareHttp,
+          stage: STAGE_KEY,
+          adminPort: await freePort(),
+          upstreamPort,
+          enforcerHttpPort: basePort,
+        }),
+      }),
+      startEnvoy({
+        binary: envoyBinary,
+        cpus: SERVER_CPU,
+        config: envoyWithEnforcer({
+          mode: 'grpc',
+          listenPort: envoyPorts.bareGrpc,
+          stage: STAGE_KEY,
+          adminPort: await freePort(),
+          upstreamPort,
+          enforcerGrpcPort: bareGrpcPort,
+        }),
+      }),
     ]);
     children.push(...envoys);
-    const [plainEnvoy, httpEnvoy, grpcEnvoy] = envoys;
+    const [plainEnvoy, httpEnvoy, grpcEnvoy, bareHttpEnvoy, bareGrpcEnvoy] = envoys;
     const phase2 = await interleaved(
       [
         { port: envoyPorts.plain, path: '/v1/orders', pids: [plainEnvoy.pid, upstream.pid ?? -1] },
@@ -215,11 +274,21 @@ try {
           path: '/v1/orders',
           pids: [grpcEnvoy.pid, enforcer.pid, upstream.pid ?? -1],
         },
+        {
+          port: envoyPorts.bareHttp,
+          path: '/v1/orders',
+          pids: [bareHttpEnvoy.pid, baseline.pid ?? -1, upstream.pid ?? -1],
+        },
+        {
+          port: envoyPorts.bareGrpc,
+          path: '/v1/orders',
+          pids: [bareGrpcEnvoy.pid, bareGrpc.pid ?? -1, upstream.pid ?? -1],
+        },
       ],
       keyHeaders,
     );
-    const [plain = NaN, viaHttp = NaN, viaGrpc = NaN] = phase2.rates;
-    const [, httpRatio = NaN, grpcRatio = NaN] = phase2.ratios;
+    const [plain = NaN, viaHttp = NaN, viaGrpc = NaN, viaBareHttp = NaN, viaBareGrpc = NaN] = phase2.rates;
+    const [, httpRatio = NaN, grpcRatio = NaN, bareHttpRatio = NaN, bareGrpcRatio = NaN] = phase2.ratios;
     console.log('\n2. client -> Envoy -> (enforcer) -> upstream');
     line('Envoy -> upstream, requests/s', plain.toFixed(0));
     line('Envoy -> enforcer (HTTP ext_authz) -> upstream, requests/s', viaHttp.toFixed(0));
@@ -237,6 +306,13 @@ try {
     const [, httpCpu = NaN, grpcCpu = NaN] = phase2.cpuRatios;
     line('HTTP ext_authz / none by CPU-second of all the servers', httpCpu.toFixed(3));
     line('gRPC ext_authz / none by CPU-second of all the servers', grpcCpu.toFixed(3));
+    // What Envoy's ext_authz costs whatever answers it: the same set-ups with a bare server answering.
+    line('Envoy -> bare Fastify 200 (HTTP ext_authz) -> upstream, requests/s', viaBareHttp.toFixed(0));
+    line('Envoy -> bare grpc-js OK (gRPC ext_authz) -> upstream, requests/s', viaBareGrpc.toFixed(0));
+    line('the HTTP ceiling: bare HTTP ext_authz / none', bareHttpRatio.toFixed(3));
+    line('the gRPC ceiling: bare gRPC ext_authz / none', bareGrpcRatio.toFixed(3));
+    line('the enforcer against its ceiling, HTTP', (httpRatio / bareHttpRatio).toFixed(3));
+    line('the enforcer against its ceiling, gRPC', (grpcRatio / bareGrpcRatio).toFixed(3));
     for (const e of envoys) await e.stop();
   }
   await enforcer.stop();
