@@ -352,14 +352,14 @@ try {
       longestStallMs: number;
     };
     line(
-      'load time (read, validate, index; worker started ahead), ms',
+      'load time (read, validate, index; parse process started ahead), ms',
       probe.loadMs.toFixed(0),
       `target < 1000  ${verdict(probe.loadMs < 1000)}`,
     );
     line('  heap in use after it (the catalog and the loader code), MB', probe.heapMb.toFixed(0));
     line('  resident memory of the loading process after it, MB', probe.rssMb.toFixed(0));
-    line('  (while the parse worker was alive, MB)', probe.rssWithWorkerMb.toFixed(0));
-    line('reload of a config whose every shard changed (cold worker), ms', probe.reloadMs.toFixed(0));
+    line('  (with the parse process alive, this process alone, MB)', probe.rssWithWorkerMb.toFixed(0));
+    line('reload of a config whose every shard changed (cold parse process), ms', probe.reloadMs.toFixed(0));
     line(
       'longest main-thread stall during the reload, ms',
       probe.longestStallMs.toFixed(1),

@@ -157,7 +157,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         runbook: [
           'With the Redis store: check Redis latency (`redis-cli --latency`) and the network path to it; a Redis Cluster resharding slows calls.',
           "Check the enforcer's CPU: a throttled container (CPU limit) stretches every decision. Raise the limit or add replicas.",
-          'A config reload of a very large stage is parsed in a worker thread and should not block decisions; if latency spikes line up with the `Config generation` panel, report it.',
+          'A config reload of a very large stage is parsed in a parse process of its own and should not block decisions; if latency spikes line up with the `Config generation` panel, report it.',
         ],
         probe: `histogram_quantile(0.99, sum without (transport) (rate(${E.decisionSeconds}_bucket[5m])))`,
       },

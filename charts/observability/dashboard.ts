@@ -438,7 +438,7 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Config load time p99',
         description:
-          'The 99th percentile of the time to read, validate and index a config, over the time range. Large configs are parsed in a worker thread, so decisions never wait on it.',
+          'The 99th percentile of the time to read, validate and index a config, over the time range. Large configs are parsed in a parse process of their own, so decisions never wait on it.',
         kind: 'stat',
         unit: 's',
         width: 8,

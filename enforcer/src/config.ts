@@ -73,7 +73,7 @@ export interface EnforcerConfig {
   readonly usageRetentionDays: number;
   /** --poll-interval: ms between re-reads of a file or directory, besides change events. */
   readonly pollIntervalMs: number;
-  /** --worker-threshold: configs larger than this many bytes are parsed in a worker thread. */
+  /** --worker-threshold: configs larger than this many bytes are parsed in a parse process. */
   readonly workerThresholdBytes: number;
   /** --log-level. */
   readonly logLevel: 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'silent';
@@ -289,7 +289,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     env: 'KEYSTILE_WORKER_THRESHOLD',
     default: String(1 << 20),
     meaning:
-      'Configs larger than this many bytes are parsed and validated in a worker thread, so decisions never wait on a reload.',
+      'Configs larger than this many bytes are parsed and validated in a parse process of their own, so decisions never wait on a reload.',
   },
   {
     flag: 'log-level',

@@ -146,7 +146,7 @@ describe('the catalog loader', () => {
     expect(reused).toBe(3);
   });
 
-  it('loads a standalone file, in a worker thread above the threshold, the same as inline', async () => {
+  it('loads a standalone file, in a parse process above the threshold, the same as inline', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'keystile-loader-'));
     const file = join(dir, 'config.json');
     writeFileSync(file, standaloneConfig([docs(8), docs(3, true, BETA)]));

@@ -1,7 +1,7 @@
 /**
  * A checked shard in columns: the few strings the catalog keeps (key ids, value hashes, customers) and
- * typed arrays for the rest. This is what crosses from the parse worker to the main thread: typed
- * arrays are transferred without a copy and the strings are the ones the catalog indexes by, so the
+ * typed arrays for the rest. This is what crosses from the parse process to the main thread: typed
+ * arrays serialise as their bytes and the strings are the ones the catalog indexes by, so the
  * main thread allocates nothing it does not keep (little garbage, short pauses), and a shard of 2000
  * keys is indexed in about a millisecond.
  */
@@ -107,9 +107,4 @@ export function packShard(index: StageIndex, parsed: ParsedShard): PackedShard |
     hashValidUntil: Float64Array.from(hashValidUntil),
     pairs,
   };
-}
-
-/** The buffers of a packed shard, to transfer rather than copy. */
-export function transferables(p: PackedShard): ArrayBuffer[] {
-  return [p.plans, p.flags, p.expiresAt, p.hashKeys, p.hashValidUntil].map((a) => a.buffer as ArrayBuffer);
 }

@@ -1,7 +1,7 @@
 /**
  * The heavy half of a reload, as a generator of events: read (standalone file), hash, parse and
  * validate every shard, one event per shard. The same generator runs inline (small configs: the
- * consumer yields to the event loop between events) and in the parse worker (large configs: each
+ * consumer yields to the event loop between events) and in the parse process (large configs: each
  * event is posted to the main thread), so both paths decide alike.
  */
 import { readFileSync } from 'node:fs';

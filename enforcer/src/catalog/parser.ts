@@ -1,23 +1,23 @@
 /**
  * Runs parse jobs inline (small configs: between events the main thread yields, so each slice is one
- * shard) or in a worker thread (large configs), so that indexing a large config never stalls
- * decisions. The worker is started on first use (or ahead of it, {@link ThresholdParser.prewarm}) and
- * ended as soon as it idles, so the memory it used for a large config goes back to the system.
+ * shard) or in a parse process (large configs, parse-process.ts), so that indexing a large config never
+ * stalls decisions. The process is started on first use (or ahead of it, {@link ThresholdParser.prewarm})
+ * and ended as soon as it idles, so the memory it used for a large config goes back to the system.
  */
 import { statSync } from 'node:fs';
 import { extname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
+import { type ChildProcess, fork } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { Worker } from 'node:worker_threads';
 import { ConfigError } from '../errors.ts';
 import { type ParseEvent, type ParseJob, parseEvents, reuseKey } from './parse-job.ts';
-import type { WorkerReply, WorkerRequest } from './parse-worker.ts';
+import type { ParseReply, ParseRequest } from './parse-process.ts';
 
 /** Runs parse jobs. */
 export interface Parser {
   /** The job's events, in order. Never rejects: failures are `error` events. */
   run(job: ParseJob): AsyncIterable<ParseEvent>;
-  /** Ends the worker, if any. */
+  /** Ends the parse process, if any. */
   close(): Promise<void>;
 }
 
@@ -50,29 +50,31 @@ export async function* runInline(job: ParseJob): AsyncGenerator<ParseEvent> {
   }
 }
 
-const WORKER_URL = new URL(`./parse-worker${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
+const PROCESS_URL = new URL(`./parse-process${extname(fileURLToPath(import.meta.url))}`, import.meta.url);
 
-/** Parses jobs larger than `thresholdBytes` in a worker thread, smaller ones inline. */
+/** Parses jobs larger than `thresholdBytes` in a parse process, smaller ones inline. */
 export class ThresholdParser implements Parser {
   readonly #thresholdBytes: number;
   readonly #idleMs: number;
-  #worker: Worker | undefined;
+  #process: ChildProcess | undefined;
   #idle: NodeJS.Timeout | undefined;
   #nextId = 1;
 
-  /** `idleMs`: how long a worker lives after its last job (default 0: it ends at once). */
+  /** `idleMs`: how long the parse process lives after its last job (default 0: it ends at once). */
   constructor(thresholdBytes: number, idleMs = 0) {
     this.#thresholdBytes = thresholdBytes;
     this.#idleMs = idleMs;
   }
 
   run(job: ParseJob): AsyncIterable<ParseEvent> {
-    return jobSize(job) > this.#thresholdBytes ? this.#inWorker(job) : runInline(job);
+    return jobSize(job) > this.#thresholdBytes ? this.#inProcess(job) : runInline(job);
   }
 
-  async *#inWorker(job: ParseJob): AsyncGenerator<ParseEvent> {
+  async *#inProcess(job: ParseJob): AsyncGenerator<ParseEvent> {
     if (this.#idle) clearTimeout(this.#idle);
-    const worker = (this.#worker ??= this.#start());
+    const child = (this.#process ??= this.#start());
+    // While a job runs, its messages keep the enforcer's event loop alive.
+    child.channel?.ref();
     const id = this.#nextId++;
     const queue: (ParseEvent | 'end')[] = [];
     let wake: (() => void) | undefined;
@@ -80,7 +82,7 @@ export class ThresholdParser implements Parser {
       queue.push(item);
       wake?.();
     };
-    const onMessage = (reply: WorkerReply): void => {
+    const onMessage = (reply: ParseReply): void => {
       if (reply.id !== id) return;
       push('end' in reply ? 'end' : reply.event);
     };
@@ -88,15 +90,17 @@ export class ThresholdParser implements Parser {
       const message = err instanceof Error ? err.message : `exited with code ${String(err)}`;
       push({
         type: 'error',
-        error: { code: ConfigError.Unreadable, message: `the parse worker failed: ${message}` },
+        error: { code: ConfigError.Unreadable, message: `the parse process failed: ${message}` },
       });
       push('end');
     };
-    worker.on('message', onMessage);
-    worker.on('error', onFailure);
-    worker.on('exit', onFailure);
+    child.on('message', onMessage);
+    child.on('error', onFailure);
+    child.on('exit', onFailure);
     try {
-      worker.postMessage({ id, job } satisfies WorkerRequest);
+      child.send({ id, job } satisfies ParseRequest, (err) => {
+        if (err) onFailure(err);
+      });
       for (;;) {
         const item = queue.shift();
         if (item === undefined) {
@@ -108,42 +112,53 @@ export class ThresholdParser implements Parser {
         yield item;
       }
     } finally {
-      worker.off('message', onMessage);
-      worker.off('error', onFailure);
-      worker.off('exit', onFailure);
+      child.off('message', onMessage);
+      child.off('error', onFailure);
+      child.off('exit', onFailure);
+      child.channel?.unref();
       this.#idle = setTimeout(() => void this.close(), this.#idleMs);
       this.#idle.unref();
     }
   }
 
-  #start(): Worker {
-    // A small young generation: the worker allocates big short-lived documents, and its pages are returned on exit.
-    const worker = new Worker(WORKER_URL, { resourceLimits: { maxYoungGenerationSizeMb: 16 } });
-    worker.unref();
-    worker.on('exit', () => {
-      if (this.#worker === worker) this.#worker = undefined;
+  #start(): ChildProcess {
+    // The V8 serializer carries the packed shards' typed arrays; Node's own flags are inherited.
+    const child = fork(PROCESS_URL, [], {
+      serialization: 'advanced',
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
-    worker.on('error', () => {
-      if (this.#worker === worker) this.#worker = undefined;
+    // Neither the process nor its channel keeps the enforcer alive.
+    child.unref();
+    child.channel?.unref();
+    child.on('exit', () => {
+      if (this.#process === child) this.#process = undefined;
     });
-    return worker;
+    child.on('error', () => {
+      if (this.#process === child) this.#process = undefined;
+    });
+    return child;
   }
 
   /**
-   * Starts the worker now, so that the first large load does not wait for it to load its modules (a
-   * few hundred milliseconds); ended after `unusedMs` if no job came.
+   * Starts the parse process now, so that the first large load does not wait for it to load its
+   * modules (a few hundred milliseconds); ended after `unusedMs` if no job came.
    */
   prewarm(unusedMs = 30_000): void {
-    if (this.#worker) return;
-    this.#worker = this.#start();
+    if (this.#process) return;
+    this.#process = this.#start();
     this.#idle = setTimeout(() => void this.close(), unusedMs);
     this.#idle.unref();
   }
 
   async close(): Promise<void> {
     if (this.#idle) clearTimeout(this.#idle);
-    const worker = this.#worker;
-    this.#worker = undefined;
-    if (worker) await worker.terminate();
+    const child = this.#process;
+    this.#process = undefined;
+    if (child && child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      child.ref(); // its exit, awaited here, keeps the event loop alive until it comes
+      child.kill('SIGKILL');
+      await exited;
+    }
   }
 }

@@ -2,7 +2,7 @@
  * One shard of a stage, checked the contract's way (docs/contract.md, "the index is written last"): its
  * exact bytes hash to what the index says, each document passes the contract's JSON Schema, both name
  * the index's stage and shard number, and every key has its credential. Pure (node:crypto only); runs
- * on the main thread for small configs and in the parse worker for large ones.
+ * on the main thread for small configs and in the parse process for large ones.
  */
 import type { Credential, RenderedKey, StageIndex } from '../../../contract/src/format.ts';
 import { sha256, stageKey } from '../../../contract/src/identity.ts';
