@@ -51,7 +51,7 @@ export interface EnforcerConfig {
   readonly problemJson: boolean;
   /** --fail-open: allow every request while no config is loaded. */
   readonly failOpen: boolean;
-  /** --strip-key: tell Envoy to remove the key header from the upstream request. */
+  /** --strip-key: tell Envoy to remove the key's header (or, over gRPC, query parameter) from the upstream request. */
   readonly stripKey: boolean;
   /** --metrics-key-id: label decision metrics with the key id. */
   readonly metricsKeyId: boolean;
@@ -197,7 +197,8 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     flag: 'strip-key',
     env: 'KEYSTILE_STRIP_KEY',
     default: 'true',
-    meaning: 'On allow, tell Envoy to remove the header that carried the key, so the upstream never sees it.',
+    meaning:
+      'On allow, tell Envoy to remove the header that carried the key, so the upstream never sees it (a key in the query: only over gRPC ext_authz).',
   },
   {
     flag: 'metrics-key-id',

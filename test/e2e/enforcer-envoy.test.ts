@@ -98,7 +98,11 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     stack = await startStack(
       mode,
       [PROD, BETA],
-      { config: files.config, args: ['--poll-interval', '1'] },
+      // A query parameter as a second key source: the header comes first.
+      {
+        config: files.config,
+        args: ['--poll-interval', '1', '--key-source', 'header:x-api-key,query:api_key'],
+      },
       dir,
     );
     prod = stack.urls.get(PROD)!;
@@ -127,6 +131,15 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     // The client is told its limits (RateLimit fields of draft-ietf-httpapi-ratelimit-headers-11).
     expect(res.headers.get('ratelimit-policy')).toMatch(/^"burst";q=100;w=1, "quota";q=1000;w=86400$/);
     expect(res.headers.get('ratelimit')).toMatch(/^"burst";r=99;t=1, "quota";r=999;t=\d+$/);
+  });
+
+  it('takes a key from the api_key query parameter: over gRPC Envoy removes it from the URL, over HTTP it stays', async () => {
+    const res = await get(`/v1/orders?api_key=${value('good')}&page=2`);
+    expect(res.status).toBe(200);
+    expect(res.upstream!.headers['x-keystile-key-id']).toBe(keySecret(files.keys, 'good')['keyId']);
+    // HTTP ext_authz cannot change the URL (docs/enforcer.md: prefer a header); gRPC's ok_response can.
+    if (mode === 'grpc') expect(res.upstream!.path).toBe('/v1/orders?page=2');
+    else expect(res.upstream!.path).toBe(`/v1/orders?api_key=${value('good')}&page=2`);
   });
 
   it.each([

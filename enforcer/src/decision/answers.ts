@@ -22,6 +22,8 @@ export const UPSTREAM_HEADERS = Object.freeze({
 /** Every upstream header name: a client's own values for them never reach the upstream. */
 export const UPSTREAM_HEADER_NAMES: readonly string[] = Object.freeze(Object.values(UPSTREAM_HEADERS));
 
+const NONE: readonly string[] = Object.freeze([]);
+
 /** One decision, as both transports answer it. */
 export interface Decision {
   /** Whether Envoy lets the request through. */
@@ -38,6 +40,11 @@ export interface Decision {
   readonly upstreamHeaders: Readonly<Record<string, string>>;
   /** Request headers to remove before the upstream (allow only): the key's header, unset x-keystile-*. */
   readonly removeHeaders: readonly string[];
+  /**
+   * Query parameters to remove before the upstream (allow only): the key's, when it came in the query.
+   * Only gRPC ext_authz can carry this to Envoy.
+   */
+  readonly removeQueryParameters: readonly string[];
   /** The denial body ('' when allowed). */
   readonly body: string;
   /** The stage key, when the check named a known one. */
@@ -125,6 +132,7 @@ export function deny(
     clientHeaders,
     upstreamHeaders: {},
     removeHeaders: [],
+    removeQueryParameters: NONE,
     body,
     stage: context.stage,
     plan: context.plan?.id,
@@ -142,6 +150,7 @@ export function allow(
   upstreamHeaders: Readonly<Record<string, string>>,
   removeHeaders: readonly string[],
   wouldDeny?: Reason,
+  removeQueryParameters: readonly string[] = NONE,
 ): Decision {
   return {
     allowed: true,
@@ -150,6 +159,7 @@ export function allow(
     clientHeaders,
     upstreamHeaders,
     removeHeaders,
+    removeQueryParameters,
     body: '',
     stage: context.stage,
     plan: context.plan?.id,

@@ -107,6 +107,8 @@ export interface Identified {
   readonly throttle: { readonly rate: number; readonly burst: number } | undefined;
   /** The header that carried the key, to remove before the upstream. */
   readonly keyHeader: string | undefined;
+  /** The query parameter that carried the key, to remove before the upstream (gRPC ext_authz only). */
+  readonly keyQuery: string | undefined;
   /** The headers an allow sets on the upstream request (shared: never modify). */
   readonly upstream: Readonly<Record<string, string>>;
 }
@@ -136,6 +138,7 @@ export function identify(
   // 2. The key.
   let key: KeyEntry;
   let keyHeader: string | undefined;
+  let keyQuery: string | undefined;
   const presented = presentedKey(options.keySources, request.header, request.path);
   if (presented !== undefined) {
     const value = presented.value;
@@ -162,6 +165,7 @@ export function identify(
       );
     }
     keyHeader = presented.header;
+    keyQuery = presented.query;
   } else {
     const authorization = options.keyPairs ? request.header('authorization') : undefined;
     if (authorization === undefined || !/^hmac[ \t]/i.test(authorization)) {
@@ -252,7 +256,18 @@ export function identify(
     dayExpiresAt: state.dayExpiresAt,
     thresholds: quota !== undefined && plan.alertThresholds.length > 0 ? plan.alertThresholds : undefined,
   };
-  return { stage, key, plan, route, consume, window, throttle, keyHeader, upstream: state.upstream };
+  return {
+    stage,
+    key,
+    plan,
+    route,
+    consume,
+    window,
+    throttle,
+    keyHeader,
+    keyQuery,
+    upstream: state.upstream,
+  };
 }
 
 /** Whether a value unknown on `stage` is known on another stage this enforcer serves. */
@@ -305,6 +320,19 @@ function headersToRemove(
     removals.set(keyHeader ?? '', lists);
   }
   return lists[(customer ? 1 : 0) | (shadow ? 2 : 0)] ?? [];
+}
+
+/** The query parameters an allow removes: the key's, when it came in the query (one list per name). */
+const queryRemovals = new Map<string, readonly string[]>();
+function queryToRemove(name: string | undefined): readonly string[] | undefined {
+  if (name === undefined) return undefined;
+  let list = queryRemovals.get(name);
+  if (list === undefined) {
+    list = Object.freeze([name]);
+    if (queryRemovals.size > 64) queryRemovals.clear();
+    queryRemovals.set(name, list);
+  }
+  return list;
 }
 
 /** The RateLimit-Policy field of a throttle and quota, cached: it changes only with the period. */
@@ -389,7 +417,8 @@ export function conclude(
     denial !== undefined,
     options.stripKey ? id.keyHeader : undefined,
   );
-  const allowed = allow(reason, context, headers, upstream, remove, denial);
+  const removeQuery = options.stripKey ? queryToRemove(id.keyQuery) : undefined;
+  const allowed = allow(reason, context, headers, upstream, remove, denial, removeQuery);
   return result.crossed === undefined ? allowed : { ...allowed, crossed: result.crossed };
 }
 

@@ -9,11 +9,16 @@ export type KeySource =
   | { readonly kind: 'bearer' }
   | { readonly kind: 'query'; readonly name: string };
 
-/** A presented key value, and the request header that carried it (to strip before the upstream). */
+/** A presented key value, and the request header or query parameter that carried it (to strip before the upstream). */
 export interface PresentedKey {
   readonly value: string;
-  /** The header to remove upstream; undefined for a query parameter (Envoy cannot strip it over HTTP). */
+  /** The header to remove upstream; undefined for a query parameter. */
   readonly header: string | undefined;
+  /**
+   * The query parameter to remove upstream; undefined for a header. Only gRPC ext_authz can have Envoy
+   * remove it (`query_parameters_to_remove`); over HTTP ext_authz it stays in the URL.
+   */
+  readonly query?: string | undefined;
 }
 
 /** Longest value looked at: anything longer is malformed (keys are at most 128 characters). */
@@ -44,7 +49,7 @@ export function presentedKey(
       }
       case 'query': {
         const value = queryParameter(path, source.name);
-        if (value !== undefined) return { value, header: undefined };
+        if (value !== undefined) return { value, header: undefined, query: source.name };
         break;
       }
     }

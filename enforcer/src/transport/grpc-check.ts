@@ -210,6 +210,7 @@ export function checkResponseOf(d: Decision): Record<string, unknown> {
       ok_response: {
         headers: upstreamHeaderOptions(d.upstreamHeaders),
         headers_to_remove: d.removeHeaders,
+        query_parameters_to_remove: d.removeQueryParameters,
         response_headers_to_add: Object.entries(d.clientHeaders).map(([k, v]) => header(k, v)),
       },
     };
