@@ -111,6 +111,12 @@ try {
   line('b / a (median of the rounds)', ratio.toFixed(3), `target >= 0.50  ${verdict(ratio >= 0.5)}`);
   line('(a) decisions per CPU-second (enforcer)', (phase1.perCpu[0] ?? NaN).toFixed(0));
   line('(b) decisions per CPU-second (enforcer + Redis)', (phase1.perCpu[1] ?? NaN).toFixed(0));
+  // Deployed, Redis runs elsewhere: what one enforcer core decides then.
+  line('(b) decisions per CPU-second of the enforcer alone', (phase1.perFirstCpu[1] ?? NaN).toFixed(0));
+  line(
+    "b / a by the enforcer's CPU-second alone (Redis off its core)",
+    (phase1.firstCpuRatios[1] ?? NaN).toFixed(3),
+  );
   const rate = Math.round(rateB / 2);
   const raw = keyHeaders.map((h) => rawGet(CHECK_PATH, h));
   const parts = {

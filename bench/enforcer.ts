@@ -174,6 +174,24 @@ try {
     );
     line('p99(b), microseconds', p99b.toFixed(0), `target <= 1000  ${verdict(p99b <= 1000)}`);
     line('p99(b) / p99(a)', (p99b / p99a).toFixed(2), `target <= 1.5   ${verdict(p99b / p99a <= 1.5)}`);
+    // Half of (a)'s rate is most of what (b) and (c) can do, so their p99 there is mostly queueing behind
+    // any pause: the floor at that rate, and (b) at half of its own maximum, say how much.
+    const others: { c: PacedResult[]; b: PacedResult[] } = { c: [], b: [] };
+    const rateHalfB = Math.round(rateB / 2);
+    for (let round = 0; round < ROUNDS; round++) {
+      others.c.push(await paced(floorPort, rawA, rate, SECONDS / ROUNDS));
+      others.b.push(await paced(enforcer.httpPort, rawB, rateHalfB, SECONDS / ROUNDS));
+    }
+    const latC = merge(others.c);
+    const latHalfB = merge(others.b);
+    line(
+      `at ${rate} requests/s (half of a): (c) p50 / p99, microseconds`,
+      `${percentile(latC.latenciesUs, 50).toFixed(0)} / ${percentile(latC.latenciesUs, 99).toFixed(0)}`,
+    );
+    line(
+      `at ${rateHalfB} requests/s (half of b): (b) p50 / p99, microseconds`,
+      `${percentile(latHalfB.latenciesUs, 50).toFixed(0)} / ${percentile(latHalfB.latenciesUs, 99).toFixed(0)}`,
+    );
   }
 
   if (PHASES.has(2)) {

@@ -98,6 +98,8 @@ export interface Run {
   readonly rate: number;
   /** Requests answered per CPU second of the server processes: what the servers could do alone on a core. */
   readonly perCpuSecond: number;
+  /** Requests answered per CPU second of the first of them alone (the enforcer, without its Redis). */
+  readonly perCpuSecondOfFirst: number;
 }
 
 /** A load target: a port and path, and the server processes whose CPU time it costs. */
@@ -124,13 +126,18 @@ export async function maxRate(
     requests: headers.map((h) => ({ method: 'GET', path: target.path, headers: h })),
   });
   await autocannon(options(0.3));
-  const cpu0 = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0);
+  const before = target.pids.map(cpuSeconds);
   const result = await autocannon(options(seconds));
-  const cpu = target.pids.reduce((n, pid) => n + cpuSeconds(pid), 0) - cpu0;
+  const used = target.pids.map((pid, i) => cpuSeconds(pid) - (before[i] ?? NaN));
+  const cpu = used.reduce((n, c) => n + c, 0);
   const bad = result.non2xx + result.errors + result.timeouts;
   if (bad > 0)
     throw new Error(`${bad} of ${result.requests.total} requests to :${target.port}${target.path} failed`);
-  return { rate: result.requests.total / seconds, perCpuSecond: result.requests.total / cpu };
+  return {
+    rate: result.requests.total / seconds,
+    perCpuSecond: result.requests.total / cpu,
+    perCpuSecondOfFirst: result.requests.total / (used[0] ?? NaN),
+  };
 }
 
 /** The median. */
@@ -150,7 +157,14 @@ export async function interleaved(
   headers: readonly Record<string, string>[],
   rounds: number,
   seconds: number,
-): Promise<{ rates: number[]; ratios: number[]; perCpu: number[]; cpuRatios: number[] }> {
+): Promise<{
+  rates: number[];
+  ratios: number[];
+  perCpu: number[];
+  cpuRatios: number[];
+  perFirstCpu: number[];
+  firstCpuRatios: number[];
+}> {
   const runs: Run[][] = targets.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, t] of targets.entries()) runs[i]?.push(await maxRate(t, headers, seconds / rounds));
@@ -161,6 +175,10 @@ export async function interleaved(
     ratios: runs.map((r) => median(r.map((x, i) => x.rate / (base[i]?.rate ?? NaN)))),
     perCpu: runs.map((r) => median(r.map((x) => x.perCpuSecond))),
     cpuRatios: runs.map((r) => median(r.map((x, i) => x.perCpuSecond / (base[i]?.perCpuSecond ?? NaN)))),
+    perFirstCpu: runs.map((r) => median(r.map((x) => x.perCpuSecondOfFirst))),
+    firstCpuRatios: runs.map((r) =>
+      median(r.map((x, i) => x.perCpuSecondOfFirst / (base[i]?.perCpuSecondOfFirst ?? NaN))),
+    ),
   };
 }
 
