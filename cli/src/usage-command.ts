@@ -33,6 +33,9 @@ const USAGE = `usage: keystile usage (KEY | --customer NAME) --from YYYY-MM-DD [
   --namespace NS      default: the kubeconfig context's namespace, else 'default'
   --redis-url URL     read the shared counters in Redis (default $KEYSTILE_REDIS_URL)
   --redis-cluster-nodes host:port,...   read a Redis Cluster
+  --redis-sentinels host:port,... --redis-sentinel-name NAME   read the master a Sentinel names
+                      (a Cluster's or the master's password: $KEYSTILE_REDIS_PASSWORD, as the enforcer's;
+                      never a flag, which would show in the process list)
   --enforcer URL      ask an enforcer's admin port instead (repeatable; the answers are added up: with the
                       memory store name every enforcer)
   --retention-days N  how long the day counters are kept (default ${DEFAULT_RETENTION_DAYS}): a range reaching further back warns`;
@@ -70,6 +73,8 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
         namespace: { type: 'string', short: 'n' },
         'redis-url': { type: 'string' },
         'redis-cluster-nodes': { type: 'string' },
+        'redis-sentinels': { type: 'string' },
+        'redis-sentinel-name': { type: 'string' },
         enforcer: { type: 'string', multiple: true, default: [] },
         'retention-days': { type: 'string', default: String(DEFAULT_RETENTION_DAYS) },
         help: { type: 'boolean', short: 'h' },
@@ -107,22 +112,37 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
 
   const enforcers = values.enforcer;
   const clusterNodes = values['redis-cluster-nodes'];
+  const sentinels = values['redis-sentinels'];
+  const sentinelName = values['redis-sentinel-name'];
   const redisUrl = values['redis-url'];
-  const explicit = [enforcers.length > 0, clusterNodes !== undefined, redisUrl !== undefined].filter(
-    Boolean,
-  ).length;
+  const password = env['KEYSTILE_REDIS_PASSWORD'] || undefined;
+  const explicit = [
+    enforcers.length > 0,
+    clusterNodes !== undefined,
+    sentinels !== undefined,
+    redisUrl !== undefined,
+  ].filter(Boolean).length;
   if (explicit > 1)
-    return usageError('read from one source: --enforcer, --redis-url or --redis-cluster-nodes');
+    return usageError(
+      'read from one source: --enforcer, --redis-url, --redis-cluster-nodes or --redis-sentinels',
+    );
+  if (sentinels !== undefined && !sentinelName)
+    return usageError('--redis-sentinels needs --redis-sentinel-name (the master name)');
+  if (sentinelName !== undefined && sentinels === undefined)
+    return usageError('--redis-sentinel-name applies only with --redis-sentinels');
+  const list = (text: string): string[] => text.split(',').filter((n) => n.trim() !== '');
   let reader: DayReader;
   try {
     if (enforcers.length > 0) reader = enforcerDayReader(enforcers);
     else if (clusterNodes !== undefined)
-      reader = redisDayReader({ clusterNodes: clusterNodes.split(',').filter(Boolean) });
+      reader = redisDayReader({ clusterNodes: list(clusterNodes), password });
+    else if (sentinels !== undefined)
+      reader = redisDayReader({ sentinels: list(sentinels), name: sentinelName ?? '', password });
     else if ((redisUrl ?? env['KEYSTILE_REDIS_URL']) !== undefined)
       reader = redisDayReader({ url: redisUrl ?? env['KEYSTILE_REDIS_URL'] ?? '' });
     else
       return usageError(
-        'where are the counters? give --redis-url (or $KEYSTILE_REDIS_URL), --redis-cluster-nodes or --enforcer',
+        'where are the counters? give --redis-url (or $KEYSTILE_REDIS_URL), --redis-cluster-nodes, --redis-sentinels or --enforcer',
       );
   } catch (err) {
     return usageError(err instanceof Error ? err.message : String(err));

@@ -35,11 +35,22 @@ export function counterValue(key: string, raw: string | null | undefined): numbe
   return n;
 }
 
+/** Where Redis is, for {@link redisDayReader}. */
+export type RedisTarget =
+  | { readonly url: string }
+  | { readonly clusterNodes: readonly string[]; readonly password?: string | undefined }
+  | {
+      readonly sentinels: readonly string[];
+      readonly name: string;
+      readonly password?: string | undefined;
+    };
+
 /**
- * Reads Redis (a URL) or a Redis Cluster (seed nodes `host:port`): one HMGET per month's hash
- * (`dayHashReads`, the enforcer's Redis store's own mapping), sent together.
+ * Reads Redis (a URL), a Redis Cluster (seed nodes `host:port`) or the master a Sentinel names: one HMGET
+ * per month's hash (`dayHashReads`, the enforcer's Redis store's own mapping), sent together. A password
+ * for Cluster nodes or the master behind Sentinel comes apart from the addresses (a URL carries its own).
  */
-export function redisDayReader(target: { url: string } | { clusterNodes: readonly string[] }): DayReader {
+export function redisDayReader(target: RedisTarget): DayReader {
   // One attempt: a command line reports a Redis it cannot reach rather than retrying forever.
   const options = {
     lazyConnect: false,
@@ -47,23 +58,31 @@ export function redisDayReader(target: { url: string } | { clusterNodes: readonl
     connectTimeout: TIMEOUT_MS,
     enableOfflineQueue: true,
     retryStrategy: () => null,
+    ...('password' in target && target.password !== undefined && { password: target.password }),
   };
-  const client =
-    'url' in target
-      ? new Redis(target.url, options)
-      : new Cluster(
-          target.clusterNodes.map((n) => {
-            const [host, port] = splitHostPort(n);
-            return { host, port };
-          }),
-          { redisOptions: options, clusterRetryStrategy: () => null },
-        );
+  let client: Redis | Cluster;
+  let name: string;
+  if ('url' in target) {
+    client = new Redis(target.url, options);
+    name = `Redis ${redactUrl(target.url)}`;
+  } else if ('clusterNodes' in target) {
+    const nodes = target.clusterNodes.map((n) => hostPort('--redis-cluster-nodes', n));
+    client = new Cluster(nodes, { redisOptions: options, clusterRetryStrategy: () => null });
+    name = `Redis Cluster ${target.clusterNodes.join(',')}`;
+  } else {
+    const sentinels = target.sentinels.map((n) => hostPort('--redis-sentinels', n));
+    client = new Redis({
+      ...options,
+      sentinels,
+      name: target.name,
+      sentinelRetryStrategy: () => null,
+    });
+    name = `Redis master ${target.name} of the sentinels ${target.sentinels.join(',')}`;
+  }
   // Errors reach the command through the rejected reads (the connection's own error says most: an
   // unhandled 'error' event would crash the command instead).
   let lastError: Error | undefined;
   client.on('error', (err: Error) => (lastError = err));
-  const name =
-    'url' in target ? `Redis ${redactUrl(target.url)}` : `Redis Cluster ${target.clusterNodes.join(',')}`;
   return {
     name,
     async read(keys) {
@@ -136,10 +155,11 @@ async function askEnforcer(base: string, keys: readonly string[]): Promise<numbe
   return body.values;
 }
 
-function splitHostPort(node: string): [string, number] {
+/** `host:port` (`[v6]:port` too) as ioredis takes it; `flag` names where it came from. */
+function hostPort(flag: string, node: string): { host: string; port: number } {
   const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(node.trim());
-  if (!m?.[1] || !m[2]) throw new Error(`--redis-cluster-nodes ${node}: expected host:port`);
-  return [m[1], Number(m[2])];
+  if (!m?.[1] || !m[2]) throw new Error(`${flag} ${node}: expected host:port`);
+  return { host: m[1], port: Number(m[2]) };
 }
 
 /** A Redis URL without its password, for messages. */

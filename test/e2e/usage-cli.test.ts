@@ -12,6 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DayHashSlot, dayHashOf, dayKey, planId, type Subject } from '../../contract/src/identity.ts';
 import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
+import { RedisServer } from '../ground/redis.ts';
 import { RedisCluster } from '../ground/redis-cluster.ts';
 import { repoRoot } from '../ground/paths.ts';
 import { waitFor } from '../ground/wait.ts';
@@ -23,8 +24,12 @@ interface Run {
 }
 
 /** Runs `keystile ARGS` as a user would, against the test cluster (no $KEYSTILE_REDIS_URL: sources are named). */
-function keystile(args: readonly string[]): Promise<Run> {
-  const env: Record<string, string | undefined> = { ...process.env, KUBECONFIG: ground().kubeconfig };
+function keystile(args: readonly string[], extraEnv: Record<string, string> = {}): Promise<Run> {
+  const env: Record<string, string | undefined> = {
+    ...process.env,
+    KUBECONFIG: ground().kubeconfig,
+    ...extraEnv,
+  };
   delete env['KEYSTILE_REDIS_URL'];
   return new Promise((resolve) => {
     execFile(
@@ -316,6 +321,69 @@ describe('keystile usage', () => {
     } finally {
       client.disconnect();
       await cluster.stop();
+    }
+  });
+
+  it('reads the master a Sentinel names, with the password from $KEYSTILE_REDIS_PASSWORD', async () => {
+    const password = 'usage-sentinel-pw';
+    const master = await RedisServer.start({ args: ['--requirepass', password] });
+    const sentinel = await RedisServer.start({
+      sentinel: [
+        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
+        `sentinel auth-pass keystile ${password}`,
+        'sentinel down-after-milliseconds keystile 5000',
+      ].join('\n'),
+    });
+    const client = new Redis({ port: master.port, password, maxRetriesPerRequest: 1 });
+    try {
+      const slot = daySlot(planId(ns, 'metered'), { kind: 'key', id: ids['acme-a'] ?? '' }, d2);
+      await client.hset(slot.key, slot.field, '55');
+      const args = [
+        'usage',
+        'acme-a',
+        '-n',
+        ns,
+        '--from',
+        d2,
+        '--to',
+        d2,
+        '--format',
+        'csv',
+        '--plan',
+        'metered',
+        '--redis-sentinels',
+        `127.0.0.1:${sentinel.port}`,
+        '--redis-sentinel-name',
+        'keystile',
+      ];
+      const run = await keystile(args, { KEYSTILE_REDIS_PASSWORD: password });
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(
+        run.stdout
+          .trim()
+          .split('\n')
+          .slice(1)
+          .map((l) => l.split(',').slice(5).join(',')),
+      ).toEqual(['metered,key,55']);
+      // Without the password the master refuses, and the message says so without any password in it.
+      const refused = await keystile(args);
+      expect(refused.code).toBe(1);
+      expect(refused.stderr).toMatch(
+        /^keystile usage: Redis master keystile of the sentinels 127\.0\.0\.1:\d+: .*NOAUTH/,
+      );
+      expect(refused.stderr).not.toContain(password);
+      // A name without sentinels, or sentinels without a name, is a usage error.
+      expect((await keystile([...args.slice(0, -4), '--redis-sentinel-name', 'keystile'])).stderr).toContain(
+        '--redis-sentinel-name applies only with --redis-sentinels',
+      );
+      expect((await keystile(args.slice(0, -2))).stderr).toContain(
+        '--redis-sentinels needs --redis-sentinel-name',
+      );
+    } finally {
+      client.disconnect();
+      await sentinel.stop();
+      await master.stop();
     }
   });
 

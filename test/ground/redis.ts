@@ -85,7 +85,7 @@ export class RedisServer {
     this.#options = options;
   }
 
-  /** Starts one and waits until it answers PONG. */
+  /** Starts one and waits until it answers PING (PONG, or NOAUTH with a password). */
   static async start(options: RedisServerOptions = {}): Promise<RedisServer> {
     const port = options.port ?? (await freePort());
     const dir = options.dir ?? mkdtempSync(join(tmpdir(), 'keystile-redis-'));
@@ -131,7 +131,8 @@ export class RedisServer {
       exited,
       waitFor(
         `redis-server on ${this.port}`,
-        async () => (await redisPing(this.port).catch(() => '')) === '+PONG',
+        // A server with --requirepass answers NOAUTH: it is up all the same.
+        async () => /^(\+PONG|-NOAUTH)/.test(await redisPing(this.port).catch(() => '')),
         10_000,
         25,
       ),
