@@ -38,19 +38,32 @@ describe('operator -> enforcer -> Envoy', () => {
       metadata: { name: 'small' },
       spec: { throttle: { rateLimit: 5, burstLimit: 5 }, quota: { limit: 8, period: 'DAY' } },
     });
+    // Bob's plan has room: the test of disabling him polls every 20 ms, and whatever it lets through
+    // before the disable arrives must not use up a quota the test of enabling him needs.
+    await apply(ns, {
+      apiVersion: 'keystile.dev/v1alpha1',
+      kind: 'UsagePlan',
+      metadata: { name: 'roomy' },
+      spec: { throttle: { rateLimit: 100, burstLimit: 100 }, quota: { limit: 10_000, period: 'DAY' } },
+    });
     for (const name of ['alice', 'bob']) {
       await apply(ns, { apiVersion: 'keystile.dev/v1alpha1', kind: 'ApiKey', metadata: { name }, spec: {} });
     }
-    await apply(ns, {
-      apiVersion: 'keystile.dev/v1alpha1',
-      kind: 'PlanBinding',
-      metadata: { name: 'small' },
-      spec: {
-        planRef: { name: 'small' },
-        keys: { names: ['alice', 'bob'] },
-        apiStages: [{ api: 'shop', stage: 'live' }],
-      },
-    });
+    for (const [plan, key] of [
+      ['small', 'alice'],
+      ['roomy', 'bob'],
+    ]) {
+      await apply(ns, {
+        apiVersion: 'keystile.dev/v1alpha1',
+        kind: 'PlanBinding',
+        metadata: { name: plan },
+        spec: {
+          planRef: { name: plan },
+          keys: { names: [key] },
+          apiStages: [{ api: 'shop', stage: 'live' }],
+        },
+      });
+    }
     await kubectl([
       '-n',
       ns,
@@ -58,6 +71,7 @@ describe('operator -> enforcer -> Envoy', () => {
       '--for=condition=Ready',
       '--timeout=60s',
       'planbinding/small',
+      'planbinding/roomy',
       'apikey/alice',
       'apikey/bob',
     ]);
