@@ -8,7 +8,7 @@
  * reads is closed (`additionalProperties: false`).
  */
 import { type TSchema, Type } from '@sinclair/typebox';
-import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../test/ground/keystile.ts';
+import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../operator/src/runtime-settings.ts';
 import { groundVersions } from '../test/ground/paths.ts';
 
 function envoyVersion(): string {

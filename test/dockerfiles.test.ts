@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stageDocuments, standaloneConfig, plan } from '../enforcer/testing/fixtures.ts';
 import { startEnforcerProcess } from '../enforcer/src/launch.ts';
+import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../operator/src/runtime-settings.ts';
 
 const repo = resolve(import.meta.dirname, '..');
 const DOCKERFILES = ['enforcer/Dockerfile', 'operator/Dockerfile'] as const;
@@ -225,6 +226,18 @@ describe.each(DOCKERFILES)('%s', (file) => {
     const installs = from?.instructions.filter((i) => i.keyword === 'RUN' && /npm ci/.test(i.args)) ?? [];
     expect(installs.length).toBe(1);
     expect(installs[0]?.args).toMatch(/--omit=dev/);
+  });
+});
+
+describe('operator/Dockerfile', () => {
+  it("runs Node with the operator's settings, as the chart and the local system do", () => {
+    const final = parsed['operator/Dockerfile'].at(-1);
+    const env = (final?.instructions ?? [])
+      .filter((i) => i.keyword === 'ENV')
+      .map((i) => i.args)
+      .join(' ');
+    expect(env).toContain(`NODE_OPTIONS="${OPERATOR_NODE_OPTIONS}"`);
+    expect(env).toMatch(new RegExp(`MALLOC_ARENA_MAX=${OPERATOR_MALLOC_ARENA_MAX}(\\s|$)`));
   });
 });
 

@@ -14,7 +14,7 @@ import { envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
 import { SETTINGS as ENFORCER_SETTINGS, loadConfig as loadEnforcerConfig } from '../../enforcer/src/config.ts';
 import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { SETTINGS as OPERATOR_SETTINGS, loadConfig as loadOperatorConfig } from '../../operator/src/config.ts';
-import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../ground/keystile.ts';
+import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../../operator/src/runtime-settings.ts';
 import { binaries, groundVersions, repoRoot } from '../ground/paths.ts';
 
 const goldenDir = join(import.meta.dirname, 'helm');

@@ -5,6 +5,7 @@ import type { GroundContext } from './context.ts';
 import { waitReady } from './context.ts';
 import { get } from './http-probe.ts';
 import { repoRoot } from './paths.ts';
+import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../../operator/src/runtime-settings.ts';
 
 // Keystile's own parts on the test ground: the CRDs and the operator's RBAC from the shipped files, and
 // the operator run as its ServiceAccount (out of cluster, with a TokenRequest token), as the chart
@@ -98,20 +99,6 @@ export interface OperatorProcess {
   /** The script to run: the operator's sources by default; the benchmarks give the compiled one. */
   readonly entry?: string;
 }
-
-/**
- * The heap the operator runs with, as its image does: its live set is small (about 100 MB at 10,000 keys)
- * but it allocates fast, and an uncapped V8 heap grows to several times the live set before collecting.
- */
-export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=4';
-
-/**
- * glibc's malloc arenas for the operator, as its image runs it. By default glibc gives each thread that
- * allocates at once an arena of its own (up to 8 per core), and their free pages stay resident; two are
- * plenty for a process whose JavaScript runs on one thread. Measured at 10,000 keys: peak resident memory
- * 262 MB without, 250 MB with (npm run bench -- operator).
- */
-export const OPERATOR_MALLOC_ARENA_MAX = '2';
 
 /** Starts the operator (node operator/src/main.ts, or `entry`) as a background process of the local system. */
 export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): void {
