@@ -12,8 +12,25 @@ import { setTimeout as sleep } from 'node:timers/promises';
 /** The enforcer's entry point. */
 export const ENFORCER_MAIN: string = join(import.meta.dirname, 'main.ts');
 
-/** A free loopback TCP port (asked of the kernel, then released: the caller binds it soon after). */
-export async function freePort(): Promise<number> {
+/**
+ * Where {@link freePort} looks: below Linux's ephemeral range (32768-60999 by default), whose ports any
+ * outgoing connection may take between a port being found free and bound (a Sentinel connecting out
+ * took one in a test run), and clear of the local system's (KEYSTILE_PORT_BASE, 17000 by default).
+ */
+const FREE_PORTS = { from: 20_000, to: 27_000 } as const;
+
+/** Whether a loopback listener can bind `port` now. */
+function canListen(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.unref();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+/** A port the kernel picks (in its ephemeral range). */
+function kernelPort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.unref();
@@ -26,6 +43,18 @@ export async function freePort(): Promise<number> {
       });
     });
   });
+}
+
+/**
+ * A free loopback TCP port, released again for the caller to bind soon after: one at random from
+ * {@link FREE_PORTS} that binds now, else (all tries taken) one the kernel picks.
+ */
+export async function freePort(): Promise<number> {
+  for (let tries = 0; tries < 50; tries++) {
+    const port = FREE_PORTS.from + Math.floor(Math.random() * (FREE_PORTS.to - FREE_PORTS.from));
+    if (await canListen(port)) return port;
+  }
+  return kernelPort();
 }
 
 /** How to start an enforcer. */
