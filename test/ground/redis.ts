@@ -127,16 +127,22 @@ export class RedisServer {
       ),
     );
     exited.catch(() => undefined);
-    await Promise.race([
-      exited,
-      waitFor(
-        `redis-server on ${this.port}`,
-        // A server with --requirepass answers NOAUTH: it is up all the same.
-        async () => /^(\+PONG|-NOAUTH)/.test(await redisPing(this.port).catch(() => '')),
-        10_000,
-        25,
-      ),
-    ]);
+    try {
+      await Promise.race([
+        exited,
+        waitFor(
+          `redis-server on ${this.port}`,
+          // A server with --requirepass answers NOAUTH: it is up all the same.
+          async () => /^(\+PONG|-NOAUTH)/.test(await redisPing(this.port).catch(() => '')),
+          10_000,
+          25,
+        ),
+      ]);
+    } catch (err) {
+      // One that never answered is not left running after the test that started it has failed.
+      await this.stop();
+      throw err;
+    }
   }
 
   /** Ends it with `signal` (default SIGKILL: no shutdown save) and waits until it has exited. */
