@@ -6,6 +6,7 @@
  */
 import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
+import { ENFORCER_MALLOC_ARENA_MAX, ENFORCER_NODE_OPTIONS } from '../enforcer/src/runtime-settings.ts';
 
 const root = join(import.meta.dirname, '..');
 
@@ -27,3 +28,12 @@ export function buildAsImagesRun(): BuiltEntryPoints {
     operator: join(root, 'dist/operator/src/main.js'),
   };
 }
+
+/**
+ * The environment the enforcer's image gives it (enforcer/src/runtime-settings.ts): for every enforcer
+ * process a benchmark starts.
+ */
+export const ENFORCER_IMAGE_ENV: Readonly<Record<string, string>> = {
+  NODE_OPTIONS: ENFORCER_NODE_OPTIONS,
+  MALLOC_ARENA_MAX: ENFORCER_MALLOC_ARENA_MAX,
+};

@@ -22,7 +22,7 @@ import { plan, stageDocuments, standaloneConfig } from '../enforcer/testing/fixt
 import { redisPing } from '../test/ground/redis.ts';
 import { binaries } from '../test/ground/paths.ts';
 import { waitFor } from '../test/ground/wait.ts';
-import { buildAsImagesRun } from './built.ts';
+import { buildAsImagesRun, ENFORCER_IMAGE_ENV } from './built.ts';
 import { paced, percentile, rawGet } from './enforcer-client.ts';
 import {
   writeBenchConfig,
@@ -58,6 +58,7 @@ async function enforcer(config: string, store: string[]): Promise<EnforcerProces
     config,
     entry: built.enforcer,
     cpus: SERVER_CPU,
+    env: ENFORCER_IMAGE_ENV,
     args: ['--log-level', 'warn', '--metrics-key-id', 'false', ...store],
   });
   enforcers.push(e);

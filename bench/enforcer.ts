@@ -23,7 +23,7 @@ import { envoyWithEnforcer, envoyWithoutEnforcer } from '../enforcer/envoy/boots
 import { startEnvoy } from '../enforcer/envoy/start.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../enforcer/src/launch.ts';
 import { binaries } from '../test/ground/paths.ts';
-import { buildAsImagesRun } from './built.ts';
+import { buildAsImagesRun, ENFORCER_IMAGE_ENV } from './built.ts';
 import { type PacedResult, paced, percentile, rawGet } from './enforcer-client.ts';
 import {
   CHECK_PATH,
@@ -116,6 +116,7 @@ try {
     entry: built.enforcer,
     config: smallFile,
     cpus: SERVER_CPU,
+    env: ENFORCER_IMAGE_ENV,
     args: ['--log-level', 'warn', '--metrics-key-id', 'false'],
   });
   children.push(enforcer);
@@ -342,9 +343,7 @@ try {
     const fileB = join(dir, 'config-100k-b.json');
     const bigValues = writeBenchConfig(100_000, fileA);
     writeBenchConfig(100_000, fileB, '-b', 0);
-    // The settings docs/enforcer.md recommends for many keys: a small young generation, two malloc arenas.
-    const NODE_FLAGS = ['--max-semi-space-size=4'];
-    const LEAN_ENV = { MALLOC_ARENA_MAX: '2' };
+    // The image's settings (a small young generation, two malloc arenas), as every enforcer here runs.
     const probe = JSON.parse(
       execFileSync(
         'taskset',
@@ -353,12 +352,11 @@ try {
           SERVER_CPU,
           process.execPath,
           '--expose-gc',
-          ...NODE_FLAGS,
           join(import.meta.dirname, 'enforcer-stall.ts'),
           fileA,
           fileB,
         ],
-        { encoding: 'utf8', env: { ...process.env, ...LEAN_ENV } },
+        { encoding: 'utf8', env: { ...process.env, ...ENFORCER_IMAGE_ENV } },
       ),
     ) as {
       keys: number;
@@ -389,8 +387,7 @@ try {
     const lean = {
       entry: built.enforcer,
       cpus: SERVER_CPU,
-      nodeArgs: NODE_FLAGS,
-      env: LEAN_ENV,
+      env: ENFORCER_IMAGE_ENV,
       readyTimeoutMs: 60_000,
     };
     const e10k = await startEnforcerProcess({ ...lean, config: smallFile, args: ['--log-level', 'warn'] });

@@ -8,6 +8,7 @@
  * reads is closed (`additionalProperties: false`).
  */
 import { type TSchema, Type } from '@sinclair/typebox';
+import { ENFORCER_MALLOC_ARENA_MAX, ENFORCER_NODE_OPTIONS } from '../enforcer/src/runtime-settings.ts';
 import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../operator/src/runtime-settings.ts';
 import { groundVersions } from '../test/ground/paths.ts';
 
@@ -234,8 +235,12 @@ const gateway = obj(
       ),
       logLevel: oneOf('Log level.', ['trace', 'debug', 'info', 'warn', 'error', 'silent'], 'info'),
       nodeOptions: str(
-        'NODE_OPTIONS: a small young generation lowers resident memory.',
-        '--max-semi-space-size=4',
+        'NODE_OPTIONS: a small young generation lowers resident memory, and keeps the heap flat under load with the Redis store.',
+        ENFORCER_NODE_OPTIONS,
+      ),
+      mallocArenaMax: str(
+        "MALLOC_ARENA_MAX: glibc's malloc arenas. Two are plenty for Node's one JavaScript thread; the default (up to 8 per core) keeps more freed memory resident.",
+        ENFORCER_MALLOC_ARENA_MAX,
       ),
       resources: resources({ cpu: '200m', memory: '128Mi' }, { memory: '512Mi' }),
       extraArgs: strings('More flags (docs/enforcer.md), e.g. `--problem-json`.'),

@@ -27,6 +27,7 @@ import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { stageDocuments, standaloneConfig, plan } from '../enforcer/testing/fixtures.ts';
 import { startEnforcerProcess } from '../enforcer/src/launch.ts';
+import { ENFORCER_MALLOC_ARENA_MAX, ENFORCER_NODE_OPTIONS } from '../enforcer/src/runtime-settings.ts';
 import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../operator/src/runtime-settings.ts';
 
 const repo = resolve(import.meta.dirname, '..');
@@ -229,15 +230,20 @@ describe.each(DOCKERFILES)('%s', (file) => {
   });
 });
 
-describe('operator/Dockerfile', () => {
-  it("runs Node with the operator's settings, as the chart and the local system do", () => {
-    const final = parsed['operator/Dockerfile'].at(-1);
+describe.each([
+  ['operator/Dockerfile', OPERATOR_NODE_OPTIONS, OPERATOR_MALLOC_ARENA_MAX],
+  ['enforcer/Dockerfile', ENFORCER_NODE_OPTIONS, ENFORCER_MALLOC_ARENA_MAX],
+] as const)('%s', (file, nodeOptions, mallocArenaMax) => {
+  it('runs Node with the settings of its runtime-settings.ts, as the chart and the benchmarks do', () => {
+    const final = parsed[file].at(-1);
     const env = (final?.instructions ?? [])
       .filter((i) => i.keyword === 'ENV')
       .map((i) => i.args)
       .join(' ');
-    expect(env).toContain(`NODE_OPTIONS="${OPERATOR_NODE_OPTIONS}"`);
-    expect(env).toMatch(new RegExp(`MALLOC_ARENA_MAX=${OPERATOR_MALLOC_ARENA_MAX}(\\s|$)`));
+    const value = (name: string): string | undefined =>
+      new RegExp(`(?:^|\\s)${name}=("[^"]*"|\\S+)`).exec(env)?.[1]?.replace(/^"|"$/g, '');
+    expect(value('NODE_OPTIONS')).toBe(nodeOptions);
+    expect(value('MALLOC_ARENA_MAX')).toBe(mallocArenaMax);
   });
 });
 

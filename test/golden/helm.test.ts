@@ -14,6 +14,7 @@ import { envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
 import { SETTINGS as ENFORCER_SETTINGS, loadConfig as loadEnforcerConfig } from '../../enforcer/src/config.ts';
 import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { SETTINGS as OPERATOR_SETTINGS, loadConfig as loadOperatorConfig } from '../../operator/src/config.ts';
+import { ENFORCER_MALLOC_ARENA_MAX, ENFORCER_NODE_OPTIONS } from '../../enforcer/src/runtime-settings.ts';
 import { OPERATOR_MALLOC_ARENA_MAX, OPERATOR_NODE_OPTIONS } from '../../operator/src/runtime-settings.ts';
 import { binaries, groundVersions, repoRoot } from '../ground/paths.ts';
 
@@ -182,15 +183,19 @@ describe('the chart', () => {
     }
   });
 
-  it('gives the gateway enforcer only flags and variables enforcer/src/config.ts knows', () => {
+  it("gives the gateway enforcer only flags and variables enforcer/src/config.ts knows, and the image's Node settings", () => {
     const flags = new Set(ENFORCER_SETTINGS.map((s) => `--${s.flag}`));
-    const vars = new Set([...ENFORCER_SETTINGS.map((s) => s.env), 'NODE_OPTIONS']);
+    // Node's and glibc's own variables besides the enforcer's.
+    const vars = new Set([...ENFORCER_SETTINGS.map((s) => s.env), 'NODE_OPTIONS', 'MALLOC_ARENA_MAX']);
     for (const set of ['gateway', 'redis']) {
       const enforcer = container(find(renderedObjects(set), 'Deployment', 'keystile-gateway'), 'enforcer');
       const unknownFlags = (enforcer.args ?? []).filter((a) => a.startsWith('--') && !flags.has(a));
       expect(unknownFlags, `${set}: flags enforcer/src/config.ts does not take`).toEqual([]);
       const unknownVars = (enforcer.env ?? []).map((e) => e.name).filter((n) => !vars.has(n));
       expect(unknownVars, `${set}: variables enforcer/src/config.ts does not read`).toEqual([]);
+      const env = new Map(enforcer.env?.map((e) => [e.name, e.value]));
+      expect(env.get('NODE_OPTIONS')).toBe(ENFORCER_NODE_OPTIONS);
+      expect(env.get('MALLOC_ARENA_MAX')).toBe(ENFORCER_MALLOC_ARENA_MAX);
     }
   });
 
