@@ -23,15 +23,16 @@ import { redisPing } from '../test/ground/redis.ts';
 import { binaries } from '../test/ground/paths.ts';
 import { waitFor } from '../test/ground/wait.ts';
 import { buildAsImagesRun, ENFORCER_IMAGE_ENV } from './built.ts';
-import { paced, percentile, rawGet } from './enforcer-client.ts';
+import { percentile, rawGet } from './enforcer-client.ts';
 import {
   writeBenchConfig,
   CHECK_PATH,
   CLIENT_CPU,
   cpuSeconds,
   interleaved,
+  interleavedPaced,
   line,
-  mergePaced,
+  p50p99,
   pinSelf,
   SERVER_CPU,
   STAGE,
@@ -120,25 +121,17 @@ try {
   );
   const rate = Math.round(rateB / 2);
   const raw = keyHeaders.map((h) => rawGet(CHECK_PATH, h));
-  const parts = {
-    a: [] as Awaited<ReturnType<typeof paced>>[],
-    b: [] as Awaited<ReturnType<typeof paced>>[],
-  };
-  for (let round = 0; round < ROUNDS; round++) {
-    parts.a.push(await paced(memory.httpPort, raw, rate, SECONDS / ROUNDS));
-    parts.b.push(await paced(shared.httpPort, raw, rate, SECONDS / ROUNDS));
-  }
-  const latA = mergePaced(parts.a);
-  const latB = mergePaced(parts.b);
-  for (const [name, lat] of [
-    ['(a)', latA],
-    ['(b)', latB],
-  ] as const) {
-    line(
-      `at ${rate} decisions/s (half of b): ${name} p50 / p99, microseconds`,
-      `${percentile(lat.latenciesUs, 50).toFixed(0)} / ${percentile(lat.latenciesUs, 99).toFixed(0)}`,
-    );
-  }
+  const [latA, latB] = await interleavedPaced(
+    [
+      { port: memory.httpPort, requests: raw, rate },
+      { port: shared.httpPort, requests: raw, rate },
+    ],
+    ROUNDS,
+    SECONDS,
+  );
+  if (latA === undefined || latB === undefined) throw new Error('no latency measured');
+  line(`at ${rate} decisions/s (half of b): (a) p50 / p99, microseconds`, p50p99(latA));
+  line(`at ${rate} decisions/s (half of b): (b) p50 / p99, microseconds`, p50p99(latB));
   // "At least 0.50 of the in-memory figure" for a latency: p99(a) / p99(b), the Redis store's p99 at most twice.
   const p99ratio = percentile(latA.latenciesUs, 99) / percentile(latB.latenciesUs, 99);
   line('p99(a) / p99(b)', p99ratio.toFixed(3), `target >= 0.50  ${verdict(p99ratio >= 0.5)}`);

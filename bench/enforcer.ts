@@ -24,13 +24,14 @@ import { startEnvoy } from '../enforcer/envoy/start.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../enforcer/src/launch.ts';
 import { binaries } from '../test/ground/paths.ts';
 import { buildAsImagesRun, ENFORCER_IMAGE_ENV } from './built.ts';
-import { type PacedResult, paced, percentile, rawGet } from './enforcer-client.ts';
+import { paced, percentile, rawGet } from './enforcer-client.ts';
 import {
   CHECK_PATH,
   CLIENT_CPU,
   interleaved as interleavedRounds,
+  interleavedPaced,
   line,
-  mergePaced,
+  p50p99,
   pinSelf,
   rssMb,
   SERVER_CPU,
@@ -151,48 +152,35 @@ try {
     const rate = Math.round(rateA / 2);
     const rawA = keyHeaders.map((h) => rawGet('/v1/orders', h));
     const rawB = keyHeaders.map((h) => rawGet(checkPath, h));
-    // Interleaved too: a second of each, in turn.
-    const parts: { a: Awaited<ReturnType<typeof paced>>[]; b: Awaited<ReturnType<typeof paced>>[] } = {
-      a: [],
-      b: [],
-    };
-    for (let round = 0; round < ROUNDS; round++) {
-      parts.a.push(await paced(basePort, rawA, rate, SECONDS / ROUNDS));
-      parts.b.push(await paced(enforcer.httpPort, rawB, rate, SECONDS / ROUNDS));
-    }
-    const merge = (rs: PacedResult[]): PacedResult => mergePaced(rs);
-    const latA = merge(parts.a);
-    const latB = merge(parts.b);
+    const [latA, latB] = await interleavedPaced(
+      [
+        { port: basePort, requests: rawA, rate },
+        { port: enforcer.httpPort, requests: rawB, rate },
+      ],
+      ROUNDS,
+      SECONDS,
+    );
+    if (latA === undefined || latB === undefined) throw new Error('no latency measured');
     const p99a = percentile(latA.latenciesUs, 99);
     const p99b = percentile(latB.latenciesUs, 99);
-    line(
-      `at ${rate} requests/s (half of a): (a) p50 / p99, microseconds`,
-      `${percentile(latA.latenciesUs, 50).toFixed(0)} / ${p99a.toFixed(0)}`,
-    );
-    line(
-      `at ${rate} requests/s (half of a): (b) p50 / p99, microseconds`,
-      `${percentile(latB.latenciesUs, 50).toFixed(0)} / ${p99b.toFixed(0)}`,
-    );
+    line(`at ${rate} requests/s (half of a): (a) p50 / p99, microseconds`, p50p99(latA));
+    line(`at ${rate} requests/s (half of a): (b) p50 / p99, microseconds`, p50p99(latB));
     line('p99(b), microseconds', p99b.toFixed(0), `target <= 1000  ${verdict(p99b <= 1000)}`);
     line('p99(b) / p99(a)', (p99b / p99a).toFixed(2), `target <= 1.5   ${verdict(p99b / p99a <= 1.5)}`);
     // Half of (a)'s rate is most of what (b) and (c) can do, so their p99 there is mostly queueing behind
     // any pause: the floor at that rate, and (b) at half of its own maximum, say how much.
-    const others: { c: PacedResult[]; b: PacedResult[] } = { c: [], b: [] };
     const rateHalfB = Math.round(rateB / 2);
-    for (let round = 0; round < ROUNDS; round++) {
-      others.c.push(await paced(floorPort, rawA, rate, SECONDS / ROUNDS));
-      others.b.push(await paced(enforcer.httpPort, rawB, rateHalfB, SECONDS / ROUNDS));
-    }
-    const latC = merge(others.c);
-    const latHalfB = merge(others.b);
-    line(
-      `at ${rate} requests/s (half of a): (c) p50 / p99, microseconds`,
-      `${percentile(latC.latenciesUs, 50).toFixed(0)} / ${percentile(latC.latenciesUs, 99).toFixed(0)}`,
+    const [latC, latHalfB] = await interleavedPaced(
+      [
+        { port: floorPort, requests: rawA, rate },
+        { port: enforcer.httpPort, requests: rawB, rate: rateHalfB },
+      ],
+      ROUNDS,
+      SECONDS,
     );
-    line(
-      `at ${rateHalfB} requests/s (half of b): (b) p50 / p99, microseconds`,
-      `${percentile(latHalfB.latenciesUs, 50).toFixed(0)} / ${percentile(latHalfB.latenciesUs, 99).toFixed(0)}`,
-    );
+    if (latC === undefined || latHalfB === undefined) throw new Error('no latency measured');
+    line(`at ${rate} requests/s (half of a): (c) p50 / p99, microseconds`, p50p99(latC));
+    line(`at ${rateHalfB} requests/s (half of b): (b) p50 / p99, microseconds`, p50p99(latHalfB));
   }
 
   if (PHASES.has(2)) {

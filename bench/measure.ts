@@ -10,7 +10,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import autocannon from 'autocannon';
 import { generateKey } from '../contract/src/key-format.ts';
 import { type FixtureKey, plan, stageDocuments, standaloneConfig } from '../enforcer/testing/fixtures.ts';
-import type { PacedResult } from './enforcer-client.ts';
+import { type PacedResult, paced, percentile, type RawRequest } from './enforcer-client.ts';
 
 /** The CPU the servers run on, and the CPU of the load generator (this process). */
 export const SERVER_CPU = '0';
@@ -170,20 +170,55 @@ export async function interleaved(
     for (const [i, t] of targets.entries()) runs[i]?.push(await maxRate(t, headers, seconds / rounds));
   }
   const base = runs[0] ?? [];
+  /** Each target's median of `metric`, and the median of each round's ratio to the baseline's. */
+  const of = (metric: (r: Run) => number): { medians: number[]; ratios: number[] } => ({
+    medians: runs.map((r) => median(r.map(metric))),
+    ratios: runs.map((r) => median(r.map((x, i) => metric(x) / (base[i] ? metric(base[i]) : NaN)))),
+  });
+  const rate = of((r) => r.rate);
+  const cpu = of((r) => r.perCpuSecond);
+  const firstCpu = of((r) => r.perCpuSecondOfFirst);
   return {
-    rates: runs.map((r) => median(r.map((x) => x.rate))),
-    ratios: runs.map((r) => median(r.map((x, i) => x.rate / (base[i]?.rate ?? NaN)))),
-    perCpu: runs.map((r) => median(r.map((x) => x.perCpuSecond))),
-    cpuRatios: runs.map((r) => median(r.map((x, i) => x.perCpuSecond / (base[i]?.perCpuSecond ?? NaN)))),
-    perFirstCpu: runs.map((r) => median(r.map((x) => x.perCpuSecondOfFirst))),
-    firstCpuRatios: runs.map((r) =>
-      median(r.map((x, i) => x.perCpuSecondOfFirst / (base[i]?.perCpuSecondOfFirst ?? NaN))),
-    ),
+    rates: rate.medians,
+    ratios: rate.ratios,
+    perCpu: cpu.medians,
+    cpuRatios: cpu.ratios,
+    perFirstCpu: firstCpu.medians,
+    firstCpuRatios: firstCpu.ratios,
   };
 }
 
+/** A latency target: where to send, what, and how many requests a second. */
+export interface PacedTarget {
+  readonly port: number;
+  readonly requests: readonly RawRequest[];
+  readonly rate: number;
+}
+
+/**
+ * Paced runs of each target in turn, `rounds` times (as {@link interleaved}, so whatever else the
+ * machine does falls on all of them alike): each target's runs merged into one.
+ */
+export async function interleavedPaced(
+  targets: readonly PacedTarget[],
+  rounds: number,
+  seconds: number,
+): Promise<PacedResult[]> {
+  const runs: PacedResult[][] = targets.map(() => []);
+  for (let round = 0; round < rounds; round++) {
+    for (const [i, t] of targets.entries())
+      runs[i]?.push(await paced(t.port, t.requests, t.rate, seconds / rounds));
+  }
+  return runs.map(mergePaced);
+}
+
+/** A paced result's `p50 / p99`, whole microseconds. */
+export function p50p99(r: PacedResult): string {
+  return `${percentile(r.latenciesUs, 50).toFixed(0)} / ${percentile(r.latenciesUs, 99).toFixed(0)}`;
+}
+
 /** Several paced runs as one. */
-export function mergePaced(rs: readonly PacedResult[]): PacedResult {
+function mergePaced(rs: readonly PacedResult[]): PacedResult {
   return {
     sent: rs.reduce((n, r) => n + r.sent, 0),
     completed: rs.reduce((n, r) => n + r.completed, 0),
