@@ -16,4 +16,9 @@ describe('freePort', () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
     }
   });
+
+  it('never hands out a port twice, even when none of them has been bound yet', async () => {
+    const ports = await Promise.all(Array.from({ length: 2000 }, () => freePort()));
+    expect(new Set(ports).size).toBe(ports.length);
+  });
 });

@@ -46,15 +46,31 @@ function kernelPort(): Promise<number> {
 }
 
 /**
+ * The ports this process has handed out. A caller often takes several before binding any (a test picks
+ * an enforcer's, its Envoy's and their admin ports at once), and a port found free but not yet bound
+ * would be found free again: never handing one out twice keeps them apart.
+ */
+const handedOut = new Set<number>();
+
+/**
  * A free loopback TCP port, released again for the caller to bind soon after: one at random from
- * {@link FREE_PORTS} that binds now, else (all tries taken) one the kernel picks.
+ * {@link FREE_PORTS} that binds now and this process has not handed out before, else (all tries
+ * taken) one the kernel picks.
  */
 export async function freePort(): Promise<number> {
   for (let tries = 0; tries < 50; tries++) {
     const port = FREE_PORTS.from + Math.floor(Math.random() * (FREE_PORTS.to - FREE_PORTS.from));
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
     if (await canListen(port)) return port;
   }
-  return kernelPort();
+  for (;;) {
+    const port = await kernelPort();
+    if (!handedOut.has(port)) {
+      handedOut.add(port);
+      return port;
+    }
+  }
 }
 
 /** How to start an enforcer. */
