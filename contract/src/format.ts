@@ -11,7 +11,12 @@
  * index names has arrived with the hash the index gives.
  */
 import { type Static, Type } from '@sinclair/typebox';
-import { WEEKDAYS } from '../../crds/src/usage-plan.ts';
+import {
+  HEADER_VALUE_PATTERN,
+  MEDIA_TYPE_PATTERN,
+  RESERVED_RESPONSE_HEADERS,
+  WEEKDAYS,
+} from '../../crds/src/usage-plan.ts';
 
 /** The version this code writes. */
 export const CONTRACT_VERSION = 'keystile.dev/contract/v1';
@@ -69,14 +74,26 @@ export const RenderedRoute = Type.Object(
   { additionalProperties: false },
 );
 
+/** A response header's name as the contract holds it: an HTTP token in lower case. */
+const HEADER_NAME_LOWER_PATTERN = "^[!#$%&'*+.^_`|~0-9a-z-]+$";
+
 /** A configured denial answer. */
 export const RenderedResponse = Type.Object(
   {
     type: Type.Union([Type.Literal('Forbidden'), Type.Literal('Throttled'), Type.Literal('QuotaExceeded')]),
     status: Type.Integer({ minimum: 400, maximum: 599 }),
     body: Type.Optional(Type.String({ maxLength: 4096 })),
-    contentType: Type.Optional(Type.String({ maxLength: 128 })),
-    headers: Type.Optional(Type.Record(Type.String(), Type.String({ maxLength: 1024 }))),
+    contentType: Type.Optional(Type.String({ maxLength: 128, pattern: MEDIA_TYPE_PATTERN })),
+    headers: Type.Optional(
+      Type.Unsafe<Record<string, string>>({
+        type: 'object',
+        description:
+          'Extra response headers: names lower-case HTTP tokens, none the gateway owns; values one line of visible ASCII.',
+        maxProperties: 16,
+        propertyNames: { pattern: HEADER_NAME_LOWER_PATTERN, not: { enum: [...RESERVED_RESPONSE_HEADERS] } },
+        additionalProperties: Type.String({ maxLength: 1024, pattern: HEADER_VALUE_PATTERN }),
+      }),
+    ),
   },
   { additionalProperties: false },
 );

@@ -38,6 +38,32 @@ export const WEEKDAYS = [
 export const ROUTE_PATH_PATTERN =
   "^/(([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*)(/([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*))*)?(/\\*\\*)?$";
 
+/** An HTTP field name (RFC 9110 token), in any case; the contract holds it in lower case. */
+export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+
+/** An HTTP field value a plan may set: visible ASCII, spaces and tabs (no line breaks, no controls). */
+export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7e]*$';
+
+/** A media type, with parameters if any: `text/plain; charset=utf-8`. */
+export const MEDIA_TYPE_PATTERN =
+  "^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+([\\t ]*;[\\t\\x20-\\x7e]*)?$";
+
+/**
+ * Response headers a plan may not set: the framing the enforcer and Envoy own (a second Content-Length
+ * would break the answer), hop-by-hop fields, and Content-Type (the answer's `contentType` sets it).
+ */
+export const RESERVED_RESPONSE_HEADERS = [
+  'connection',
+  'content-length',
+  'content-type',
+  'keep-alive',
+  'proxy-connection',
+  'te',
+  'trailer',
+  'transfer-encoding',
+  'upgrade',
+] as const;
+
 /** A token bucket: a steady rate and a burst. */
 export const Throttle = Obj(
   {
@@ -201,6 +227,34 @@ export const DenialResponse = Obj(
   },
   {
     description: "The answer for one denial type, replacing Keystile's default (as AWS's gateway responses).",
+    rules: [
+      {
+        rule: `!has(self.contentType) || self.contentType.matches(r"${MEDIA_TYPE_PATTERN}")`,
+        messageExpression:
+          "'contentType ' + self.contentType + ' is not a media type such as text/plain; charset=utf-8'",
+        fieldPath: '.contentType',
+      },
+      {
+        rule: `!has(self.headers) || self.headers.all(name, name.matches(r"${HEADER_NAME_PATTERN}"))`,
+        message: "header names must be HTTP tokens: letters, digits and !#$%&'*+-.^_`|~, no spaces or colons",
+        fieldPath: '.headers',
+      },
+      {
+        rule: `!has(self.headers) || self.headers.all(name, !(name.lowerAscii() in ${JSON.stringify(RESERVED_RESPONSE_HEADERS)}))`,
+        message: `headers may not set ${RESERVED_RESPONSE_HEADERS.join(', ')}: the gateway frames the answer, and contentType sets its type`,
+        fieldPath: '.headers',
+      },
+      {
+        rule: '!has(self.headers) || self.headers.all(name, self.headers.all(other, other == name || other.lowerAscii() != name.lowerAscii()))',
+        message: 'header names must differ in more than case: HTTP field names are case-insensitive',
+        fieldPath: '.headers',
+      },
+      {
+        rule: `!has(self.headers) || self.headers.all(name, self.headers[name].matches(r"${HEADER_VALUE_PATTERN}"))`,
+        message: 'header values may hold only visible ASCII characters, spaces and tabs: no line breaks',
+        fieldPath: '.headers',
+      },
+    ],
   },
 );
 

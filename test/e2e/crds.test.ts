@@ -380,6 +380,40 @@ const REFUSED: readonly Refused[] = [
     message: 'should be greater than or equal to 400',
   },
   {
+    name: 'an answer header whose name is not an HTTP token',
+    manifest: plan({ responses: [{ type: 'Throttled', status: 429, headers: { 'Retry After': '1' } }] }),
+    field: 'spec.responses[0].headers',
+    message: 'header names must be HTTP tokens',
+  },
+  {
+    name: 'an answer header the gateway owns (Content-Length)',
+    manifest: plan({ responses: [{ type: 'Forbidden', status: 401, headers: { 'Content-Length': '0' } }] }),
+    field: 'spec.responses[0].headers',
+    message: 'headers may not set connection, content-length, content-type',
+  },
+  {
+    name: 'answer header names that differ only in case',
+    manifest: plan({
+      responses: [{ type: 'Forbidden', status: 401, headers: { 'X-Help': 'a', 'x-help': 'b' } }],
+    }),
+    field: 'spec.responses[0].headers',
+    message: 'header names must differ in more than case',
+  },
+  {
+    name: 'an answer header value with a line break (a YAML block scalar keeps one)',
+    manifest: plan({
+      responses: [{ type: 'QuotaExceeded', status: 429, headers: { 'x-help': 'see the docs\n' } }],
+    }),
+    field: 'spec.responses[0].headers',
+    message: 'header values may hold only visible ASCII characters, spaces and tabs',
+  },
+  {
+    name: 'an answer content type that is not a media type',
+    manifest: plan({ responses: [{ type: 'QuotaExceeded', status: 429, body: 'no', contentType: 'text' }] }),
+    field: 'spec.responses[0].contentType',
+    message: 'contentType text is not a media type',
+  },
+  {
     name: 'a displayName with spaces',
     manifest: key({ displayName: 'Acme production' }),
     field: 'spec.displayName',
@@ -541,6 +575,22 @@ describe('the API server refuses', () => {
     );
     expect(error).toContain('is invalid');
     expectFieldError(error, field, message);
+  });
+
+  it('admits answers with ordinary headers in any case and a media type with parameters', async () => {
+    const manifest = plan({
+      responses: [
+        {
+          type: 'QuotaExceeded',
+          status: 429,
+          body: 'Upgrade your plan.',
+          contentType: 'text/plain; charset=utf-8',
+          headers: { 'Cache-Control': 'no-store', 'X-Upgrade-URL': 'https://example.com/plans?from=gold' },
+        },
+      ],
+    });
+    const out = await kubectl(['create', '-n', ns, '--dry-run=server', '-f', '-'], JSON.stringify(manifest));
+    expect(out).toMatch(/usageplan.keystile.dev\/\S+ created \(server dry run\)/);
   });
 
   it.each(REFUSED_CHANGES)('$name, naming $field', async ({ manifest, patch, field, message }) => {

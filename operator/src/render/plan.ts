@@ -39,12 +39,17 @@ export function renderPlan(plan: UsagePlan, namespace: string): RenderedPlan {
         status: r.status,
         ...(r.body !== undefined && { body: r.body }),
         ...(r.contentType !== undefined && { contentType: r.contentType }),
-        ...(r.headers !== undefined && { headers: sortedRecord(r.headers) }),
+        ...(r.headers !== undefined && { headers: lowerCaseNames(r.headers) }),
       })),
     alertThresholds: [...(s.alerts?.thresholds ?? [])].sort((a, b) => a - b),
   };
 }
 
-function sortedRecord(r: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(r).sort(([a], [b]) => a.localeCompare(b)));
+/** Header names in lower case (the contract's form; the CRD admits any case, no two alike), sorted. */
+function lowerCaseNames(r: Record<string, string>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(r)
+      .map(([name, value]) => [name.toLowerCase(), value] as const)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  );
 }
