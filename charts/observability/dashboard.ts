@@ -358,7 +358,7 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Check errors',
         description:
-          'Check requests the transport could not decide normally, by class: `malformed` (refused 403: an unusable URL, an oversized body) or `error` (answered 503, fail closed).',
+          'Check requests the transport could not decide or answer normally, by class: `malformed` (refused 403: an unusable URL, an oversized body), `error` or `decide` (a bug, answered 503: fail closed), `send` (the answer could not be written).',
         kind: 'timeseries',
         unit: 'reqps',
         width: 12,

@@ -450,7 +450,8 @@ export function isDecision(value: Decision | Identified): value is Decision {
  * The whole decision: {@link identify}, the store, {@link conclude}, handed to `done` exactly once:
  * before this returns when the store answers synchronously (the memory store), else when its promise
  * settles (one promise reaction between the store and `done`: the transports' hot path). Never throws
- * (unless `done` does); a failing store gives 503.
+ * (unless `done` does: it must not, as after an async store its throw is an unhandled rejection); a
+ * failing store, or a bug, gives 503.
  */
 export function decideInto(
   catalog: Catalog | undefined,
@@ -487,7 +488,7 @@ export function decideInto(
   if (result instanceof Promise) {
     result.then(
       (r) => {
-        done(conclude(id, r, now, context.options));
+        done(concludeSafely(id, r, now, context.options));
       },
       () => {
         done(storeFailed(id, context.options));
@@ -495,7 +496,21 @@ export function decideInto(
     );
     return;
   }
-  done(conclude(id, result, now, context.options));
+  done(concludeSafely(id, result, now, context.options));
+}
+
+/** {@link conclude}, or the internal-error answer if it throws (a bug): `done` is always called. */
+function concludeSafely(
+  id: Identified,
+  result: ConsumeResult,
+  now: number,
+  options: DecideOptions,
+): Decision {
+  try {
+    return conclude(id, result, now, options);
+  } catch {
+    return storeFailed(id, options);
+  }
 }
 
 /**

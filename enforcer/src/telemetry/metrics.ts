@@ -164,7 +164,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     this.registry.registerMetric(duration as never);
     this.#checkErrors = new Counter({
       name: METRIC_NAMES.checkErrors,
-      help: 'Check requests the transport could not decide normally (malformed, failed), by class.',
+      help: 'Check requests the transport could not decide or answer normally, by class (malformed, error, decide, send).',
       labelNames: ['transport', 'class'],
       registers,
     });

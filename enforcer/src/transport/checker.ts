@@ -39,7 +39,9 @@ export class Checker {
 
   /**
    * Decides one check and hands the recorded decision to `send`, exactly once: synchronously when the
-   * store is (the memory store), else when the store answers. Never throws (unless `send` does).
+   * store is (the memory store), else when the store answers. Never throws. A `send` that throws (a
+   * transport bug; it must answer something first) is counted under `send` and logged: after an async
+   * store, a throw would otherwise be an unhandled rejection, and end the process.
    */
   answer(request: CheckRequest, transport: Transport, send: (decision: Decision) => void): void {
     const started = performance.now();
@@ -48,11 +50,21 @@ export class Checker {
     try {
       decideInto(d.catalog.current(), request, d.store, d.clock, d.context, (decision) => {
         pending = false;
-        send(this.#record(decision, transport, started));
+        try {
+          send(this.#record(decision, transport, started));
+        } catch (err) {
+          this.failed(transport, 'send', err);
+        }
       });
     } catch (err) {
       // A bug before the decision was handed over; one handed over is not answered twice.
-      if (pending) send(this.#record(this.failed(transport, 'decide', err), transport, started));
+      if (pending) {
+        try {
+          send(this.#record(this.failed(transport, 'decide', err), transport, started));
+        } catch (sendErr) {
+          this.failed(transport, 'send', sendErr);
+        }
+      }
     }
   }
 
@@ -65,7 +77,8 @@ export class Checker {
 
   /**
    * The answer to a check that could not be decided normally (an unparsable request, a bug): counted
-   * under `errorClass`, logged, and denied (403 for a malformed request, else 503).
+   * under `errorClass` (`malformed`, `error`, `decide`, `send`), logged, and denied (403 for a malformed
+   * request, else 503).
    */
   failed(transport: Transport, errorClass: string, err?: unknown): Decision {
     this.#deps.metrics?.checkError(transport, errorClass);

@@ -2,10 +2,14 @@ import { connect } from 'node:net';
 import { randomBytes } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../../contract/src/key-format.ts';
-import { testChecker } from '../../testing/checker.ts';
+import Fastify from 'fastify';
+import { deny } from '../decision/answers.ts';
+import { Reason } from '../errors.ts';
+import { TEST_OPTIONS, testChecker } from '../../testing/checker.ts';
 import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
 import { buildApp } from '../app.ts';
 import { splitCheckPath } from './check-request.ts';
+import { sendDecision } from './http-check.ts';
 
 const T0 = Date.UTC(2026, 3, 1, 12);
 const key = generateKey('httpcheckkey');
@@ -151,6 +155,28 @@ describe('the HTTP check without a config', () => {
     });
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ message: 'Service Unavailable' });
+    await server.close();
+  });
+});
+
+describe('sendDecision', () => {
+  it('answers a plain 503 when Node refuses a header of the decision, and throws for the checker to count', async () => {
+    const server = Fastify();
+    const thrown: unknown[] = [];
+    server.get('/', (_request, reply) => {
+      const decision = deny(Reason.KeyDisabled, {}, TEST_OPTIONS, { 'x-help': 'two\nlines' });
+      try {
+        sendDecision(reply, decision);
+      } catch (err) {
+        thrown.push(err);
+      }
+    });
+    const res = await server.inject({ url: '/' });
+    expect(res.statusCode).toBe(503);
+    expect(res.headers['retry-after']).toBe('1');
+    expect(res.json()).toEqual({ message: 'Service Unavailable' });
+    expect(res.headers['x-help']).toBeUndefined();
+    expect(thrown).toHaveLength(1);
     await server.close();
   });
 });

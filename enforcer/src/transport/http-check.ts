@@ -38,9 +38,24 @@ export function sendDecision(reply: FastifyReply, decision: Decision): void {
   headers.push('content-length', String(Buffer.byteLength(body)));
   reply.hijack();
   const raw = reply.raw;
-  raw.writeHead(decision.status, headers);
+  try {
+    raw.writeHead(decision.status, headers);
+  } catch (err) {
+    // A header Node refuses (a bug: the contract schema refuses bad configured ones). Nothing was
+    // written: answer a plain 503, never leave Envoy waiting, and throw for the checker to count.
+    raw.writeHead(503, UNSENDABLE_HEADERS);
+    raw.end(UNSENDABLE_BODY);
+    throw err;
+  }
   raw.end(body);
 }
+
+const UNSENDABLE_BODY = '{"message":"Service Unavailable"}';
+const UNSENDABLE_HEADERS = {
+  'content-type': 'application/json',
+  'retry-after': '1',
+  'content-length': String(UNSENDABLE_BODY.length),
+};
 
 const removeValues = new WeakMap<readonly string[], string>();
 /** The header's value for a list of names (lists are shared between decisions: joined once). */
