@@ -303,6 +303,9 @@ const counters = obj(
           "A Secret (in the release namespace) holding Redis's password. Empty: no password.",
         ),
         existingSecretKey: str('The data key of the password in that Secret.', 'password'),
+        existingSecretSentinelKey: str(
+          "With sentinels that require a password themselves (Sentinel's requirepass): its data key in that Secret. Empty: the sentinels need none. Bitnami's Redis chart protects its sentinels with the master's password: give the same key as existingSecretKey.",
+        ),
         unavailable: oneOf(
           'What enforcers do while Redis is away: closed (503), open (allow, counted nowhere), local (count in memory, then add to Redis when it returns).',
           ['closed', 'open', 'local'],

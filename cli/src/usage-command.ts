@@ -34,8 +34,9 @@ const USAGE = `usage: keystile usage (KEY | --customer NAME) --from YYYY-MM-DD [
   --redis-url URL     read the shared counters in Redis (default $KEYSTILE_REDIS_URL)
   --redis-cluster-nodes host:port,...   read a Redis Cluster
   --redis-sentinels host:port,... --redis-sentinel-name NAME   read the master a Sentinel names
-                      (a Cluster's or the master's password: $KEYSTILE_REDIS_PASSWORD, as the enforcer's;
-                      never a flag, which would show in the process list)
+                      (a Cluster's or the master's password: $KEYSTILE_REDIS_PASSWORD, the sentinels' own:
+                      $KEYSTILE_REDIS_SENTINEL_PASSWORD, as the enforcer's; never a flag, which would
+                      show in the process list)
   --enforcer URL      ask an enforcer's admin port instead (repeatable; the answers are added up: with the
                       memory store name every enforcer)
   --retention-days N  how long the day counters are kept (default ${DEFAULT_RETENTION_DAYS}): a range reaching further back warns`;
@@ -116,6 +117,7 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
   const sentinelName = values['redis-sentinel-name'];
   const redisUrl = values['redis-url'];
   const password = env['KEYSTILE_REDIS_PASSWORD'] || undefined;
+  const sentinelPassword = env['KEYSTILE_REDIS_SENTINEL_PASSWORD'] || undefined;
   const explicit = [
     enforcers.length > 0,
     clusterNodes !== undefined,
@@ -137,7 +139,12 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     else if (clusterNodes !== undefined)
       reader = redisDayReader({ clusterNodes: list(clusterNodes), password });
     else if (sentinels !== undefined)
-      reader = redisDayReader({ sentinels: list(sentinels), name: sentinelName ?? '', password });
+      reader = redisDayReader({
+        sentinels: list(sentinels),
+        name: sentinelName ?? '',
+        password,
+        sentinelPassword,
+      });
     else if ((redisUrl ?? env['KEYSTILE_REDIS_URL']) !== undefined)
       reader = redisDayReader({ url: redisUrl ?? env['KEYSTILE_REDIS_URL'] ?? '' });
     else

@@ -43,12 +43,15 @@ export type RedisTarget =
       readonly sentinels: readonly string[];
       readonly name: string;
       readonly password?: string | undefined;
+      /** The sentinels' own password (Sentinel's `requirepass`). */
+      readonly sentinelPassword?: string | undefined;
     };
 
 /**
  * Reads Redis (a URL), a Redis Cluster (seed nodes `host:port`) or the master a Sentinel names: one HMGET
  * per month's hash (`dayHashReads`, the enforcer's Redis store's own mapping), sent together. A password
- * for Cluster nodes or the master behind Sentinel comes apart from the addresses (a URL carries its own).
+ * for Cluster nodes or the master behind Sentinel comes apart from the addresses (a URL carries its own),
+ * and so does the sentinels' own.
  */
 export function redisDayReader(target: RedisTarget): DayReader {
   // One attempt: a command line reports a Redis it cannot reach rather than retrying forever.
@@ -76,6 +79,7 @@ export function redisDayReader(target: RedisTarget): DayReader {
       sentinels,
       name: target.name,
       sentinelRetryStrategy: () => null,
+      ...(target.sentinelPassword !== undefined && { sentinelPassword: target.sentinelPassword }),
     });
     name = `Redis master ${target.name} of the sentinels ${target.sentinels.join(',')}`;
   }

@@ -123,9 +123,11 @@ describe('the counter store settings', () => {
     expect(
       loadConfig(
         ['--store=redis', '--redis-sentinels', 's1:26379,s2:26379', '--redis-sentinel-name', 'main'],
-        {},
+        { KEYSTILE_REDIS_PASSWORD: 'master-pw', KEYSTILE_REDIS_SENTINEL_PASSWORD: 'sentinel-pw' },
       ),
     ).toMatchObject({
+      redisPassword: 'master-pw',
+      redisSentinelPassword: 'sentinel-pw',
       redis: {
         kind: 'sentinel',
         name: 'main',
@@ -149,6 +151,10 @@ describe('the counter store settings', () => {
     [
       ['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-sentinel-name', 'm'],
       /only with --redis-sentinels/,
+    ],
+    [
+      ['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-sentinel-password', 'pw'],
+      /--redis-sentinel-password applies only with --redis-sentinels/,
     ],
     [
       ['--store', 'redis', '--redis-url', 'redis://a:1', '--redis-unavailable', 'maybe'],

@@ -65,6 +65,8 @@ export interface EnforcerConfig {
   readonly redis: RedisConnection | undefined;
   /** --redis-password: for Cluster nodes and a Sentinel-managed master (a URL carries its own). */
   readonly redisPassword: string | undefined;
+  /** --redis-sentinel-password: for the sentinels themselves (Sentinel's own `requirepass`). */
+  readonly redisSentinelPassword: string | undefined;
   /** --redis-unavailable: what to do while Redis is away. */
   readonly redisUnavailable: LossPolicy;
   /** --redis-timeout: ms before a Redis command counts as failed. */
@@ -260,6 +262,13 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
       'The password of Redis Cluster nodes or of the master behind Sentinel (a --redis-url carries its own). Prefer the variable, from a Secret: a flag shows in the process list.',
   },
   {
+    flag: 'redis-sentinel-password',
+    env: 'KEYSTILE_REDIS_SENTINEL_PASSWORD',
+    default: '',
+    meaning:
+      "The password of the sentinels themselves, when they require one (Sentinel's `requirepass`; often the master's own). Prefer the variable, from a Secret.",
+  },
+  {
     flag: 'redis-unavailable',
     env: 'KEYSTILE_REDIS_UNAVAILABLE',
     default: 'closed',
@@ -419,7 +428,13 @@ function parseStore(
   onCommandLine: (flag: string) => boolean,
 ): Pick<
   EnforcerConfig,
-  'store' | 'redis' | 'redisPassword' | 'redisUnavailable' | 'redisTimeoutMs' | 'usageRetentionDays'
+  | 'store'
+  | 'redis'
+  | 'redisPassword'
+  | 'redisSentinelPassword'
+  | 'redisUnavailable'
+  | 'redisTimeoutMs'
+  | 'usageRetentionDays'
 > {
   const store = text('store');
   if (store !== 'memory' && store !== 'redis') {
@@ -463,6 +478,9 @@ function parseStore(
   }
   if (name && !sentinels)
     throw new ConfigUsageError('--redis-sentinel-name applies only with --redis-sentinels');
+  const sentinelPassword = text('redis-sentinel-password');
+  if (sentinelPassword && !sentinels && store === 'redis')
+    throw new ConfigUsageError('--redis-sentinel-password applies only with --redis-sentinels');
   const policy = text('redis-unavailable');
   if (!(LOSS_POLICIES as readonly string[]).includes(policy)) {
     throw new ConfigUsageError(`--redis-unavailable must be ${LOSS_POLICIES.join(', ')}, not '${policy}'`);
@@ -475,6 +493,7 @@ function parseStore(
     store,
     redis,
     redisPassword: password === '' ? undefined : password,
+    redisSentinelPassword: sentinelPassword === '' ? undefined : sentinelPassword,
     redisUnavailable: policy as LossPolicy,
     redisTimeoutMs: number('redis-timeout', 0.001, 60) * 1000,
     usageRetentionDays: retention,

@@ -48,6 +48,18 @@ describe('loadConfig', () => {
       loadConfig({}, ['--usage-redis-sentinels', 's:26379', '--usage-redis-sentinel-name', 'main']).usage
         .redis,
     ).toEqual({ kind: 'sentinel', sentinels: [{ host: 's', port: 26379 }], name: 'main' });
+    expect(
+      loadConfig(
+        { KEYSTILE_USAGE_REDIS_PASSWORD: 'master-pw', KEYSTILE_USAGE_REDIS_SENTINEL_PASSWORD: 'sentinel-pw' },
+        ['--usage-redis-sentinels', 's:26379', '--usage-redis-sentinel-name', 'main'],
+      ).usage.redis,
+    ).toEqual({
+      kind: 'sentinel',
+      sentinels: [{ host: 's', port: 26379 }],
+      name: 'main',
+      password: 'master-pw',
+      sentinelPassword: 'sentinel-pw',
+    });
   });
 
   it.each([
@@ -57,6 +69,10 @@ describe('loadConfig', () => {
     [['--usage-redis-url', 'http://x'], /--usage-redis-url must be redis:\/\//],
     [['--usage-redis-url', 'redis://a:1', '--usage-redis-cluster-nodes', 'b:2'], /give one Redis/],
     [['--usage-redis-sentinels', 's:1'], /needs --usage-redis-sentinel-name/],
+    [
+      ['--usage-redis-url', 'redis://a:1', '--usage-redis-sentinel-password', 'pw'],
+      /--usage-redis-sentinel-password applies only with --usage-redis-sentinels/,
+    ],
     [['--counter-store', 'disk'], /--counter-store must be memory or redis/],
     [['--usage-writes-per-second', 'lots'], /--usage-writes-per-second must be a number/],
     [['--no-such-flag'], /Unknown option/],

@@ -15,6 +15,8 @@ export type RedisTarget =
       readonly sentinels: readonly HostPort[];
       readonly name: string;
       readonly password?: string;
+      /** The sentinels' own password (Sentinel's `requirepass`). */
+      readonly sentinelPassword?: string;
     };
 
 /** A host and port. */
@@ -201,6 +203,13 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     meaning: 'The password for Cluster or Sentinel (a URL carries its own); prefer the variable to the flag.',
   },
   {
+    flag: 'usage-redis-sentinel-password',
+    env: 'KEYSTILE_USAGE_REDIS_SENTINEL_PASSWORD',
+    default: '',
+    meaning:
+      "The sentinels' own password, when they require one (Sentinel's `requirepass`); prefer the variable to the flag.",
+  },
+  {
     flag: 'counter-store',
     env: 'KEYSTILE_COUNTER_STORE',
     default: '',
@@ -304,6 +313,7 @@ export function loadConfig(
     list('usage-redis-sentinels'),
     text('usage-redis-sentinel-name'),
     text('usage-redis-password'),
+    text('usage-redis-sentinel-password'),
   );
   const storeText = text('counter-store');
   if (storeText !== '' && storeText !== 'memory' && storeText !== 'redis') {
@@ -375,6 +385,7 @@ function redisTarget(
   sentinels: readonly string[],
   name: string,
   password: string,
+  sentinelPassword: string,
 ): RedisTarget | undefined {
   const given = [
     url && '--usage-redis-url',
@@ -382,6 +393,8 @@ function redisTarget(
     sentinels.length > 0 && '--usage-redis-sentinels',
   ].filter(Boolean);
   if (given.length > 1) throw new ConfigError(`give one Redis, not ${given.join(' and ')}`);
+  if (sentinelPassword !== '' && sentinels.length === 0 && given.length > 0)
+    throw new ConfigError('--usage-redis-sentinel-password applies only with --usage-redis-sentinels');
   const secret = password === '' ? {} : { password };
   if (url) {
     if (!/^rediss?:\/\/[^/]/.test(url)) {
@@ -405,6 +418,7 @@ function redisTarget(
       sentinels: Object.freeze(hostPorts('usage-redis-sentinels', sentinels)),
       name,
       ...secret,
+      ...(sentinelPassword !== '' && { sentinelPassword }),
     });
   return undefined;
 }

@@ -332,11 +332,13 @@ describe('keystile usage', () => {
     }
   });
 
-  it('reads the master a Sentinel names, with the password from $KEYSTILE_REDIS_PASSWORD', async () => {
-    const password = 'usage-sentinel-pw';
+  it('reads the master a Sentinel names, with the passwords from $KEYSTILE_REDIS_PASSWORD and $KEYSTILE_REDIS_SENTINEL_PASSWORD', async () => {
+    const password = 'usage-master-pw';
+    const sentinelPassword = 'usage-sentinel-pw';
     const master = await RedisServer.start({ args: ['--requirepass', password] });
     const sentinel = await RedisServer.start({
       sentinel: [
+        `requirepass ${sentinelPassword}`,
         `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
         `sentinel auth-pass keystile ${password}`,
         'sentinel down-after-milliseconds keystile 5000',
@@ -364,17 +366,29 @@ describe('keystile usage', () => {
         '--redis-sentinel-name',
         'keystile',
       ];
-      const run = await keystile(args, { KEYSTILE_REDIS_PASSWORD: password });
+      const run = await keystile(args, {
+        KEYSTILE_REDIS_PASSWORD: password,
+        KEYSTILE_REDIS_SENTINEL_PASSWORD: sentinelPassword,
+      });
       expect(run.stderr).toBe('');
       expect(run.code).toBe(0);
       expect(planCountColumns(run.stdout)).toEqual(['metered,key,55']);
-      // Without the password the master refuses, and the message says so without any password in it.
-      const refused = await keystile(args);
-      expect(refused.code).toBe(1);
-      expect(refused.stderr).toMatch(
+      // Without the master's password the master refuses, without the sentinels' the sentinels do; the
+      // message says which, without any password in it.
+      const noMaster = await keystile(args, { KEYSTILE_REDIS_SENTINEL_PASSWORD: sentinelPassword });
+      expect(noMaster.code).toBe(1);
+      expect(noMaster.stderr).toMatch(
         /^keystile usage: Redis master keystile of the sentinels 127\.0\.0\.1:\d+: .*NOAUTH/,
       );
-      expect(refused.stderr).not.toContain(password);
+      const noSentinel = await keystile(args, { KEYSTILE_REDIS_PASSWORD: password });
+      expect(noSentinel.code).toBe(1);
+      expect(noSentinel.stderr).toMatch(
+        /^keystile usage: Redis master keystile of the sentinels 127\.0\.0\.1:\d+: All sentinels are unreachable.*NOAUTH/,
+      );
+      for (const refused of [noMaster, noSentinel]) {
+        expect(refused.stderr).not.toContain(password);
+        expect(refused.stderr).not.toContain(sentinelPassword);
+      }
       // A name without sentinels, or sentinels without a name, is a usage error.
       expect((await keystile([...args.slice(0, -4), '--redis-sentinel-name', 'keystile'])).stderr).toContain(
         '--redis-sentinel-name applies only with --redis-sentinels',

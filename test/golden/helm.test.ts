@@ -96,9 +96,11 @@ const container = (d: Obj, name: string): Container => {
 function environment(c: Container): Record<string, string> {
   const env: Record<string, string> = {};
   for (const e of c.env ?? []) {
-    const from = e.valueFrom as { secretKeyRef?: unknown; fieldRef?: { fieldPath: string } } | undefined;
+    const from = e.valueFrom as
+      { secretKeyRef?: { key: string }; fieldRef?: { fieldPath: string } } | undefined;
     let value = e.value ?? '';
-    if (from?.secretKeyRef) value = 'a-redis-password';
+    // A Secret's key reads as `a-<key>`: 'a-redis-password' for the key redis-password.
+    if (from?.secretKeyRef) value = `a-${from.secretKeyRef.key}`;
     else if (from?.fieldRef?.fieldPath === 'metadata.namespace') value = 'keystile-system';
     else if (from?.fieldRef?.fieldPath === 'metadata.name') value = 'keystile-operator-abc12';
     else if (from) throw new Error(`${e.name}: a valueFrom this test does not resolve`);
@@ -234,6 +236,17 @@ describe('the chart', () => {
       'sentinels',
       ['--set', 'counters.redis.sentinels={sentinel-0:26379,sentinel-1:26379}', '--set', 'counters.redis.sentinelName=main'],
     ],
+    [
+      'sentinels with a password of their own',
+      [
+        '--set',
+        'counters.redis.sentinels={sentinel-0:26379,sentinel-1:26379}',
+        '--set',
+        'counters.redis.sentinelName=main',
+        '--set',
+        'counters.redis.existingSecretSentinelKey=sentinel-password',
+      ],
+    ],
   ])('passes Redis %s, with the password from the Secret, in a form both parts accept', (kind, flags) => {
     const objs = objects(template(['-f', valuesFile('redis'), '--set', 'counters.redis.url=', ...flags]));
     const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
@@ -256,9 +269,32 @@ describe('the chart', () => {
         { host: 'sentinel-0', port: 26379 },
         { host: 'sentinel-1', port: 26379 },
       ];
+      const sentinelPassword = kind === 'sentinels' ? undefined : 'a-sentinel-password';
       expect(config.redis).toEqual({ kind: 'sentinel', sentinels, name: 'main' });
-      expect(op.usage.redis).toEqual({ kind: 'sentinel', sentinels, name: 'main', password: 'a-redis-password' });
+      expect(config.redisSentinelPassword).toBe(sentinelPassword);
+      expect(op.usage.redis).toEqual({
+        kind: 'sentinel',
+        sentinels,
+        name: 'main',
+        password: 'a-redis-password',
+        ...(sentinelPassword && { sentinelPassword }),
+      });
     }
+  });
+
+  it('refuses a sentinel password key without the Secret that holds it', () => {
+    expect(() =>
+      template([
+        '--set',
+        'gateway.enabled=true',
+        '--set',
+        'counters.store=redis',
+        '--set',
+        'counters.redis.sentinels={s:26379}',
+        '--set',
+        'counters.redis.existingSecretSentinelKey=sentinel-password',
+      ]),
+    ).toThrow(/counters.redis.existingSecretSentinelKey names a key of counters.redis.existingSecret/);
   });
 
   it('runs every container non-root, read-only, without privilege escalation or capabilities, seccomp on', () => {

@@ -1,6 +1,7 @@
 {{- /*
 The Redis settings, as environment variables: (dict "root" $ "vars" (dict "url" ... "cluster" ...
-"sentinels" ... "sentinelName" ... "password" ...)), the variable names of the program that reads them.
+"sentinels" ... "sentinelName" ... "password" ... "sentinelPassword" ...)), the variable names of the
+program that reads them.
 The password comes from the existing Secret, never from values: it is set first, and a URL takes it
 through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
 */}}
@@ -30,6 +31,16 @@ through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
   value: {{ join "," $r.sentinels | quote }}
 - name: {{ $v.sentinelName }}
   value: {{ $r.sentinelName | quote }}
+{{- if $r.existingSecretSentinelKey }}
+{{- if not $r.existingSecret }}
+{{- fail "counters.redis.existingSecretSentinelKey names a key of counters.redis.existingSecret: set that Secret too" }}
+{{- end }}
+- name: {{ $v.sentinelPassword }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $r.existingSecret }}
+      key: {{ $r.existingSecretSentinelKey }}
+{{- end }}
 {{- end }}
 {{- end }}
 
@@ -40,7 +51,8 @@ through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
   "cluster" "KEYSTILE_USAGE_REDIS_CLUSTER_NODES"
   "sentinels" "KEYSTILE_USAGE_REDIS_SENTINELS"
   "sentinelName" "KEYSTILE_USAGE_REDIS_SENTINEL_NAME"
-  "password" "KEYSTILE_USAGE_REDIS_PASSWORD")) }}
+  "password" "KEYSTILE_USAGE_REDIS_PASSWORD"
+  "sentinelPassword" "KEYSTILE_USAGE_REDIS_SENTINEL_PASSWORD")) }}
 {{- end }}
 
 {{- /* The enforcer's store settings (enforcer/src/config.ts). */}}
@@ -54,7 +66,8 @@ through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
   "cluster" "KEYSTILE_REDIS_CLUSTER_NODES"
   "sentinels" "KEYSTILE_REDIS_SENTINELS"
   "sentinelName" "KEYSTILE_REDIS_SENTINEL_NAME"
-  "password" "KEYSTILE_REDIS_PASSWORD")) | trim }}
+  "password" "KEYSTILE_REDIS_PASSWORD"
+  "sentinelPassword" "KEYSTILE_REDIS_SENTINEL_PASSWORD")) | trim }}
 - name: KEYSTILE_REDIS_UNAVAILABLE
   value: {{ .Values.counters.redis.unavailable | quote }}
 - name: KEYSTILE_REDIS_TIMEOUT

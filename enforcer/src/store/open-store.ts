@@ -39,6 +39,7 @@ export type StoreSettings = Pick<
   | 'checkpointIntervalMs'
   | 'redis'
   | 'redisPassword'
+  | 'redisSentinelPassword'
   | 'redisUnavailable'
   | 'redisTimeoutMs'
 >;
@@ -55,6 +56,7 @@ export async function openStore(settings: StoreSettings, deps: OpenStoreDeps): P
     const redis = new RedisStore({
       connection: settings.redis,
       password: settings.redisPassword,
+      sentinelPassword: settings.redisSentinelPassword,
       commandTimeoutMs: settings.redisTimeoutMs,
     });
     const store = new RedisLossPolicy(redis, {

@@ -19,7 +19,7 @@ import { manualClock } from '../decision/clock.ts';
 import { decide, decideContext } from '../decision/decide.ts';
 import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
 import { type LossPolicy, RedisLossPolicy, StoreUnavailableError } from './redis-loss-policy.ts';
-import { CounterKeyError, RedisStore } from './redis-store.ts';
+import { CounterKeyError, type RedisConnection, RedisStore } from './redis-store.ts';
 import type { ConsumeRequest } from './store.ts';
 
 const T0 = Date.UTC(2026, 5, 10);
@@ -433,4 +433,54 @@ describe('losing Redis: --redis-unavailable', () => {
       await cleanup();
     }
   }, 60_000);
+});
+
+describe('the Redis store behind Sentinels that require a password, before a master that does too', () => {
+  const masterPassword = 'master-pw';
+  const sentinelPassword = 'sentinel-pw';
+  let master: RedisServer;
+  let sentinel: RedisServer;
+  beforeAll(async () => {
+    master = await RedisServer.start({ args: ['--requirepass', masterPassword] });
+    sentinel = await RedisServer.start({
+      sentinel: [
+        `requirepass ${sentinelPassword}`,
+        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
+        `sentinel auth-pass keystile ${masterPassword}`,
+        'sentinel down-after-milliseconds keystile 5000',
+      ].join('\n'),
+    });
+  }, 30_000);
+  afterAll(async () => {
+    await sentinel.stop();
+    await master.stop();
+  });
+
+  const connection = (): RedisConnection => ({
+    kind: 'sentinel',
+    sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+    name: 'keystile',
+  });
+
+  it('asks the sentinels with their password and counts on the master with its own', async () => {
+    const store = await connected(
+      new RedisStore({ connection: connection(), password: masterPassword, sentinelPassword }),
+    );
+    try {
+      const { r } = request(1);
+      expect((await store.consume(r())).allowed).toBe(true);
+      expect(await store.consume(r())).toMatchObject({ allowed: false, deniedBy: 'quota' });
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("never gets ready without the sentinels' password (the sentinels refuse it)", async () => {
+    const store = new RedisStore({ connection: connection(), password: masterPassword });
+    try {
+      expect(await store.waitReady(1500)).toBe(false);
+    } finally {
+      await store.close();
+    }
+  });
 });

@@ -43,6 +43,8 @@ export interface RedisStoreOptions {
   readonly connection: RedisConnection;
   /** Password for Redis (Cluster nodes, the Sentinel-managed master); a URL may carry its own. */
   readonly password?: string | undefined;
+  /** Password for the sentinels themselves (Sentinel's `requirepass`), with a sentinel connection. */
+  readonly sentinelPassword?: string | undefined;
   /** A command not answered within this many ms fails (default 250). */
   readonly commandTimeoutMs?: number;
   /** How long a quota counter outlives its period, ms (default one day: usage readers read it after). */
@@ -150,6 +152,7 @@ export function createRedisClient(options: RedisStoreOptions): KeystileRedis {
       sentinels: c.sentinels.map((s) => ({ host: s.host, port: s.port })),
       name: c.name,
       sentinelRetryStrategy: retryDelay,
+      ...(options.sentinelPassword !== undefined && { sentinelPassword: options.sentinelPassword }),
     }) as KeystileRedis;
   }
   return new Redis(c.url, redisOptions) as KeystileRedis;

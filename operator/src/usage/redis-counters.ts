@@ -69,6 +69,7 @@ export function connectRedis(target: RedisTarget, timeoutMs: number): RedisCount
             ...password,
             sentinels: target.sentinels.map((s) => ({ host: s.host, port: s.port })),
             name: target.name,
+            ...(target.sentinelPassword !== undefined && { sentinelPassword: target.sentinelPassword }),
           })
         : new Redis(target.url, common);
   // Connection errors surface as failed commands (counted as poll errors); the event must not crash us.
