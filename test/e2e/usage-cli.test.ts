@@ -12,7 +12,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type DayHashSlot, dayHashOf, dayKey, planId, type Subject } from '../../contract/src/identity.ts';
 import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
-import { RedisServer } from '../ground/redis.ts';
+import { startSentinelled } from '../ground/redis.ts';
 import { RedisCluster } from '../ground/redis-cluster.ts';
 import { repoRoot } from '../ground/paths.ts';
 import { waitFor } from '../ground/wait.ts';
@@ -335,16 +335,8 @@ describe('keystile usage', () => {
   it('reads the master a Sentinel names, with the passwords from $KEYSTILE_REDIS_PASSWORD and $KEYSTILE_REDIS_SENTINEL_PASSWORD', async () => {
     const password = 'usage-master-pw';
     const sentinelPassword = 'usage-sentinel-pw';
-    const master = await RedisServer.start({ args: ['--requirepass', password] });
-    const sentinel = await RedisServer.start({
-      sentinel: [
-        `requirepass ${sentinelPassword}`,
-        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
-        `sentinel auth-pass keystile ${password}`,
-        'sentinel down-after-milliseconds keystile 5000',
-      ].join('\n'),
-    });
-    const client = new Redis({ port: master.port, password, maxRetriesPerRequest: 1 });
+    const pair = await startSentinelled({ masterPassword: password, sentinelPassword });
+    const client = new Redis({ port: pair.master.port, password, maxRetriesPerRequest: 1 });
     try {
       const slot = daySlot(planId(ns, 'metered'), { kind: 'key', id: ids['acme-a'] ?? '' }, d2);
       await client.hset(slot.key, slot.field, '55');
@@ -362,7 +354,7 @@ describe('keystile usage', () => {
         '--plan',
         'metered',
         '--redis-sentinels',
-        `127.0.0.1:${sentinel.port}`,
+        `127.0.0.1:${pair.sentinel.port}`,
         '--redis-sentinel-name',
         'keystile',
       ];
@@ -398,8 +390,7 @@ describe('keystile usage', () => {
       );
     } finally {
       client.disconnect();
-      await sentinel.stop();
-      await master.stop();
+      await pair.stop();
     }
   });
 

@@ -165,3 +165,46 @@ export class RedisServer {
     this.#child?.kill('SIGCONT');
   }
 }
+
+/** Options for {@link startSentinelled}. */
+export interface SentinelledOptions {
+  /** The master's `requirepass` (the sentinel is told it with `sentinel auth-pass`). */
+  readonly masterPassword?: string;
+  /** The sentinel's own `requirepass`. */
+  readonly sentinelPassword?: string;
+}
+
+/** A master, and one Sentinel watching it under the name `keystile`. */
+export interface Sentinelled {
+  readonly master: RedisServer;
+  readonly sentinel: RedisServer;
+  /** Stops both, the sentinel first. */
+  readonly stop: () => Promise<void>;
+}
+
+/** Starts a master and one Sentinel watching it as `keystile`, each requiring a password if given. */
+export async function startSentinelled(options: SentinelledOptions = {}): Promise<Sentinelled> {
+  const { masterPassword, sentinelPassword } = options;
+  const master = await RedisServer.start(masterPassword ? { args: ['--requirepass', masterPassword] } : {});
+  try {
+    const sentinel = await RedisServer.start({
+      sentinel: [
+        ...(sentinelPassword ? [`requirepass ${sentinelPassword}`] : []),
+        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
+        ...(masterPassword ? [`sentinel auth-pass keystile ${masterPassword}`] : []),
+        'sentinel down-after-milliseconds keystile 5000',
+      ].join('\n'),
+    });
+    return {
+      master,
+      sentinel,
+      stop: async () => {
+        await sentinel.stop();
+        await master.stop();
+      },
+    };
+  } catch (err) {
+    await master.stop();
+    throw err;
+  }
+}

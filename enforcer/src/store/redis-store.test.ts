@@ -12,7 +12,7 @@ import {
   dayHashOf,
   dayKey,
 } from '../../../contract/src/identity.ts';
-import { RedisServer } from '../../../test/ground/redis.ts';
+import { RedisServer, type Sentinelled, startSentinelled } from '../../../test/ground/redis.ts';
 import { waitFor } from '../../../test/ground/wait.ts';
 import { catalogOf, plan, silentLogger, stageDocuments } from '../../testing/fixtures.ts';
 import { manualClock } from '../decision/clock.ts';
@@ -219,17 +219,12 @@ describe('the Redis store', () => {
 });
 
 describe('the Redis store behind Sentinel', () => {
-  let master: RedisServer;
-  let sentinel: RedisServer;
+  let pair: Sentinelled;
   beforeAll(async () => {
-    master = await RedisServer.start();
-    sentinel = await RedisServer.start({
-      sentinel: `sentinel monitor keystile 127.0.0.1 ${master.port} 1\nsentinel down-after-milliseconds keystile 5000`,
-    });
+    pair = await startSentinelled();
   }, 30_000);
   afterAll(async () => {
-    await sentinel.stop();
-    await master.stop();
+    await pair.stop();
   });
 
   it('finds the master through the sentinel and counts there', async () => {
@@ -237,7 +232,7 @@ describe('the Redis store behind Sentinel', () => {
       new RedisStore({
         connection: {
           kind: 'sentinel',
-          sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+          sentinels: [{ host: '127.0.0.1', port: pair.sentinel.port }],
           name: 'keystile',
         },
       }),
@@ -247,7 +242,9 @@ describe('the Redis store behind Sentinel', () => {
       expect((await store.consume(r())).allowed).toBe(true);
       expect((await store.consume(r())).allowed).toBe(true);
       expect(await store.consume(r())).toMatchObject({ allowed: false, deniedBy: 'quota' });
-      const direct = await connected(new RedisStore({ connection: { kind: 'standalone', url: master.url } }));
+      const direct = await connected(
+        new RedisStore({ connection: { kind: 'standalone', url: pair.master.url } }),
+      );
       try {
         expect(await direct.client.hget(quota, 'used')).toBe('2');
       } finally {
@@ -438,27 +435,17 @@ describe('losing Redis: --redis-unavailable', () => {
 describe('the Redis store behind Sentinels that require a password, before a master that does too', () => {
   const masterPassword = 'master-pw';
   const sentinelPassword = 'sentinel-pw';
-  let master: RedisServer;
-  let sentinel: RedisServer;
+  let pair: Sentinelled;
   beforeAll(async () => {
-    master = await RedisServer.start({ args: ['--requirepass', masterPassword] });
-    sentinel = await RedisServer.start({
-      sentinel: [
-        `requirepass ${sentinelPassword}`,
-        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
-        `sentinel auth-pass keystile ${masterPassword}`,
-        'sentinel down-after-milliseconds keystile 5000',
-      ].join('\n'),
-    });
+    pair = await startSentinelled({ masterPassword, sentinelPassword });
   }, 30_000);
   afterAll(async () => {
-    await sentinel.stop();
-    await master.stop();
+    await pair.stop();
   });
 
   const connection = (): RedisConnection => ({
     kind: 'sentinel',
-    sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+    sentinels: [{ host: '127.0.0.1', port: pair.sentinel.port }],
     name: 'keystile',
   });
 

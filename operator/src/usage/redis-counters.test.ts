@@ -1,7 +1,7 @@
 // The operator's usage reader on a real Redis behind a real Sentinel, both requiring a password.
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { RedisServer } from '../../../test/ground/redis.ts';
+import { type Sentinelled, startSentinelled } from '../../../test/ground/redis.ts';
 import { waitFor } from '../../../test/ground/wait.ts';
 import type { RedisTarget } from '../config.ts';
 import { connectRedis } from './redis-counters.ts';
@@ -9,31 +9,21 @@ import { connectRedis } from './redis-counters.ts';
 describe('connectRedis behind Sentinels that require a password', () => {
   const password = 'master-pw';
   const sentinelPassword = 'sentinel-pw';
-  let master: RedisServer;
-  let sentinel: RedisServer;
+  let pair: Sentinelled;
   beforeAll(async () => {
-    master = await RedisServer.start({ args: ['--requirepass', password] });
-    sentinel = await RedisServer.start({
-      sentinel: [
-        `requirepass ${sentinelPassword}`,
-        `sentinel monitor keystile 127.0.0.1 ${master.port} 1`,
-        `sentinel auth-pass keystile ${password}`,
-        'sentinel down-after-milliseconds keystile 5000',
-      ].join('\n'),
-    });
-    const direct = new Redis({ port: master.port, password, maxRetriesPerRequest: 1 });
+    pair = await startSentinelled({ masterPassword: password, sentinelPassword });
+    const direct = new Redis({ port: pair.master.port, password, maxRetriesPerRequest: 1 });
     await direct.hset('{q}:gold', 'used', '7', 'granted', '2');
     direct.disconnect();
   }, 30_000);
   afterAll(async () => {
-    await sentinel.stop();
-    await master.stop();
+    await pair.stop();
   });
 
   const target = (extra: Partial<RedisTarget>): RedisTarget =>
     ({
       kind: 'sentinel',
-      sentinels: [{ host: '127.0.0.1', port: sentinel.port }],
+      sentinels: [{ host: '127.0.0.1', port: pair.sentinel.port }],
       name: 'keystile',
       password,
       ...extra,
