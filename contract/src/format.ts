@@ -13,8 +13,10 @@
 import { type Static, Type } from '@sinclair/typebox';
 import {
   HEADER_VALUE_PATTERN,
+  HTTP_METHODS,
   MEDIA_TYPE_PATTERN,
   RESERVED_RESPONSE_HEADERS,
+  ROUTE_PATH_MAX_LENGTH,
   WEEKDAYS,
 } from '../../crds/src/usage-plan.ts';
 
@@ -62,12 +64,18 @@ export const RenderedQuota = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * The longest route name: a route's own name is a DNS label; without one it is named by its methods and
+ * path (`GET,POST /v1/orders`), every method listed and the longest path included.
+ */
+const ROUTE_NAME_MAX_LENGTH = HTTP_METHODS.join(',').length + 1 + ROUTE_PATH_MAX_LENGTH;
+
 /** A per-route override. */
 export const RenderedRoute = Type.Object(
   {
-    name: Type.String({ description: 'For metrics and logs.', maxLength: 300 }),
+    name: Type.String({ description: 'For metrics and logs.', maxLength: ROUTE_NAME_MAX_LENGTH }),
     methods: Type.Array(Type.String({ maxLength: 8 }), { description: "Empty or ['*'] matches any method." }),
-    path: Type.String({ maxLength: 256 }),
+    path: Type.String({ maxLength: ROUTE_PATH_MAX_LENGTH }),
     throttle: Type.Optional(RenderedThrottle),
     cost: Type.Integer({ minimum: 1 }),
   },

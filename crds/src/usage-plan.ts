@@ -64,6 +64,9 @@ export const RESERVED_RESPONSE_HEADERS = [
   'upgrade',
 ] as const;
 
+/** The longest route path pattern. */
+export const ROUTE_PATH_MAX_LENGTH = 256;
+
 /** A token bucket: a steady rate and a burst. */
 export const Throttle = Obj(
   {
@@ -178,7 +181,7 @@ export const Route = Obj(
       description:
         "The path pattern: '/'-separated segments, each literal or '*' (one segment), optionally ending in '/**' (any rest). E.g. '/v1/reports', '/v1/orders/*', '/v1/admin/**'. The query string is not matched.",
       minLength: 1,
-      maxLength: 256,
+      maxLength: ROUTE_PATH_MAX_LENGTH,
     }),
     throttle: Type.Optional(Throttle),
     cost: Type.Optional(

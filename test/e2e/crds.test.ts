@@ -5,9 +5,12 @@ import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseAllDocuments } from 'yaml';
+import { generateKey, hashKey } from '../../contract/src/key-format.ts';
+import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/src/validate.ts';
 import type { ApiKey, PlanBinding, UsagePlan } from '../../crds/src/index.ts';
 import { API_VERSION, GROUP, KINDS } from '../../crds/src/kinds.ts';
 import { Throttle } from '../../crds/src/usage-plan.ts';
+import { render } from '../../operator/src/render/render.ts';
 import { createNamespace, kubectl, kubectlJson } from '../ground/harness.ts';
 import { repoRoot } from '../ground/paths.ts';
 import { waitFor } from '../ground/wait.ts';
@@ -672,5 +675,117 @@ describe('kubectl teaches the resources', () => {
     expect(adjustments).toContainEqual(
       expect.objectContaining({ NAME: 'acme-prod-extra-500', PLAN: 'gold', KEY: 'acme-prod', AMOUNT: '500' }),
     );
+  });
+});
+
+// Whatever the API server admits, the operator must render into a config every enforcer accepts: a field
+// the CRD lets through but the contract refuses would stop a whole stage's config from loading. The
+// largest objects the schema allows, admitted for real (defaults filled in), rendered, and read back.
+describe('the largest resources the API server admits', () => {
+  let ns: string;
+  beforeAll(async () => {
+    ns = await createNamespace('crds-largest');
+  });
+  afterAll(async () => {
+    await deleteNamespace(ns);
+  });
+
+  /** Admitted by a server-side dry run: the object as the API server would store it. */
+  async function admitted<T>(manifest: Manifest): Promise<T> {
+    return JSON.parse(
+      await kubectl(
+        ['create', '-n', ns, '--dry-run=server', '-o', 'json', '-f', '-'],
+        JSON.stringify(manifest),
+      ),
+    ) as T;
+  }
+
+  it('render into documents the contract schema accepts', async () => {
+    const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE', '*'];
+    const segment = (i: number): string => `s${String(i).padStart(2, '0')}`;
+    // A path of exactly 256 characters: '/' and 63-character segments, ending in '/**'.
+    const path = (i: number): string => {
+      const body = `/${segment(i)}${'x'.repeat(60)}/${'y'.repeat(63)}/${'z'.repeat(63)}/`;
+      return `${body}${'w'.repeat(256 - body.length - 3)}/**`;
+    };
+    const throttle = { rateLimit: 1_000_000, burstLimit: 10_000_000 };
+    const name = `p${'l'.repeat(61)}n`;
+    const headerName = (i: number): string => `X-${String(i).padStart(2, '0')}-${'h'.repeat(60)}`;
+    const planManifest: Manifest = {
+      ...resource('UsagePlan', name, {
+        displayName: 'd'.repeat(128),
+        description: 'e'.repeat(1024),
+        throttle,
+        quota: {
+          limit: 1_000_000_000,
+          period: 'MONTH',
+          startDay: 28,
+          timeZone: 'America/Argentina/ComodRivadavia',
+        },
+        routes: Array.from({ length: 64 }, (_, i) => ({
+          methods: ALL_METHODS,
+          path: path(i),
+          throttle,
+          cost: 1_000_000,
+        })),
+        shadow: true,
+        countBy: 'Customer',
+        responses: ['Forbidden', 'Throttled', 'QuotaExceeded'].map((type) => ({
+          type,
+          status: 599,
+          body: 'b'.repeat(4096),
+          contentType: `application/vnd.keystile+json; ${'p'.repeat(100)}=1`.slice(0, 128),
+          headers: Object.fromEntries(
+            Array.from({ length: 16 }, (_, i) => [headerName(i), '~'.repeat(1024)]),
+          ),
+        })),
+        alerts: { thresholds: [20, 40, 60, 80, 100] },
+      }),
+    };
+    expect(path(0)).toHaveLength(256);
+    const keyName = `k${'.k'.repeat(125)}ey`;
+    expect(keyName).toHaveLength(253);
+    const keyManifest = resource('ApiKey', keyName, {
+      displayName: 'D'.repeat(50),
+      description: 'e'.repeat(1024),
+      customer: `c${'-'.repeat(126)}c`,
+      expiresAt: '2999-12-31T23:59:59Z',
+    });
+    const bindingManifest = resource('PlanBinding', name, {
+      planRef: { name },
+      keys: { names: [keyName] },
+      apiStages: [{ api: 'a'.repeat(63), stage: 's'.repeat(63) }],
+    });
+
+    const stored = {
+      plan: await admitted<UsagePlan>(planManifest),
+      key: await admitted<ApiKey>(keyManifest),
+      binding: await admitted<PlanBinding>(bindingManifest),
+    };
+    const key = generateKey();
+    const out = render({
+      namespace: ns,
+      plans: [stored.plan],
+      keys: [stored.key],
+      bindings: [stored.binding],
+      materials: new Map([[keyName, { keyId: key.keyId, hashes: [{ sha256: hashKey(key.value) }] }]]),
+      now: new Date(),
+    });
+    expect(out.stages).toHaveLength(1);
+    const objects = out.stages[0]?.objects ?? [];
+    for (const o of objects) {
+      expect(o.name.length, o.name).toBeLessThanOrEqual(253);
+      for (const [file, text] of Object.entries(o.data)) {
+        const parsed =
+          file === 'index.json'
+            ? parseIndex(text)
+            : file === 'keys.json'
+              ? parseKeysShard(text)
+              : parseSecretsShard(text);
+        expect(parsed.ok ? 'accepted' : parsed.error, `${o.name}/${file}`).toBe('accepted');
+      }
+    }
+    // Every object fits in etcd's 1.5 MiB request limit, with room to spare.
+    for (const o of objects) expect(JSON.stringify(o.data).length, o.name).toBeLessThan(1024 * 1024);
   });
 });
