@@ -25,7 +25,7 @@ import { get } from '../ground/http-probe.ts';
 import { operatorReady, serviceAccountKubeconfig, startOperatorProcess } from '../ground/keystile.ts';
 import { groundContext } from '../ground/local-system.ts';
 import { groundVersions, repoRoot } from '../ground/paths.ts';
-import { GaveUp, waitFor } from '../ground/wait.ts';
+import { untilDecided, waitFor } from '../ground/wait.ts';
 
 const execFileAsync = promisify(execFile);
 
@@ -400,17 +400,9 @@ describe('the Helm chart on the control plane', () => {
     );
 
     const url = `http://127.0.0.1:${ports.envoy}/v1/orders`;
-    // Envoy's ready is not the route's: a first check slower than the chart's ext_authz timeout (0.5 s),
-    // on a machine the whole suite loads, is answered 503 (fail closed, as it must). So wait for a
-    // decision; a lasting 503 fails with the end of both logs.
-    await waitFor('a decision through the gateway Envoy', async () => {
-      if ((await fetch(url)).status !== 503) return true;
-      for (const n of [enforcerName, envoyName]) if (!ctx.procs.running(n)) throw new GaveUp(`${n} exited`);
-      return false;
-    }).catch((err: unknown) => {
-      const tails = [enforcerName, envoyName].map((n) => `${n}:\n${ctx.procs.tail(n)}`).join('\n');
-      throw new Error(`${(err as Error).message}\n${tails}`);
-    });
+    await untilDecided(url, () =>
+      [enforcerName, envoyName].map((n) => `${n}:\n${ctx.procs.tail(n)}`).join('\n'),
+    );
     expect((await fetch(url)).status).toBe(403);
     const key = Buffer.from(
       await kubectl(['-n', ns, 'get', 'secret', 'keystile-key-acme-prod', '-o', 'jsonpath={.data.value}']),

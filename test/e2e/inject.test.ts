@@ -5,7 +5,15 @@
 // system's operator renders, and Envoy on the injected bootstrap in front of the app. Every golden output
 // passes a server-side dry run.
 import { type ChildProcess, spawn } from 'node:child_process';
-import { createWriteStream, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  createWriteStream,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -16,7 +24,7 @@ import { ENFORCER_MAIN, freePort } from '../../enforcer/src/launch.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import { serviceAccountKubeconfig } from '../ground/keystile.ts';
 import { groundContext } from '../ground/local-system.ts';
-import { waitFor } from '../ground/wait.ts';
+import { untilDecided, waitFor } from '../ground/wait.ts';
 
 type Json = Record<string, unknown>;
 interface Container {
@@ -387,6 +395,14 @@ describe('keystile inject on the control plane', () => {
       expect(await status(`http://127.0.0.1:${ports.ready}/config_dump`)).toBe(404); // the admin stays private
 
       const url = `http://127.0.0.1:${ports.proxy}/v1/orders`;
+      await untilDecided(url, () =>
+        ['enforcer', 'envoy']
+          .map((n) => {
+            const log = join(work, `${n}-${check}.log`);
+            return `${log}:\n${existsSync(log) ? readFileSync(log, 'utf8').slice(-4000) : '(none)'}`;
+          })
+          .join('\n'),
+      );
       expect(await status(url)).toBe(403);
       const key = await keyValue();
       const res = await fetch(url, { headers: { 'x-api-key': key } });

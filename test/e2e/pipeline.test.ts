@@ -1,7 +1,7 @@
 // The whole pipeline on real parts: resources applied with kubectl, the operator (the local system's, as
 // its ServiceAccount) rendering them, an enforcer in watch mode reading the operator's real output as the
 // keystile-enforcer ServiceAccount (a Role naming only its objects), and a real Envoy asking it.
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -12,7 +12,7 @@ import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { createNamespace, ground, kubectl } from '../ground/harness.ts';
 import { serviceAccountKubeconfig } from '../ground/keystile.ts';
 import { groundContext } from '../ground/local-system.ts';
-import { waitFor } from '../ground/wait.ts';
+import { untilDecided, waitFor } from '../ground/wait.ts';
 
 const apply = (ns: string, manifest: unknown): Promise<string> =>
   kubectl(['-n', ns, 'apply', '-f', '-'], JSON.stringify(manifest));
@@ -113,6 +113,9 @@ describe('operator -> enforcer -> Envoy', () => {
       }),
     });
     url = `http://127.0.0.1:${listenPort}`;
+    await untilDecided(`${url}/v1/orders`, () =>
+      readFileSync(join(dir, 'enforcer.log'), 'utf8').slice(-4000),
+    );
   });
 
   afterAll(async () => {

@@ -31,3 +31,21 @@ export async function waitFor(
     await sleep(intervalMs);
   }
 }
+
+/**
+ * Waits until `url`, a route behind Envoy's ext_authz, answers with a decision (anything but 503).
+ * Envoy's /ready says its listeners are up, not that a just-started enforcer answers within the
+ * ext_authz timeout: a first check slower than that (a machine the whole suite loads) is a 503, fail
+ * closed as it must be. A 503 lasting `timeoutMs` fails with `explain()` (the processes' logs, say).
+ */
+export async function untilDecided(
+  url: string,
+  explain: () => string = () => '',
+  timeoutMs = 30_000,
+): Promise<void> {
+  try {
+    await waitFor(`a decision at ${url}`, async () => (await fetch(url)).status !== 503, timeoutMs);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n${explain()}`, { cause: err });
+  }
+}
