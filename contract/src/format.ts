@@ -66,9 +66,10 @@ export const RenderedQuota = Type.Object(
 
 /**
  * The longest route name: a route's own name is a DNS label; without one it is named by its methods and
- * path (`GET,POST /v1/orders`), every method listed and the longest path included.
+ * path (`GET,POST /v1/orders`), every method listed and the longest path included, and ` (64)` when
+ * earlier routes have the same methods and path.
  */
-const ROUTE_NAME_MAX_LENGTH = HTTP_METHODS.join(',').length + 1 + ROUTE_PATH_MAX_LENGTH;
+const ROUTE_NAME_MAX_LENGTH = HTTP_METHODS.join(',').length + 1 + ROUTE_PATH_MAX_LENGTH + ' (64)'.length;
 
 /** A per-route override. */
 export const RenderedRoute = Type.Object(

@@ -136,8 +136,10 @@ export const Quota = Obj(
         'x-kubernetes-validations': [
           {
             // CEL has no list of zones, but converting a timestamp to an unknown zone fails, so admission
-            // refuses it. 'Local' (the API server's own zone) and 'Factory' are not zones an enforcer knows.
-            rule: "self != 'Local' && self != 'Factory' && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
+            // refuses it. The API server reads its host's zoneinfo files, which also hold names that are
+            // not zones an enforcer knows (ICU's list): 'Local' and 'localtime' (the API server's own
+            // zone), 'Factory', 'posixrules', and the 'posix/' and 'right/' copies of every zone.
+            rule: "!(self in ['Local', 'localtime', 'Factory', 'posixrules']) && !self.startsWith('posix/') && !self.startsWith('right/') && timestamp('2000-01-01T00:00:00Z').getHours(self) >= 0",
             messageExpression:
               "'timeZone ' + self + \" is not an IANA time zone, e.g. 'UTC' or 'Europe/Berlin'\"",
           },
@@ -272,8 +274,17 @@ export const UsagePlanSpec = Obj(
     quota: Type.Optional(Quota),
     routes: Type.Optional(
       Type.Array(Route, {
-        description: 'Per-route throttles and costs, matched in order; the first match applies.',
+        description:
+          'Per-route throttles and costs, matched in order; the first match applies. Names are unique.',
         maxItems: 64,
+        'x-kubernetes-validations': [
+          {
+            // A route's name is its bucket's and its metrics' name: two routes of one name would share both.
+            rule: 'self.all(r, !has(r.name) || self.filter(o, has(o.name) && o.name == r.name).size() == 1)',
+            message:
+              "route names must be unique: a name is its route's own throttle bucket and metrics label",
+          },
+        ],
       }),
     ),
     maxKeys: Type.Optional(

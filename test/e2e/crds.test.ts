@@ -10,6 +10,8 @@ import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/sr
 import type { ApiKey, PlanBinding, UsagePlan } from '../../crds/src/index.ts';
 import { API_VERSION, GROUP, KINDS } from '../../crds/src/kinds.ts';
 import { Throttle } from '../../crds/src/usage-plan.ts';
+import { testLoader } from '../../enforcer/testing/fixtures.ts';
+import { renderPlan } from '../../operator/src/render/plan.ts';
 import { render } from '../../operator/src/render/render.ts';
 import { createNamespace, kubectl, kubectlJson } from '../ground/harness.ts';
 import { repoRoot } from '../ground/paths.ts';
@@ -262,6 +264,23 @@ const REFUSED: readonly Refused[] = [
     manifest: plan({ throttle: { rateLimit: 0, burstLimit: 1 } }),
     field: 'spec.throttle.rateLimit',
     message: 'rateLimit must be at least 0.001 requests per second',
+  },
+  ...['posix/Europe/Berlin', 'right/UTC', 'posixrules', 'localtime'].map((timeZone) => ({
+    name: `the time zone '${timeZone}' (a file of the API server's zoneinfo, not a zone an enforcer knows)`,
+    manifest: plan({ quota: { ...month, timeZone } }),
+    field: 'spec.quota.timeZone',
+    message: `timeZone ${timeZone} is not an IANA time zone`,
+  })),
+  {
+    name: 'two routes of one name (they would share a bucket and a metrics label)',
+    manifest: plan({
+      routes: [
+        { name: 'reports', path: '/v1/reports' },
+        { name: 'reports', path: '/v2/reports' },
+      ],
+    }),
+    field: 'spec.routes',
+    message: 'route names must be unique',
   },
   {
     name: "the time zone 'Local' (the API server's own, not one an enforcer knows)",
@@ -690,6 +709,58 @@ describe('the largest resources the API server admits', () => {
     await deleteNamespace(ns);
   });
 
+  /**
+   * Renders `plans`, `keys` and `bindings` as admitted, with generated material for every key, and
+   * checks every document against the contract schema and the stage with the enforcer's own loader.
+   */
+  async function renderedAndLoaded(
+    plans: UsagePlan[],
+    keys: ApiKey[],
+    bindings: PlanBinding[],
+  ): Promise<void> {
+    const materials = new Map(
+      keys.map((k) => {
+        const g = generateKey();
+        return [k.metadata.name ?? '', { keyId: g.keyId, hashes: [{ sha256: hashKey(g.value) }] }] as const;
+      }),
+    );
+    const out = render({ namespace: ns, plans, keys, bindings, materials, now: new Date() });
+    expect(out.stages).toHaveLength(1);
+    const objects = out.stages[0]?.objects ?? [];
+    const data = new Map(objects.map((o) => [o.name, o.data]));
+    for (const o of objects) {
+      expect(o.name.length, o.name).toBeLessThanOrEqual(253);
+      // Every object fits in etcd's request limit (1.5 MiB), with room to spare.
+      expect(JSON.stringify(o.data).length, o.name).toBeLessThan(1024 * 1024);
+      for (const [file, text] of Object.entries(o.data)) {
+        const parsed =
+          file === 'index.json'
+            ? parseIndex(text)
+            : file === 'keys.json'
+              ? parseKeysShard(text)
+              : parseSecretsShard(text);
+        expect(parsed.ok ? 'accepted' : parsed.error, `${o.name}/${file}`).toBe('accepted');
+      }
+    }
+    const indexText = objects.find((o) => o.data['index.json'] !== undefined)?.data['index.json'] ?? '';
+    const index = parseIndex(indexText);
+    if (!index.ok) throw new Error(index.error);
+    const { loader, refusals } = testLoader();
+    await loader.load({
+      kind: 'stages',
+      stages: [
+        {
+          origin: 'rendered',
+          index: index.value,
+          keys: index.value.shards.map((sh) => data.get(sh.keys.name)?.['keys.json']),
+          secrets: index.value.shards.map((sh) => data.get(sh.secrets.name)?.['secrets.json']),
+        },
+      ],
+    });
+    expect(refusals.map((r) => r.error.message)).toEqual([]);
+    expect(loader.current()?.keyCount).toBe(keys.length);
+  }
+
   /** Admitted by a server-side dry run: the object as the API server would store it. */
   async function admitted<T>(manifest: Manifest): Promise<T> {
     return JSON.parse(
@@ -700,7 +771,7 @@ describe('the largest resources the API server admits', () => {
     ) as T;
   }
 
-  it('render into documents the contract schema accepts', async () => {
+  it('render into documents the contract schema and the enforcer accept', async () => {
     const ALL_METHODS = ['GET', 'HEAD', 'POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'CONNECT', 'TRACE', '*'];
     const segment = (i: number): string => `s${String(i).padStart(2, '0')}`;
     // A path of exactly 256 characters: '/' and 63-character segments, ending in '/**'.
@@ -757,35 +828,41 @@ describe('the largest resources the API server admits', () => {
       apiStages: [{ api: 'a'.repeat(63), stage: 's'.repeat(63) }],
     });
 
-    const stored = {
-      plan: await admitted<UsagePlan>(planManifest),
-      key: await admitted<ApiKey>(keyManifest),
-      binding: await admitted<PlanBinding>(bindingManifest),
-    };
-    const key = generateKey();
-    const out = render({
-      namespace: ns,
-      plans: [stored.plan],
-      keys: [stored.key],
-      bindings: [stored.binding],
-      materials: new Map([[keyName, { keyId: key.keyId, hashes: [{ sha256: hashKey(key.value) }] }]]),
-      now: new Date(),
+    await renderedAndLoaded(
+      [await admitted<UsagePlan>(planManifest)],
+      [await admitted<ApiKey>(keyManifest)],
+      [await admitted<PlanBinding>(bindingManifest)],
+    );
+  });
+
+  it('routes repeating an earlier one (unnamed, the same methods and path) render, and load', async () => {
+    const planManifest = resource('UsagePlan', 'repeats', {
+      routes: [
+        { methods: ['GET', 'POST'], path: '/v1/reports', cost: 5 },
+        { methods: ['POST', 'GET'], path: '/v1/reports', cost: 7 },
+        { path: '/v1/x' },
+        { methods: ['*'], path: '/v1/x' },
+      ],
     });
-    expect(out.stages).toHaveLength(1);
-    const objects = out.stages[0]?.objects ?? [];
-    for (const o of objects) {
-      expect(o.name.length, o.name).toBeLessThanOrEqual(253);
-      for (const [file, text] of Object.entries(o.data)) {
-        const parsed =
-          file === 'index.json'
-            ? parseIndex(text)
-            : file === 'keys.json'
-              ? parseKeysShard(text)
-              : parseSecretsShard(text);
-        expect(parsed.ok ? 'accepted' : parsed.error, `${o.name}/${file}`).toBe('accepted');
-      }
-    }
-    // Every object fits in etcd's 1.5 MiB request limit, with room to spare.
-    for (const o of objects) expect(JSON.stringify(o.data).length, o.name).toBeLessThan(1024 * 1024);
+    const stored = await admitted<UsagePlan>(planManifest);
+    expect(renderPlan(stored, ns).routes.map((r) => r.name)).toEqual([
+      'GET,POST /v1/reports',
+      'GET,POST /v1/reports (2)',
+      '* /v1/x',
+      '* /v1/x (2)',
+    ]);
+    await renderedAndLoaded(
+      [stored],
+      [await admitted<ApiKey>(resource('ApiKey', 'one', {}))],
+      [
+        await admitted<PlanBinding>(
+          resource('PlanBinding', 'repeats', {
+            planRef: { name: 'repeats' },
+            keys: { names: ['one'] },
+            apiStages: stages,
+          }),
+        ),
+      ],
+    );
   });
 });

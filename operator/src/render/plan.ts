@@ -6,10 +6,13 @@ import { planId } from '../../../contract/src/identity.ts';
 /** Renders a plan, filling in the schema's defaults (they are set already on anything the API server admitted). */
 export function renderPlan(plan: UsagePlan, namespace: string): RenderedPlan {
   const s = plan.spec;
+  const names = new Set<string>();
   const routes: RenderedRoute[] = (s.routes ?? []).map((r) => {
     const methods = [...(r.methods ?? ['*'])].sort();
+    const name = r.name ?? defaultRouteName(`${methods.join(',')} ${r.path}`, names);
+    names.add(name);
     return {
-      name: r.name ?? `${methods.join(',')} ${r.path}`,
+      name,
       methods,
       path: r.path,
       ...(r.throttle && { throttle: { rate: r.throttle.rateLimit, burst: r.throttle.burstLimit } }),
@@ -43,6 +46,17 @@ export function renderPlan(plan: UsagePlan, namespace: string): RenderedPlan {
       })),
     alertThresholds: [...(s.alerts?.thresholds ?? [])].sort((a, b) => a - b),
   };
+}
+
+/**
+ * An unnamed route's name: its methods and path, with ` (2)`, ` (3)`, ... when an earlier route has the
+ * same methods and path (the later one never matches, as the first match applies, but every route of a
+ * plan needs a name of its own). Explicit names are DNS labels and unique (the CRD says so): no space, so
+ * never one of these.
+ */
+function defaultRouteName(base: string, taken: ReadonlySet<string>): string {
+  if (!taken.has(base)) return base;
+  for (let n = 2; ; n++) if (!taken.has(`${base} (${n})`)) return `${base} (${n})`;
 }
 
 /** Header names in lower case (the contract's form; the CRD admits any case, no two alike), sorted. */
