@@ -15,7 +15,8 @@ import type {
   StageIndex,
 } from '../../../contract/src/format.ts';
 import type { Subject } from '../../../contract/src/identity.ts';
-import { checkPeriodSpec, type PeriodSpec } from '../../../contract/src/calendar-period.ts';
+import type { PeriodSpec } from '../../../contract/src/calendar-period.ts';
+import { renderedPlanProblem } from '../../../contract/src/plan-check.ts';
 import {
   compileMethods,
   compilePathPattern,
@@ -155,6 +156,9 @@ export function subjectOf(plan: PlanEntry, key: KeyEntry): Subject {
  */
 export function compilePlan(plan: RenderedPlan): PlanEntry | string {
   const where = `plan ${plan.name}`;
+  // What the operator reports on the UsagePlan too (contract/src/plan-check.ts).
+  const problem = renderedPlanProblem(plan);
+  if (problem) return `${where}: ${problem}`;
   if (plan.throttle) {
     const problem = checkBucketLimit(plan.throttle);
     if (problem) return `${where}: throttle: ${problem}`;
@@ -169,12 +173,9 @@ export function compilePlan(plan: RenderedPlan): PlanEntry | string {
       }),
       timeZone: plan.quota.timeZone,
     };
-    const problem = checkPeriodSpec(spec);
-    if (problem) return `${where}: quota: ${problem}`;
     quota = Object.freeze({ limit: plan.quota.limit, spec: sharedSpec(spec) });
   }
   const routes: RouteEntry[] = [];
-  const names = new Set<string>();
   for (const r of plan.routes) {
     const path = compilePathPattern(r.path);
     if (!path) return `${where}: route ${r.name}: '${r.path}' is not a route pattern`;
@@ -182,8 +183,6 @@ export function compilePlan(plan: RenderedPlan): PlanEntry | string {
       const problem = checkBucketLimit(r.throttle);
       if (problem) return `${where}: route ${r.name}: throttle: ${problem}`;
     }
-    if (names.has(r.name)) return `${where}: two routes are named ${r.name}`;
-    names.add(r.name);
     routes.push(
       Object.freeze({
         name: r.name,

@@ -23,6 +23,7 @@ import type {
   StageIndex,
 } from '../../../contract/src/format.ts';
 import { shardCount, shardOf, sha256, stageKey } from '../../../contract/src/identity.ts';
+import { renderedPlanProblem } from '../../../contract/src/plan-check.ts';
 import {
   type AdjustmentResult,
   type PlanMember,
@@ -474,7 +475,21 @@ export class IncrementalRenderer {
     const where: string[] = [];
     for (const st of this.#stages.values())
       if ((st.planCounts.get(name) ?? 0) > 0) where.push(`${st.apiStage.api}/${st.apiStage.stage}`);
-    return planResult(this.#planKeys.get(name)?.size ?? 0, where.sort());
+    const rendered = this.#renderedPlan(name);
+    return planResult(
+      this.#planKeys.get(name)?.size ?? 0,
+      where.sort(),
+      rendered && renderedPlanProblem(rendered),
+    );
+  }
+
+  /** A plan as rendered, remembered until the plans change. */
+  #renderedPlan(name: string): RenderedPlan | undefined {
+    const plan = this.#plans.get(name);
+    if (!plan) return undefined;
+    let r = this.#renderedPlans.get(name);
+    if (!r) this.#renderedPlans.set(name, (r = renderPlan(plan, this.#namespace)));
+    return r;
   }
 
   // ---- incremental render ------------------------------------------------------------------------
@@ -800,11 +815,8 @@ export class IncrementalRenderer {
   #index(st: StageState): void {
     const stagePlans = this.#stagePlans(st);
     const plans = [...stagePlans].flatMap((name) => {
-      const plan = this.#plans.get(name);
-      if (!plan) return [];
-      let r = this.#renderedPlans.get(name);
-      if (!r) this.#renderedPlans.set(name, (r = renderPlan(plan, this.#namespace)));
-      return [r];
+      const r = this.#renderedPlan(name);
+      return r ? [r] : [];
     });
     const docs = st.shards.flatMap((s) => (s.docs ? [s.docs] : []));
     const index: StageIndex = renderIndex(

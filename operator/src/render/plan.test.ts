@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { generateKey, hashKey } from '../../../contract/src/key-format.ts';
 import { parseIndex } from '../../../contract/src/validate.ts';
 import type { UsagePlan } from '../../../crds/src/index.ts';
+import { Reason } from '../status/reasons.ts';
 import { renderPlan } from './plan.ts';
 import { render } from './render.ts';
 
@@ -94,5 +95,49 @@ describe("a plan's configured answers", () => {
       indexText(plan([{ type: 'Forbidden', status: 401, body: 'x', contentType: 'text' }])),
     );
     expect(parsed.ok ? '' : parsed.error).toContain('/plans/0/responses/0/contentType');
+  });
+});
+
+describe('a plan enforcers would refuse', () => {
+  it('is rendered as it is, and reported: Ready False, InvalidPlan, saying what and where', () => {
+    // Admitted before the CRD refused such names, or by an API server whose zoneinfo differs from ICU's.
+    const p: UsagePlan = {
+      ...plan([]),
+      spec: { quota: { limit: 10, period: 'DAY', timeZone: 'posixrules' } },
+    };
+    const out = render({
+      namespace: ns,
+      plans: [p],
+      keys: [
+        {
+          apiVersion: 'keystile.dev/v1alpha1',
+          kind: 'ApiKey',
+          metadata: { name: 'k', namespace: ns },
+          spec: {},
+        },
+      ],
+      bindings: [
+        {
+          apiVersion: 'keystile.dev/v1alpha1',
+          kind: 'PlanBinding',
+          metadata: { name: 'gold', namespace: ns, uid: 'b-uid' },
+          spec: {
+            planRef: { name: 'gold' },
+            keys: { names: ['k'] },
+            apiStages: [{ api: 'orders', stage: 'prod' }],
+          },
+        },
+      ],
+      materials: new Map([['k', { keyId: key.keyId, hashes: [{ sha256: hashKey(key.value) }] }]]),
+      now: new Date('2026-11-23T00:00:00Z'),
+    });
+    expect(out.stages).toHaveLength(1);
+    expect(out.plans.get('gold')?.ready).toEqual({
+      status: 'False',
+      reason: Reason.InvalidPlan,
+      message: expect.stringMatching(
+        /^quota: timeZone must be an IANA time zone name .*posixrules.*: the enforcers of orders\/prod refuse their new config and keep the previous one until the plan is fixed$/,
+      ) as string,
+    });
   });
 });

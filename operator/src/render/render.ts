@@ -4,6 +4,7 @@
  */
 import type { ApiKey, UsagePlan } from '../../../crds/src/index.ts';
 import type { RenderedAdjustment } from '../../../contract/src/format.ts';
+import { renderedPlanProblem } from '../../../contract/src/plan-check.ts';
 import { Reason } from '../status/reasons.ts';
 import { type PlanMember, resolveAdjustments } from './adjustments.ts';
 import { resolveBindings } from './bindings.ts';
@@ -92,10 +93,14 @@ export function render(input: RenderInput): RenderOutput {
   }
 
   const planResults = new Map<string, PlanResult>();
-  for (const name of [...plans.keys()].sort()) {
+  for (const [name, plan] of [...plans].sort(([a], [b]) => (a < b ? -1 : 1))) {
     planResults.set(
       name,
-      planResult(resolution.planKeys.get(name)?.size ?? 0, [...(planStages.get(name) ?? [])].sort()),
+      planResult(
+        resolution.planKeys.get(name)?.size ?? 0,
+        [...(planStages.get(name) ?? [])].sort(),
+        renderedPlanProblem(renderPlan(plan, input.namespace)),
+      ),
     );
   }
 
@@ -106,13 +111,24 @@ export function render(input: RenderInput): RenderOutput {
   return { stages, bindings: resolution.bindings, plans: planResults, keys: keyResults, adjustments };
 }
 
-/** A plan's outcome: how many keys it has, and the stages (`api/stage`, sorted) it is rendered on. */
-export function planResult(keyCount: number, where: readonly string[]): PlanResult {
+/**
+ * A plan's outcome: how many keys it has, the stages (`api/stage`, sorted) it is rendered on, and why
+ * enforcers would refuse it ({@link renderedPlanProblem}), if they would.
+ */
+export function planResult(keyCount: number, where: readonly string[], problem?: string): PlanResult {
   return {
     keyCount,
     apiStages: where,
-    ready:
-      where.length > 0
+    ready: problem
+      ? {
+          status: 'False',
+          reason: Reason.InvalidPlan,
+          message:
+            where.length > 0
+              ? `${problem}: the enforcers of ${where.join(', ')} refuse their new config and keep the previous one until the plan is fixed`
+              : `${problem}: enforcers would refuse the config of any stage it is bound to`,
+        }
+      : where.length > 0
         ? {
             status: 'True',
             reason: Reason.InUse,

@@ -26,6 +26,8 @@ export const Reason = {
   InUse: 'InUse',
   /** No binding uses the plan yet. */
   NotBound: 'NotBound',
+  /** Enforcers would refuse the rendered plan (a time zone their ICU does not know, routes of one name). */
+  InvalidPlan: 'InvalidPlan',
 
   // ApiKey
   /** The key has a value and is usable. */
