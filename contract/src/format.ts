@@ -11,6 +11,7 @@
  * index names has arrived with the hash the index gives.
  */
 import { type Static, Type } from '@sinclair/typebox';
+import { SECRET_ID_PATTERN } from './key-format.ts';
 import {
   HEADER_VALUE_PATTERN,
   HTTP_METHODS,
@@ -239,7 +240,7 @@ export const KeyPairCredential = Type.Object(
   {
     id: Type.String({ maxLength: 64 }),
     type: Type.Literal('KeyPair'),
-    secretId: Type.String({ maxLength: 128 }),
+    secretId: Type.String({ pattern: SECRET_ID_PATTERN }),
     secretKeys: Type.Array(
       Type.Object(
         { value: Type.String({ minLength: 16, maxLength: 256 }), validUntil: ValidUntil },

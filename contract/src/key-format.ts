@@ -24,6 +24,14 @@ export const SECRET_ID_PREFIX = 'AKID';
 export const MIN_KEY_LENGTH = 20;
 /** Imported values: at most this long (AWS: 128). */
 export const MAX_KEY_LENGTH = 128;
+/** Longest SecretId of a KeyPair. */
+export const MAX_SECRET_ID_LENGTH = 128;
+/**
+ * A KeyPair's SecretId: 1 to {@link MAX_SECRET_ID_LENGTH} visible ASCII characters other than `"` and
+ * `\\` (it is sent quoted, as `id="<SecretId>"`, in the Authorization header).
+ */
+export const SECRET_ID_PATTERN = `^[\\x21\\x23-\\x5b\\x5d-\\x7e]{1,${MAX_SECRET_ID_LENGTH}}$`;
+const SECRET_ID = new RegExp(SECRET_ID_PATTERN);
 
 const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
@@ -115,6 +123,13 @@ export function checkImportedValue(value: string): string | undefined {
   return parsed.kind === 'malformed'
     ? `the value is ${parsed.reason} (20 to 128 printable characters)`
     : undefined;
+}
+
+/** Why `secretId` cannot be a KeyPair's SecretId, or undefined; never quotes it. */
+export function checkSecretId(secretId: string): string | undefined {
+  return SECRET_ID.test(secretId)
+    ? undefined
+    : `the SecretId must be 1 to ${MAX_SECRET_ID_LENGTH} visible ASCII characters other than " and \\`;
 }
 
 /** The lookup hash of a key value: SHA-256, hex. */

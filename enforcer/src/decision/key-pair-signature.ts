@@ -11,6 +11,7 @@
  * line too, and a policy can require them. Pure apart from node:crypto; the time comes in as `now`.
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
+import { checkSecretId } from '../../../contract/src/key-format.ts';
 
 /** The HMAC algorithms a client may name. */
 export type HmacAlgorithm = 'hmac-sha1' | 'hmac-sha256';
@@ -19,8 +20,6 @@ export type HmacAlgorithm = 'hmac-sha1' | 'hmac-sha256';
 export const MAX_AUTHORIZATION_LENGTH = 4096;
 /** Most names the `headers` parameter may list. */
 export const MAX_SIGNED_HEADERS = 16;
-/** Longest SecretId accepted. */
-export const MAX_SECRET_ID_LENGTH = 128;
 /** Default freshness window of `x-date`, either direction: 15 minutes, as Tencent documents. */
 export const DEFAULT_MAX_SKEW_MS = 15 * 60 * 1000;
 /** The pseudo-header carrying the request method in the signing string. */
@@ -75,7 +74,6 @@ const DIGEST_LENGTH: Readonly<Record<HmacAlgorithm, number>> = { 'hmac-sha1': 20
 const NODE_DIGEST: Readonly<Record<HmacAlgorithm, string>> = { 'hmac-sha1': 'sha1', 'hmac-sha256': 'sha256' };
 const MAX_PARAMS = 8;
 const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const SECRET_ID = /^[\x21\x23-\x5b\x5d-\x7e]+$/; // visible ASCII except `"` and `\`
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function fail(reason: string): ParseHmacResult {
@@ -140,7 +138,7 @@ export function parseHmacAuthorization(header: string): ParseHmacResult {
   const headerList = params.get('headers');
   const signatureText = params.get('signature');
   if (id === undefined || id === '') return fail('the id parameter is missing');
-  if (id.length > MAX_SECRET_ID_LENGTH || !SECRET_ID.test(id)) {
+  if (checkSecretId(id) !== undefined) {
     return fail('the id parameter is not a valid SecretId');
   }
   if (algorithmName === undefined) return fail('the algorithm parameter is missing');
@@ -388,7 +386,7 @@ export function signRequest(input: SignRequestInput): string {
   const list = splitHeaderList(names.join(' '));
   if (typeof list === 'string') throw new Error(`signRequest: ${list}`);
   if (list.length !== names.length) throw new Error('signRequest: a signed header name contains whitespace');
-  if (input.secretId.length > MAX_SECRET_ID_LENGTH || !SECRET_ID.test(input.secretId)) {
+  if (checkSecretId(input.secretId) !== undefined) {
     throw new Error('signRequest: secretId must be 1 to 128 visible ASCII characters other than " and \\');
   }
   if (input.secretKey.length === 0) throw new Error('signRequest: secretKey is empty');

@@ -93,4 +93,29 @@ describe('planKeySecret', () => {
     expect(bad).toMatchObject({ kind: 'problem', reason: 'InvalidValue' });
     expect(JSON.stringify(bad)).not.toContain('"short"');
   });
+
+  it.each([
+    ['with a double quote (it is sent quoted)', 'AKID"x'],
+    ['with a space', 'AKID x'],
+    ['over 128 characters', `AKID${'x'.repeat(125)}`],
+  ])('reports an imported KeyPair whose SecretId is unusable: %s', (_what, secretId) => {
+    const key = apiKey({ type: 'KeyPair', valueFrom: 'Secret', secretRef: { name: 'pair' } });
+    const secretKey = 'k'.repeat(40);
+    const bad = planKeySecret({ key, existing: undefined, imported: { secretId, secretKey }, now });
+    expect(bad).toEqual({
+      kind: 'problem',
+      reason: 'InvalidValue',
+      message:
+        'Secret pair, data key secretId: the SecretId must be 1 to 128 visible ASCII characters other than " and \\',
+    });
+    expect(JSON.stringify(bad)).not.toContain(secretKey);
+    // One that is fine is written.
+    const good = planKeySecret({
+      key,
+      existing: undefined,
+      imported: { secretId: 'AKIDok', secretKey },
+      now,
+    });
+    expect(good.kind).toBe('write');
+  });
 });

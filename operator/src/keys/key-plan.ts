@@ -9,6 +9,7 @@
  */
 import { randomBytes } from 'node:crypto';
 import {
+  checkSecretId,
   checkImportedValue,
   generateKey,
   generateKeyPair,
@@ -69,6 +70,14 @@ export function planKeySecret(input: KeyPlanInput): KeyPlan {
           kind: 'problem',
           reason: Reason.SecretNotFound,
           message: `Secret ${ref} must hold the data keys secretId and secretKey`,
+        };
+      }
+      const badId = checkSecretId(secretId);
+      if (badId) {
+        return {
+          kind: 'problem',
+          reason: Reason.InvalidValue,
+          message: `Secret ${ref}, data key secretId: ${badId}`,
         };
       }
       if (secretKey.length < 16 || secretKey.length > 256) {
