@@ -252,13 +252,23 @@ export const KeyPairCredential = Type.Object(
   { additionalProperties: false },
 );
 
+/**
+ * One credential: a hashed ApiKey or a KeyPair, told apart by `type` (a JSON Schema discriminator, so a
+ * validator reports what is wrong with the branch the `type` names, not with the first branch).
+ */
+const AnyCredential = Type.Unsafe<Static<typeof HashCredential> | Static<typeof KeyPairCredential>>({
+  type: 'object',
+  discriminator: { propertyName: 'type' },
+  oneOf: [HashCredential, KeyPairCredential],
+});
+
 /** A secrets shard (Secret data `secrets.json`). */
 export const SecretsShard = Type.Object(
   {
     version: Version,
     apiStage: ApiStageId,
     shard: Type.Integer({ minimum: 0 }),
-    credentials: Type.Array(Type.Union([HashCredential, KeyPairCredential])),
+    credentials: Type.Array(AnyCredential),
   },
   { additionalProperties: false },
 );

@@ -11,7 +11,7 @@ import {
 } from './format.ts';
 
 const addFormats = addFormatsModule as unknown as (ajv: Ajv) => Ajv;
-const ajv = addFormats(new Ajv({ strict: true, allErrors: false }));
+const ajv = addFormats(new Ajv({ strict: true, allErrors: false, discriminator: true }));
 
 /** The outcome of parsing one rendered document. */
 export type Parsed<T> =
