@@ -97,4 +97,52 @@ describe('keystile render', () => {
     expect(w.lines.join('\n')).toMatch(/UsagePlan gold: spec\.throttle\.burstLimit: must be >= 1/);
     expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
   });
+
+  // Offline there is no API server to run the CRDs' CEL rules: what it would refuse, and the enforcer
+  // would then refuse to load, stops the render instead.
+  it.each([
+    [
+      'an answer header whose name is not an HTTP token',
+      "responses: [{ type: Throttled, status: 429, headers: { 'Retry After': '1' } }]",
+      /^error: API stage default\/orders\/prod: index.json is invalid at \/plans\/0\/responses\/0\/headers: /,
+    ],
+    [
+      'a time zone ICU does not know',
+      'quota: { limit: 10, period: DAY, timeZone: posixrules }',
+      /^error: UsagePlan default\/gold: quota: timeZone must be an IANA time zone name .*posixrules/,
+    ],
+    [
+      'two routes of one name',
+      'routes: [{ name: r, path: /a }, { name: r, path: /b }]',
+      /^error: UsagePlan default\/gold: two routes are named r$/,
+    ],
+  ])('writes nothing for %s, and says why', (_what, spec, message) => {
+    const w = workspace(RESOURCES.replace('quota: { limit: 10000, period: MONTH } }', `${spec} }`));
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.find((l) => l.startsWith('error: '))).toMatch(message);
+    expect(w.lines.at(-1)).toBe('nothing written');
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
+  it('leaves out an imported KeyPair whose SecretId no client can send, with the reason', () => {
+    const w = workspace(
+      `${RESOURCES.replace('names: [acme, legacy]', 'names: [acme, legacy, pair]')}---
+apiVersion: keystile.dev/v1alpha1
+kind: ApiKey
+metadata: { name: pair }
+spec: { type: KeyPair, valueFrom: Secret, secretRef: { name: pair-value } }
+---
+apiVersion: v1
+kind: Secret
+metadata: { name: pair-value }
+stringData: { secretId: 'AKID "quoted"', secretKey: abcdefghijklmnopqrstuvwxyz }
+`,
+    );
+    expect(renderCommand(w.args, w.log)).toBe(0);
+    expect(w.lines).toContain(
+      'warning: ApiKey pair: InvalidValue: Secret pair-value, data key secretId: the SecretId must be 1 to 128 visible ASCII characters other than " and \\; the key is not rendered',
+    );
+    expect(readFileSync(join(w.dir, 'config.json'), 'utf8')).not.toContain('AKID');
+    expect(w.lines.some((l) => l.startsWith('PlanBinding gold:'))).toBe(true); // pair: not bound, and why
+  });
 });

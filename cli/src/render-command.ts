@@ -9,20 +9,12 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { CONTRACT_VERSION, type StandaloneConfig } from '../../contract/src/format.ts';
-import {
-  checkImportedValue,
-  generateKey,
-  generateKeyPair,
-  hashKey,
-  newKeyId,
-} from '../../contract/src/key-format.ts';
+import { renderedPlanProblem } from '../../contract/src/plan-check.ts';
+import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/src/validate.ts';
 import type { ApiKey } from '../../crds/src/index.ts';
-import {
-  KEY_SECRET,
-  type KeySecretData,
-  keySecretName,
-  materialFromSecret,
-} from '../../operator/src/keys/key-secret.ts';
+import { planKeySecret } from '../../operator/src/keys/key-plan.ts';
+import { type KeySecretData, keySecretName, materialFromSecret } from '../../operator/src/keys/key-secret.ts';
+import { renderPlan } from '../../operator/src/render/plan.ts';
 import { render } from '../../operator/src/render/render.ts';
 import type { KeyMaterial, RenderedObject, RenderOutput } from '../../operator/src/render/types.ts';
 import { readResources, secretData, type SecretDoc } from './read-resources.ts';
@@ -67,7 +59,7 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     const secretName = `${ns}/${keySecretName(key.metadata.name)}`;
     let data = keySecrets.get(secretName);
     if (!data) {
-      const made = makeKeySecret(key, input.secrets, log);
+      const made = makeKeySecret(key, input.secrets, now, log);
       if (!made) continue;
       data = made;
       keySecrets.set(secretName, data);
@@ -96,6 +88,23 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     }),
   );
 
+  // What the API server's CEL rules and the operator would catch, and the enforcer would refuse: checked
+  // here, offline, so that a file is never written that the enforcer cannot load.
+  const refused = [
+    ...input.plans.flatMap((p) => {
+      const problem = renderedPlanProblem(renderPlan(p, p.metadata.namespace ?? values.namespace));
+      return problem
+        ? [`UsagePlan ${p.metadata.namespace ?? values.namespace}/${p.metadata.name}: ${problem}`]
+        : [];
+    }),
+    ...outputs.flatMap((o) => o.stages.flatMap((st) => stageRefusals(st.documents))),
+  ];
+  if (refused.length > 0) {
+    for (const r of refused) log(`error: ${r}`);
+    log('nothing written');
+    return 1;
+  }
+
   const config: StandaloneConfig = {
     version: CONTRACT_VERSION,
     kind: 'KeystileStandaloneConfig',
@@ -112,13 +121,19 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
   return 0;
 }
 
-/** Makes the key Secret data for a key that has none yet: a generated value, or the imported one's hash. */
+/**
+ * Makes the key Secret data for a key that has none yet, as the operator would (keys/key-plan.ts): a
+ * generated value or pair, or the imported one checked and hashed. Undefined, with a warning, when the
+ * key cannot be rendered.
+ */
 function makeKeySecret(
   key: ApiKey,
   secrets: readonly SecretDoc[],
+  now: Date,
   log: (l: string) => void,
 ): KeySecretData | undefined {
   const name = key.metadata.name;
+  let imported: Record<string, string> | undefined;
   if (key.spec.valueFrom === 'Secret') {
     const ref = key.spec.secretRef;
     const doc = secrets.find(
@@ -130,27 +145,24 @@ function makeKeySecret(
       );
       return undefined;
     }
-    const data = secretData(doc);
-    if ((key.spec.type ?? 'ApiKey') === 'KeyPair') {
-      if (!data['secretId'] || !data['secretKey']) {
-        log(
-          `warning: ApiKey ${name}: Secret ${ref.name} lacks secretId or secretKey; the key is not rendered`,
-        );
-        return undefined;
-      }
-      return { keyId: newKeyId(), secretId: data['secretId'], secretKey: data['secretKey'] };
-    }
-    const value = data[ref.key ?? 'value'];
-    const bad = value === undefined ? `has no data key ${ref.key ?? 'value'}` : checkImportedValue(value);
-    if (bad !== undefined || value === undefined) {
-      log(`warning: ApiKey ${name}: Secret ${ref.name} ${bad ?? ''}; the key is not rendered`);
-      return undefined;
-    }
-    return { keyId: newKeyId(), sha256: hashKey(value) };
+    imported = secretData(doc);
   }
-  if ((key.spec.type ?? 'ApiKey') === 'KeyPair') return { keyId: newKeyId(), ...generateKeyPair() };
-  const { value, keyId } = generateKey();
-  return { keyId, value, [KEY_SECRET.rotationSequence]: String(key.spec.rotation?.sequence ?? 0) };
+  const plan = planKeySecret({ key, existing: undefined, imported, now });
+  if (plan.kind === 'write') return plan.data;
+  if (plan.kind === 'problem')
+    log(`warning: ApiKey ${name}: ${plan.reason}: ${plan.message}; the key is not rendered`);
+  return undefined;
+}
+
+/** Why the enforcer would refuse a stage's documents (the contract schema's words), if it would. */
+function stageRefusals(docs: StandaloneConfig['stages'][number]): string[] {
+  const stage = `${docs.index.apiStage.namespace}/${docs.index.apiStage.api}/${docs.index.apiStage.stage}`;
+  const results = [
+    parseIndex(JSON.stringify(docs.index)),
+    ...docs.keys.map((k) => parseKeysShard(k)),
+    ...docs.secrets.map((k) => parseSecretsShard(k)),
+  ];
+  return results.flatMap((r) => (r.ok ? [] : [`API stage ${stage}: ${r.error}`]));
 }
 
 function readKeySecrets(file: string): Map<string, KeySecretData> {

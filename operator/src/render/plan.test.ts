@@ -5,6 +5,7 @@ import type { UsagePlan } from '../../../crds/src/index.ts';
 import { Reason } from '../status/reasons.ts';
 import { renderPlan } from './plan.ts';
 import { render } from './render.ts';
+import type { RenderOutput } from './types.ts';
 
 const ns = 'shop';
 const key = generateKey();
@@ -18,9 +19,9 @@ function plan(responses: NonNullable<UsagePlan['spec']['responses']>): UsagePlan
   };
 }
 
-/** The index.json of a stage holding `p` and one key on it. */
-function indexText(p: UsagePlan): string {
-  const out = render({
+/** A namespace holding `p` and one key on it, bound to orders/prod: rendered. */
+function renderWith(p: UsagePlan): RenderOutput {
+  return render({
     namespace: ns,
     plans: [p],
     keys: [
@@ -46,7 +47,11 @@ function indexText(p: UsagePlan): string {
     materials: new Map([['k', { keyId: key.keyId, hashes: [{ sha256: hashKey(key.value) }] }]]),
     now: new Date('2026-11-23T00:00:00Z'),
   });
-  return out.stages[0]!.objects.at(-1)!.data['index.json']!;
+}
+
+/** The index.json of {@link renderWith}'s stage. */
+function indexText(p: UsagePlan): string {
+  return renderWith(p).stages[0]!.objects.at(-1)!.data['index.json']!;
 }
 
 describe("a plan's configured answers", () => {
@@ -105,32 +110,7 @@ describe('a plan enforcers would refuse', () => {
       ...plan([]),
       spec: { quota: { limit: 10, period: 'DAY', timeZone: 'posixrules' } },
     };
-    const out = render({
-      namespace: ns,
-      plans: [p],
-      keys: [
-        {
-          apiVersion: 'keystile.dev/v1alpha1',
-          kind: 'ApiKey',
-          metadata: { name: 'k', namespace: ns },
-          spec: {},
-        },
-      ],
-      bindings: [
-        {
-          apiVersion: 'keystile.dev/v1alpha1',
-          kind: 'PlanBinding',
-          metadata: { name: 'gold', namespace: ns, uid: 'b-uid' },
-          spec: {
-            planRef: { name: 'gold' },
-            keys: { names: ['k'] },
-            apiStages: [{ api: 'orders', stage: 'prod' }],
-          },
-        },
-      ],
-      materials: new Map([['k', { keyId: key.keyId, hashes: [{ sha256: hashKey(key.value) }] }]]),
-      now: new Date('2026-11-23T00:00:00Z'),
-    });
+    const out = renderWith(p);
     expect(out.stages).toHaveLength(1);
     expect(out.plans.get('gold')?.ready).toEqual({
       status: 'False',
