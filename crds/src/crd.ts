@@ -57,6 +57,8 @@ export function crdFor(def: KindDefinition): Crd {
                 spec: plainSchema(def.spec),
                 status: plainSchema(def.status),
               },
+              ...(def.rules &&
+                def.rules.length > 0 && { 'x-kubernetes-validations': def.rules.map((r) => ({ ...r })) }),
             },
           },
         },

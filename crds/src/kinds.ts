@@ -4,6 +4,7 @@ import { ApiKeySpec, ApiKeyStatus } from './api-key.ts';
 import { PlanBindingSpec, PlanBindingStatus } from './plan-binding.ts';
 import { UsageAdjustmentSpec, UsageAdjustmentStatus } from './usage-adjustment.ts';
 import { UsagePlanSpec, UsagePlanStatus } from './usage-plan.ts';
+import type { CelRule } from './schema.ts';
 
 /** The API group. */
 export const GROUP = 'keystile.dev';
@@ -31,6 +32,8 @@ export interface KindDefinition {
   readonly spec: TSchema;
   readonly status: TSchema;
   readonly columns: readonly PrinterColumn[];
+  /** CEL rules on the whole object (the only place `self.metadata.name` can be checked). */
+  readonly rules?: readonly CelRule[];
 }
 
 const ready: PrinterColumn = {
@@ -58,6 +61,14 @@ export const KINDS: readonly KindDefinition[] = [
     kind: 'ApiKey',
     plural: 'apikeys',
     singular: 'apikey',
+    rules: [
+      {
+        // The Secret holding the key's value is labelled with the ApiKey's name, and a label value is
+        // at most 63 characters: a longer name could never get a value.
+        rule: 'self.metadata.name.size() <= 63',
+        message: "an ApiKey's name is at most 63 characters: it labels the Secret that holds the key's value",
+      },
+    ],
     shortNames: ['ak', 'apik'],
     description:
       'An API key a customer calls the API with: a generated or imported secret value (or a Tencent-style key pair), enabled or not, with an optional expiry, customer and rotation. Its value lives in a Secret; enforcers get only its hash.',

@@ -289,6 +289,14 @@ const REFUSED: readonly Refused[] = [
     message: 'timeZone Local is not an IANA time zone',
   },
   {
+    name: 'an ApiKey named with more than 63 characters (the label on its value Secret could not hold it)',
+    // A rule on the whole object (the only place the name can be checked): the API server says `<nil>`
+    // where a field would be, and the message names the name.
+    manifest: resource('ApiKey', `k${'e'.repeat(62)}y`, {}),
+    field: '<nil>',
+    message: "an ApiKey's name is at most 63 characters",
+  },
+  {
     name: 'a binding whose keys.names is empty, with no selector',
     manifest: binding({ keys: { names: [] }, apiStages: stages }),
     field: 'spec.keys.names',
@@ -814,8 +822,8 @@ describe('the largest resources the API server admits', () => {
       }),
     };
     expect(path(0)).toHaveLength(256);
-    const keyName = `k${'.k'.repeat(125)}ey`;
-    expect(keyName).toHaveLength(253);
+    const keyName = `k${'-'.repeat(61)}y`;
+    expect(keyName).toHaveLength(63);
     const keyManifest = resource('ApiKey', keyName, {
       displayName: 'D'.repeat(50),
       description: 'e'.repeat(1024),
