@@ -460,3 +460,70 @@ describe('the operator', () => {
       for (const h of haystacks) expect(h.includes(v), 'a key value leaked').toBe(false);
   });
 });
+
+describe('a stage the API server will not store', () => {
+  let ns: string;
+  beforeAll(async () => {
+    ns = await createNamespace('operator-big');
+  });
+  afterAll(async () => {
+    await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  it("(an index over the 1 MiB object limit) holds back neither the namespace's other stages nor its statuses, and its bindings say why", async () => {
+    // 16 plans of about 90 kB each (every answer at its largest), all on the stage big/x.
+    const bigPlan = (i: number) =>
+      plan(`big-${i}`, {
+        routes: Array.from({ length: 64 }, (_, r) => ({ path: `/r${r}/${'p'.repeat(190)}` })),
+        responses: ['Forbidden', 'Throttled', 'QuotaExceeded'].map((type) => ({
+          type,
+          status: 429,
+          body: 'b'.repeat(4096),
+          headers: Object.fromEntries(Array.from({ length: 16 }, (_, h) => [`x-h${h}`, 'v'.repeat(1000)])),
+        })),
+      });
+    const big = Array.from({ length: 16 }, (_, i) => i);
+    await kubectl(
+      ['-n', ns, 'apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: big.flatMap((i) => [
+          bigPlan(i),
+          key(`big-${i}`),
+          binding(`big-${i}`, `big-${i}`, { names: [`big-${i}`] }, [{ api: 'big', stage: 'x' }]),
+        ]),
+      }),
+    );
+    // The big keys have their values, so the namespace has been reconciled (and the big stage refused).
+    await until('the big keys given values', async () =>
+      (await Promise.all(big.map((i) => exists(ns, `secret/keystile-key-big-${i}`)))).every(Boolean),
+    );
+    expect(await exists(ns, 'configmap/keystile-big.x')).toBe(false);
+
+    // A small stage added after it: rendered, and its key and binding get their statuses.
+    await apply(ns, plan('small'));
+    await apply(ns, key('small-key'));
+    await apply(ns, binding('small', 'small', { names: ['small-key'] }, [{ api: 'ok', stage: 'x' }]));
+    await until('the small stage rendered', () => exists(ns, 'configmap/keystile-ok.x'));
+    expect((await stage(ns, 'ok', 'x')).keys.map((k) => k.name)).toEqual(['small-key']);
+    await until('the small key and binding Ready', async () => {
+      const k = ready(await get(ns, 'apikey/small-key'));
+      const b = ready(await get(ns, 'planbinding/small'));
+      return k?.status === 'True' && b?.status === 'True';
+    });
+    // The big stage is still refused: it never appears, and each of its bindings says why.
+    expect(await exists(ns, 'configmap/keystile-big.x')).toBe(false);
+    await until('the big bindings reporting their stage', async () =>
+      (await Promise.all(big.map(async (i) => ready(await get(ns, `planbinding/big-${i}`))?.reason))).every(
+        (r) => r === 'StageNotWritten',
+      ),
+    );
+    expect(ready(await get(ns, 'planbinding/big-0'))).toMatchObject({
+      status: 'False',
+      message: expect.stringMatching(
+        /^the config of big\/x could not be written \(.*Too long: may not be more than 1048576 bytes.*\): its enforcers keep the previous one$/,
+      ) as string,
+    });
+  });
+});

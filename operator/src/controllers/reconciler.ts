@@ -19,7 +19,7 @@ import { decodeData, type Writer } from '../kube/writer.ts';
 import { planKeySecret } from '../keys/key-plan.ts';
 import { type KeySecretData, keySecretName, materialFromSecret } from '../keys/key-secret.ts';
 import { IncrementalRenderer } from '../render/incremental.ts';
-import type { KeyMaterial, RenderedObject } from '../render/types.ts';
+import type { BindingResult, KeyMaterial, RenderedObject } from '../render/types.ts';
 import { type Condition, getCondition } from '../status/conditions.ts';
 import { bindingStatus, COUNTERS_SHARED, keyStatus, type KeyState, planStatus } from '../status/desired.ts';
 import { Reason } from '../status/reasons.ts';
@@ -268,16 +268,35 @@ export class Reconciler {
     });
     metrics.renderSeconds.observe({ mode: cache.renderer.stats.mode }, (performance.now() - t0) / 1000);
 
+    // One stage, or one kind of status, that cannot be written (an index over the object size limit,
+    // say) must not keep the others from being written: each is attempted, and the first failure is
+    // thrown at the end, so the namespace is retried.
+    const failures: unknown[] = [];
+    const attempt = async (work: () => Promise<void>): Promise<void> => {
+      try {
+        await work();
+      } catch (err) {
+        failures.push(err);
+      }
+    };
+
     // Objects: in each stage the shards first, then the index (the index is what readers swap on).
+    // A stage that could not be written is reported on its bindings (`api/stage` -> why).
+    const failedStages = new Map<string, string>();
     const desired = new Set<string>();
     let renderedKeys = 0;
     for (const stage of out.stages) {
       renderedKeys += stage.index.keyCount;
       for (const o of stage.objects) desired.add(`${o.kind}/${o.name}`);
-      const shards = stage.objects.slice(0, -1).filter((o) => !this.#verified(cache, o));
-      const index = stage.objects.at(-1);
-      await forEachLimit(shards, this.#concurrency, (o) => this.#apply(cache, o));
-      if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
+      try {
+        const shards = stage.objects.slice(0, -1).filter((o) => !this.#verified(cache, o));
+        const index = stage.objects.at(-1);
+        await forEachLimit(shards, this.#concurrency, (o) => this.#apply(cache, o));
+        if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
+      } catch (err) {
+        failures.push(err);
+        failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
+      }
     }
     metrics.renderedKeys.set({ namespace }, renderedKeys);
     // What no binding names any more: the index first, so no reader sees an index without its shards.
@@ -297,69 +316,98 @@ export class Reconciler {
           Number(b.o.metadata?.labels?.[LABELS.role] === 'index') -
           Number(a.o.metadata?.labels?.[LABELS.role] === 'index'),
       );
-    for (const { kind, o } of stale) await writer.deleteRendered(kind, namespace, o.metadata?.name ?? '');
+    await attempt(async () => {
+      for (const { kind, o } of stale) await writer.deleteRendered(kind, namespace, o.metadata?.name ?? '');
+    });
 
     // Statuses, in one place: only those whose object or inputs changed are looked at.
     cache.pendingOwnWrite = false;
+    /** A binding's outcome, Ready False if a stage of it could not be written. */
+    const bindingResult = (b: PlanBinding): BindingResult | undefined => {
+      const r = out.bindings.get(b.metadata.name);
+      const failed = (b.spec.apiStages ?? [])
+        .map((st) => `${st.api}/${st.stage}`)
+        .filter((w) => failedStages.has(w));
+      if (!r || failed.length === 0) return r;
+      return {
+        ...r,
+        ready: {
+          status: 'False',
+          reason: Reason.StageNotWritten,
+          message: `the config of ${failed.join(', ')} could not be written (${failed.map((w) => failedStages.get(w)).join('; ')}): its enforcers keep the previous one`,
+        },
+      };
+    };
     let later = Infinity;
     const defer = (until: number): void => {
       later = Math.min(later, until);
     };
-    await forEachLimit(
-      bindings.filter((b) =>
-        this.#stale(cache, `b/${b.metadata.name}`, b, [out.bindings.get(b.metadata.name)]),
+    await attempt(() =>
+      forEachLimit(
+        bindings.filter((b) => this.#stale(cache, `b/${b.metadata.name}`, b, [bindingResult(b)])),
+        this.#concurrency,
+        async (b) => {
+          const r = bindingResult(b);
+          // Problems only with keys whose values are being generated are not news: they pass in moments,
+          // and each value made renders the namespace again.
+          if (
+            r?.problems.length &&
+            r.problems.every((p) => p.reason === Reason.KeyNotReady && generating.has(p.key))
+          )
+            return;
+          const status = bindingStatus(b, r, now);
+          const { result, rv } = await this.#status('planbindings', 'PlanBinding', b, status, defer);
+          if (result !== 'deferred')
+            this.#checked(cache, `b/${b.metadata.name}`, rv, [r], Infinity, b.metadata.resourceVersion);
+        },
       ),
-      this.#concurrency,
-      async (b) => {
-        const r = out.bindings.get(b.metadata.name);
-        // Problems only with keys whose values are being generated are not news: they pass in moments,
-        // and each value made renders the namespace again.
-        if (
-          r?.problems.length &&
-          r.problems.every((p) => p.reason === Reason.KeyNotReady && generating.has(p.key))
-        )
-          return;
-        const status = bindingStatus(b, r, now);
-        const { result, rv } = await this.#status('planbindings', 'PlanBinding', b, status, defer);
-        if (result !== 'deferred')
-          this.#checked(cache, `b/${b.metadata.name}`, rv, [r], Infinity, b.metadata.resourceVersion);
-      },
     );
-    await forEachLimit(
-      plans.map((p) => {
-        const r = out.plans.get(p.metadata.name);
-        return { p, r, shared: this.#d.usage?.sharing(namespace, r?.apiStages ?? []) };
-      }),
-      this.#concurrency,
-      async ({ p, r, shared }) => {
-        const inputs = [r, JSON.stringify(shared ?? null)];
-        if (!this.#stale(cache, `p/${p.metadata.name}`, p, inputs)) return;
-        const status = planStatus(p, r, now, shared);
-        const { result, rv } = await this.#status('usageplans', 'UsagePlan', p, status, defer);
-        if (result === 'written')
-          await this.#conditionEvent(
-            'UsagePlan',
-            p,
-            status.conditions,
-            COUNTERS_SHARED,
-            (c) => c.status === 'False',
-          );
-        if (result !== 'deferred')
-          this.#checked(cache, `p/${p.metadata.name}`, rv, inputs, Infinity, p.metadata.resourceVersion);
-      },
+    await attempt(() =>
+      forEachLimit(
+        plans.map((p) => {
+          const r = out.plans.get(p.metadata.name);
+          return { p, r, shared: this.#d.usage?.sharing(namespace, r?.apiStages ?? []) };
+        }),
+        this.#concurrency,
+        async ({ p, r, shared }) => {
+          const inputs = [r, JSON.stringify(shared ?? null)];
+          if (!this.#stale(cache, `p/${p.metadata.name}`, p, inputs)) return;
+          const status = planStatus(p, r, now, shared);
+          const { result, rv } = await this.#status('usageplans', 'UsagePlan', p, status, defer);
+          if (result === 'written')
+            await this.#conditionEvent(
+              'UsagePlan',
+              p,
+              status.conditions,
+              COUNTERS_SHARED,
+              (c) => c.status === 'False',
+            );
+          if (result !== 'deferred')
+            this.#checked(cache, `p/${p.metadata.name}`, rv, inputs, Infinity, p.metadata.resourceVersion);
+        },
+      ),
     );
-    const adjustmentDeadline = await reconcileAdjustments(
-      {
-        writer: this.#d.writer,
-        recordEvent: (obj, conditions, type) =>
-          this.#conditionEvent('UsageAdjustment', obj, conditions, type, (c) => c.reason !== Reason.Rendered),
-        appliedAt: (id) => this.#d.usage?.appliedAt(id),
-      },
-      adjustments,
-      out.adjustments,
-      plans,
-      now,
-    );
+    let adjustmentDeadline: number | undefined;
+    await attempt(async () => {
+      adjustmentDeadline = await reconcileAdjustments(
+        {
+          writer: this.#d.writer,
+          recordEvent: (obj, conditions, type) =>
+            this.#conditionEvent(
+              'UsageAdjustment',
+              obj,
+              conditions,
+              type,
+              (c) => c.reason !== Reason.Rendered,
+            ),
+          appliedAt: (id) => this.#d.usage?.appliedAt(id),
+        },
+        adjustments,
+        out.adjustments,
+        plans,
+        now,
+      );
+    });
     if (adjustmentDeadline !== undefined)
       this.#d.requeueNamespace(namespace, adjustmentDeadline - nowMs + 1000);
     const keyWork = keys.filter((k) => {
@@ -368,16 +416,18 @@ export class Reconciler {
       if (generating.has(name) && !k.status) return false;
       return this.#stale(cache, `k/${name}`, k, [input?.state, out.keys.get(name)]);
     });
-    await forEachLimit(keyWork, this.#concurrency, async (k) => {
-      const name = k.metadata.name;
-      const state = cache.inputs.get(name)?.state;
-      const r = out.keys.get(name);
-      const status = keyStatus(k, state, r, now);
-      const { rv } = await this.#status('apikeys', 'ApiKey', k, status);
-      const input = cache.inputs.get(name);
-      const until = Math.min(Infinity, ...(input?.deadlines ?? []).filter((d) => d > nowMs));
-      this.#checked(cache, `k/${name}`, rv, [state, r], until, k.metadata.resourceVersion);
-    });
+    await attempt(() =>
+      forEachLimit(keyWork, this.#concurrency, async (k) => {
+        const name = k.metadata.name;
+        const state = cache.inputs.get(name)?.state;
+        const r = out.keys.get(name);
+        const status = keyStatus(k, state, r, now);
+        const { rv } = await this.#status('apikeys', 'ApiKey', k, status);
+        const input = cache.inputs.get(name);
+        const until = Math.min(Infinity, ...(input?.deadlines ?? []).filter((d) => d > nowMs));
+        this.#checked(cache, `k/${name}`, rv, [state, r], until, k.metadata.resourceVersion);
+      }),
+    );
     if (generating.size > 0) this.#d.requeueNamespace(namespace, NEW_KEY_GRACE_MS);
     if (cache.pendingOwnWrite) this.#d.requeueNamespace(namespace, OWN_WRITE_RECHECK_MS);
     if (later !== Infinity) this.#d.requeueNamespace(namespace, Math.max(0, later - nowMs));
@@ -386,6 +436,7 @@ export class Reconciler {
     if (nextChange !== Infinity) this.#d.requeueNamespace(namespace, nextChange - nowMs + 1000);
     // A namespace with nothing left (deleted, say) keeps nothing here either.
     if (empty) this.#namespaces.delete(namespace);
+    if (failures.length > 0) throw failures[0];
   }
 
   /** How many writes a namespace's reconcile makes at once. */

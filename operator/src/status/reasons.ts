@@ -20,6 +20,8 @@ export const Reason = {
   PlanFull: 'PlanFull',
   /** A key has no usable value yet (being generated, its Secret missing, or a duplicate value). */
   KeyNotReady: 'KeyNotReady',
+  /** The API server refused the rendered config of a stage of the binding (an index over its size limit, say). */
+  StageNotWritten: 'StageNotWritten',
 
   // UsagePlan
   /** The plan is bound to at least one stage. */
