@@ -496,10 +496,13 @@ describe('a stage the API server will not store', () => {
       }),
     );
     // The big keys have their values, so the namespace has been reconciled (and the big stage refused).
+    // A render made while the objects were still arriving may have stored a smaller big stage; never the
+    // whole of it.
+    const bigPlansStored = async (): Promise<number> =>
+      (await exists(ns, 'configmap/keystile-big.x')) ? (await stage(ns, 'big', 'x')).index.plans.length : 0;
     await until('the big keys given values', async () =>
       (await Promise.all(big.map((i) => exists(ns, `secret/keystile-key-big-${i}`)))).every(Boolean),
     );
-    expect(await exists(ns, 'configmap/keystile-big.x')).toBe(false);
 
     // A small stage added after it: rendered, and its key and binding get their statuses.
     await apply(ns, plan('small'));
@@ -512,8 +515,8 @@ describe('a stage the API server will not store', () => {
       const b = ready(await get(ns, 'planbinding/small'));
       return k?.status === 'True' && b?.status === 'True';
     });
-    // The big stage is still refused: it never appears, and each of its bindings says why.
-    expect(await exists(ns, 'configmap/keystile-big.x')).toBe(false);
+    // The whole big stage is still refused, and each of its bindings says why.
+    expect(await bigPlansStored()).toBeLessThan(big.length);
     await until('the big bindings reporting their stage', async () =>
       (await Promise.all(big.map(async (i) => ready(await get(ns, `planbinding/big-${i}`))?.reason))).every(
         (r) => r === 'StageNotWritten',
