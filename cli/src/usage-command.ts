@@ -12,6 +12,7 @@ import { dayKey, planId, type Subject, subjectKey } from '../../contract/src/ide
 import { GROUP, VERSION } from '../../crds/src/index.ts';
 import type { ApiKey, UsagePlan } from '../../crds/src/index.ts';
 import { describe, isNotFound } from '../../operator/src/kube/errors.ts';
+import { parseHostPorts } from '../../enforcer/src/config.ts';
 import { type DayReader, enforcerDayReader, redisDayReader } from './usage-sources.ts';
 import { DEFAULT_RETENTION_DAYS, daysInRange, retentionWarning } from './usage-range.ts';
 import {
@@ -132,15 +133,17 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     return usageError('--redis-sentinels needs --redis-sentinel-name (the master name)');
   if (sentinelName !== undefined && sentinels === undefined)
     return usageError('--redis-sentinel-name applies only with --redis-sentinels');
-  const list = (text: string): string[] => text.split(',').filter((n) => n.trim() !== '');
   let reader: DayReader;
   try {
     if (enforcers.length > 0) reader = enforcerDayReader(enforcers);
     else if (clusterNodes !== undefined)
-      reader = redisDayReader({ clusterNodes: list(clusterNodes), password });
+      reader = redisDayReader({
+        clusterNodes: parseHostPorts('--redis-cluster-nodes', clusterNodes),
+        password,
+      });
     else if (sentinels !== undefined)
       reader = redisDayReader({
-        sentinels: list(sentinels),
+        sentinels: parseHostPorts('--redis-sentinels', sentinels),
         name: sentinelName ?? '',
         password,
         sentinelPassword,

@@ -8,6 +8,7 @@ import { Value } from '@sinclair/typebox/value';
 import { Cluster, Redis } from 'ioredis';
 import { dayHashReads } from '../../contract/src/identity.ts';
 import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
+import type { HostPort } from '../../enforcer/src/store/redis-store.ts';
 
 /** Reads day counters. */
 export interface DayReader {
@@ -38,9 +39,9 @@ export function counterValue(key: string, raw: string | null | undefined): numbe
 /** Where Redis is, for {@link redisDayReader}. */
 export type RedisTarget =
   | { readonly url: string }
-  | { readonly clusterNodes: readonly string[]; readonly password?: string | undefined }
+  | { readonly clusterNodes: readonly HostPort[]; readonly password?: string | undefined }
   | {
-      readonly sentinels: readonly string[];
+      readonly sentinels: readonly HostPort[];
       readonly name: string;
       readonly password?: string | undefined;
       /** The sentinels' own password (Sentinel's `requirepass`). */
@@ -69,19 +70,18 @@ export function redisDayReader(target: RedisTarget): DayReader {
     client = new Redis(target.url, options);
     name = `Redis ${redactUrl(target.url)}`;
   } else if ('clusterNodes' in target) {
-    const nodes = target.clusterNodes.map((n) => hostPort('--redis-cluster-nodes', n));
+    const nodes = target.clusterNodes.map((n) => ({ host: n.host, port: n.port }));
     client = new Cluster(nodes, { redisOptions: options, clusterRetryStrategy: () => null });
-    name = `Redis Cluster ${target.clusterNodes.join(',')}`;
+    name = `Redis Cluster ${addresses(target.clusterNodes)}`;
   } else {
-    const sentinels = target.sentinels.map((n) => hostPort('--redis-sentinels', n));
     client = new Redis({
       ...options,
-      sentinels,
+      sentinels: target.sentinels.map((n) => ({ host: n.host, port: n.port })),
       name: target.name,
       sentinelRetryStrategy: () => null,
       ...(target.sentinelPassword !== undefined && { sentinelPassword: target.sentinelPassword }),
     });
-    name = `Redis master ${target.name} of the sentinels ${target.sentinels.join(',')}`;
+    name = `Redis master ${target.name} of the sentinels ${addresses(target.sentinels)}`;
   }
   // Errors reach the command through the rejected reads (the connection's own error says most: an
   // unhandled 'error' event would crash the command instead).
@@ -159,11 +159,9 @@ async function askEnforcer(base: string, keys: readonly string[]): Promise<numbe
   return body.values;
 }
 
-/** `host:port` (`[v6]:port` too) as ioredis takes it; `flag` names where it came from. */
-function hostPort(flag: string, node: string): { host: string; port: number } {
-  const m = /^\[?([^\]]+?)\]?:(\d+)$/.exec(node.trim());
-  if (!m?.[1] || !m[2]) throw new Error(`${flag} ${node}: expected host:port`);
-  return { host: m[1], port: Number(m[2]) };
+/** `host:port,...` for messages (`[v6]:port` for an IPv6 host). */
+function addresses(nodes: readonly HostPort[]): string {
+  return nodes.map((n) => (n.host.includes(':') ? `[${n.host}]:${n.port}` : `${n.host}:${n.port}`)).join(',');
 }
 
 /** A Redis URL without its password, for messages. */
