@@ -15,6 +15,7 @@ import { SECRET_ID_PATTERN } from './key-format.ts';
 import {
   HEADER_VALUE_PATTERN,
   HTTP_METHODS,
+  LOWER_CASE_HEADER_NAME_PATTERN,
   MEDIA_TYPE_PATTERN,
   RESERVED_RESPONSE_HEADERS,
   ROUTE_PATH_MAX_LENGTH,
@@ -84,9 +85,6 @@ export const RenderedRoute = Type.Object(
   { additionalProperties: false },
 );
 
-/** A response header's name as the contract holds it: an HTTP token in lower case. */
-const HEADER_NAME_LOWER_PATTERN = "^[!#$%&'*+.^_`|~0-9a-z-]+$";
-
 /** A configured denial answer. */
 export const RenderedResponse = Type.Object(
   {
@@ -100,7 +98,10 @@ export const RenderedResponse = Type.Object(
         description:
           'Extra response headers: names lower-case HTTP tokens, none the gateway owns; values one line of visible ASCII.',
         maxProperties: 16,
-        propertyNames: { pattern: HEADER_NAME_LOWER_PATTERN, not: { enum: [...RESERVED_RESPONSE_HEADERS] } },
+        propertyNames: {
+          pattern: LOWER_CASE_HEADER_NAME_PATTERN,
+          not: { enum: [...RESERVED_RESPONSE_HEADERS] },
+        },
         additionalProperties: Type.String({ maxLength: 1024, pattern: HEADER_VALUE_PATTERN }),
       }),
     ),

@@ -38,15 +38,20 @@ export const WEEKDAYS = [
 export const ROUTE_PATH_PATTERN =
   "^/(([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*)(/([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*))*)?(/\\*\\*)?$";
 
+/** The characters of an HTTP token (RFC 9110 tchar) other than letters, for a character class ('-' last). */
+const TCHAR_NOT_LETTERS = "!#$%&'*+.^_`|~0-9-";
+
 /** An HTTP field name (RFC 9110 token), in any case; the contract holds it in lower case. */
-export const HEADER_NAME_PATTERN = "^[!#$%&'*+.^_`|~0-9A-Za-z-]+$";
+export const HEADER_NAME_PATTERN = `^[A-Za-z${TCHAR_NOT_LETTERS}]+$`;
+
+/** An HTTP field name in lower case, as the contract holds it. */
+export const LOWER_CASE_HEADER_NAME_PATTERN = `^[a-z${TCHAR_NOT_LETTERS}]+$`;
 
 /** An HTTP field value a plan may set: visible ASCII, spaces and tabs (no line breaks, no controls). */
 export const HEADER_VALUE_PATTERN = '^[\\t\\x20-\\x7e]*$';
 
 /** A media type, with parameters if any: `text/plain; charset=utf-8`. */
-export const MEDIA_TYPE_PATTERN =
-  "^[!#$%&'*+.^_`|~0-9A-Za-z-]+/[!#$%&'*+.^_`|~0-9A-Za-z-]+([\\t ]*;[\\t\\x20-\\x7e]*)?$";
+export const MEDIA_TYPE_PATTERN = `^[A-Za-z${TCHAR_NOT_LETTERS}]+/[A-Za-z${TCHAR_NOT_LETTERS}]+([\\t ]*;[\\t\\x20-\\x7e]*)?$`;
 
 /**
  * Response headers a plan may not set: the framing the enforcer and Envoy own (a second Content-Length

@@ -12,6 +12,7 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import { checkSecretId } from '../../../contract/src/key-format.ts';
+import { HEADER_NAME_PATTERN } from '../../../crds/src/usage-plan.ts';
 
 /** The HMAC algorithms a client may name. */
 export type HmacAlgorithm = 'hmac-sha1' | 'hmac-sha256';
@@ -73,7 +74,7 @@ export interface VerifySignatureOptions {
 const DIGEST_LENGTH: Readonly<Record<HmacAlgorithm, number>> = { 'hmac-sha1': 20, 'hmac-sha256': 32 };
 const NODE_DIGEST: Readonly<Record<HmacAlgorithm, string>> = { 'hmac-sha1': 'sha1', 'hmac-sha256': 'sha256' };
 const MAX_PARAMS = 8;
-const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+const TCHAR = new RegExp(HEADER_NAME_PATTERN);
 const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
 
 function fail(reason: string): ParseHmacResult {
