@@ -3,7 +3,7 @@
  * and deterministic: no I/O, no clock but `input.now`, the same input always gives the same bytes.
  */
 import type { ApiKey, UsagePlan } from '../../../crds/src/index.ts';
-import type { RenderedAdjustment } from '../../../contract/src/format.ts';
+import type { RenderedAdjustment, RenderedPlan } from '../../../contract/src/format.ts';
 import { renderedPlanProblem } from '../../../contract/src/plan-check.ts';
 import { Reason } from '../status/reasons.ts';
 import { type PlanMember, resolveAdjustments } from './adjustments.ts';
@@ -53,6 +53,15 @@ export function render(input: RenderInput): RenderOutput {
   });
   const renderedAdjustments = [...adjustments.values()].flatMap((r) => (r.rendered ? [r.rendered] : []));
 
+  // Each plan rendered once, for every stage holding it and for its own result.
+  const renderedPlanCache = new Map<string, RenderedPlan>();
+  const renderedPlan = (name: string): RenderedPlan | undefined => {
+    let r = renderedPlanCache.get(name);
+    const plan = plans.get(name);
+    if (!r && plan) renderedPlanCache.set(name, (r = renderPlan(plan, input.namespace)));
+    return r;
+  };
+
   const stages: RenderedStage[] = [];
   const placements = new Map<string, string[]>();
   const planStages = new Map<string, Set<string>>();
@@ -69,8 +78,8 @@ export function render(input: RenderInput): RenderOutput {
       planStages.set(p.plan, (planStages.get(p.plan) ?? new Set()).add(where));
     }
     const renderedPlans = [...stagePlans].flatMap((name) => {
-      const plan = plans.get(name);
-      return plan ? [renderPlan(plan, input.namespace)] : [];
+      const r = renderedPlan(name);
+      return r ? [r] : [];
     });
     const shards = partition(entries, input.keysPerShard).map((shardEntries, i) =>
       renderShard(stage.apiStage, i, shardEntries),
@@ -93,13 +102,14 @@ export function render(input: RenderInput): RenderOutput {
   }
 
   const planResults = new Map<string, PlanResult>();
-  for (const [name, plan] of [...plans].sort(([a], [b]) => (a < b ? -1 : 1))) {
+  for (const name of [...plans.keys()].sort()) {
+    const rendered = renderedPlan(name);
     planResults.set(
       name,
       planResult(
         resolution.planKeys.get(name)?.size ?? 0,
         [...(planStages.get(name) ?? [])].sort(),
-        renderedPlanProblem(renderPlan(plan, input.namespace)),
+        rendered && renderedPlanProblem(rendered),
       ),
     );
   }
