@@ -344,10 +344,11 @@ export class Reconciler {
     };
     await attempt(() =>
       forEachLimit(
-        bindings.filter((b) => this.#stale(cache, `b/${b.metadata.name}`, b, [bindingResult(b)])),
+        bindings
+          .map((b) => ({ b, r: bindingResult(b) }))
+          .filter(({ b, r }) => this.#stale(cache, `b/${b.metadata.name}`, b, [r])),
         this.#concurrency,
-        async (b) => {
-          const r = bindingResult(b);
+        async ({ b, r }) => {
           // Problems only with keys whose values are being generated are not news: they pass in moments,
           // and each value made renders the namespace again.
           if (
