@@ -9,12 +9,10 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { CONTRACT_VERSION, type StandaloneConfig } from '../../contract/src/format.ts';
-import { renderedPlanProblem } from '../../contract/src/plan-check.ts';
 import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/src/validate.ts';
 import type { ApiKey } from '../../crds/src/index.ts';
 import { planKeySecret } from '../../operator/src/keys/key-plan.ts';
 import { type KeySecretData, keySecretName, materialFromSecret } from '../../operator/src/keys/key-secret.ts';
-import { renderPlan } from '../../operator/src/render/plan.ts';
 import { render } from '../../operator/src/render/render.ts';
 import type { KeyMaterial, RenderedObject, RenderOutput } from '../../operator/src/render/types.ts';
 import { readResources, secretData, type SecretDoc } from './read-resources.ts';
@@ -90,15 +88,12 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
 
   // What the API server's CEL rules and the operator would catch, and the enforcer would refuse: checked
   // here, offline, so that a file is never written that the enforcer cannot load.
-  const refused = [
-    ...input.plans.flatMap((p) => {
-      const problem = renderedPlanProblem(renderPlan(p, p.metadata.namespace ?? values.namespace));
-      return problem
-        ? [`UsagePlan ${p.metadata.namespace ?? values.namespace}/${p.metadata.name}: ${problem}`]
-        : [];
-    }),
-    ...outputs.flatMap((o) => o.stages.flatMap((st) => stageRefusals(st.documents))),
-  ];
+  const refused = outputs.flatMap((o, i) => [
+    ...[...o.plans].flatMap(([name, p]) =>
+      p.problem === undefined ? [] : [`UsagePlan ${namespaces[i] ?? ''}/${name}: ${p.problem}`],
+    ),
+    ...o.stages.flatMap((st) => stageRefusals(st.documents)),
+  ]);
   if (refused.length > 0) {
     for (const r of refused) log(`error: ${r}`);
     log('nothing written');

@@ -129,6 +129,7 @@ export function planResult(keyCount: number, where: readonly string[], problem?:
   return {
     keyCount,
     apiStages: where,
+    ...(problem !== undefined && { problem }),
     ready: problem
       ? {
           status: 'False',

@@ -82,6 +82,8 @@ export interface PlanResult {
   readonly ready: ReadyState;
   readonly keyCount: number;
   readonly apiStages: readonly string[];
+  /** Why enforcers would refuse the plan (contract/src/plan-check.ts), if they would. */
+  readonly problem?: string;
 }
 
 /** A key's outcome, as far as rendering knows it. */
