@@ -1,15 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { generateKey } from '../../../contract/src/key-format.ts';
-import { manualClock } from '../decision/clock.ts';
-import { decideContext } from '../decision/decide.ts';
 import type { Decision } from '../decision/answers.ts';
 import type { CheckRequest } from '../decision/decide.ts';
-import { TEST_OPTIONS } from '../../testing/checker.ts';
-import { catalogOf, plan, silentLogger, stageDocuments } from '../../testing/fixtures.ts';
+import { testChecker } from '../../testing/checker.ts';
+import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
 import { MemoryStore } from '../store/memory-store.ts';
 import type { ConsumeRequest, ConsumeResult, CounterStore } from '../store/store.ts';
-import { EnforcerMetrics } from '../telemetry/metrics.ts';
-import { Checker } from './checker.ts';
+import type { EnforcerMetrics } from '../telemetry/metrics.ts';
+import type { Checker } from './checker.ts';
 
 const T0 = Date.UTC(2026, 3, 1, 12);
 const key = generateKey('checkerkeyab');
@@ -35,16 +33,7 @@ async function checkerOver(store: CounterStore): Promise<{ checker: Checker; met
       [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
     ),
   );
-  const metrics = new EnforcerMetrics(true, false);
-  const checker = new Checker({
-    catalog: { current: () => catalog },
-    store,
-    clock: manualClock(T0),
-    context: decideContext(TEST_OPTIONS),
-    metrics,
-    logger: silentLogger,
-  });
-  return { checker, metrics };
+  return testChecker(catalog, T0, {}, store);
 }
 
 const request: CheckRequest = {

@@ -50,21 +50,25 @@ export class Checker {
     try {
       decideInto(d.catalog.current(), request, d.store, d.clock, d.context, (decision) => {
         pending = false;
-        try {
-          send(this.#record(decision, transport, started));
-        } catch (err) {
-          this.failed(transport, 'send', err);
-        }
+        this.#deliver(decision, transport, started, send);
       });
     } catch (err) {
       // A bug before the decision was handed over; one handed over is not answered twice.
-      if (pending) {
-        try {
-          send(this.#record(this.failed(transport, 'decide', err), transport, started));
-        } catch (sendErr) {
-          this.failed(transport, 'send', sendErr);
-        }
-      }
+      if (pending) this.#deliver(this.failed(transport, 'decide', err), transport, started, send);
+    }
+  }
+
+  /** Records a decision and hands it to `send`; a `send` that throws is counted and logged, never rethrown. */
+  #deliver(
+    decision: Decision,
+    transport: Transport,
+    started: number,
+    send: (decision: Decision) => void,
+  ): void {
+    try {
+      send(this.#record(decision, transport, started));
+    } catch (err) {
+      this.failed(transport, 'send', err);
     }
   }
 

@@ -12,7 +12,6 @@ import type { Catalog } from '../catalog/catalog.ts';
 import { type ManualClock } from '../decision/clock.ts';
 import { decideContext, type DecideOptions } from '../decision/decide.ts';
 import { imfFixdate, signRequest } from '../decision/key-pair-signature.ts';
-import type { MemoryStore } from '../store/memory-store.ts';
 import type { CounterStore } from '../store/store.ts';
 import { buildSelfServiceApp, ORIGINAL_PATH_HEADER } from './self-service.ts';
 
@@ -72,7 +71,7 @@ async function fixture(): Promise<Catalog> {
 
 describe('the self-service view', () => {
   let catalog: Catalog;
-  let store: MemoryStore;
+  let store: CounterStore;
   let clock: ManualClock;
   let view: ReturnType<typeof buildSelfServiceApp>;
   let check: ReturnType<typeof buildApp>;
