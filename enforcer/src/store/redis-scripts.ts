@@ -20,48 +20,45 @@ export const CONSUME_REPLY = 7;
  * Decisions in order, each atomically (the whole call is: Redis runs one script at a time), so that
  * the decisions an enforcer makes in one turn of its event loop share one round trip. A single
  * decision is a batch of one. KEYS: per decision, only those present, in this order: the bucket, the
- * quota, the day's month hash, the quota's alert set. ARGV[1] is the number of decisions; then, per
- * decision, ten values: parts ({@link CONSUME_PARTS}), now (ms), rate, burst, quota limit, cost, quota
- * TTL (ms), day hash TTL (ms), the day's field ('-' for none), the number of alert thresholds; then the
- * thresholds (percent). The reply: per decision, in order, {@link CONSUME_REPLY} integers, denied (0
- * none, 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used,
- * quota remaining, the number of thresholds crossed; then those thresholds. A later decision in a
- * batch sees what the earlier ones did (the same key twice is counted twice).
+ * quota, the day's month hash, the quota's alert set. ARGV[1], one JSON array (cjson decodes it in C;
+ * as separate arguments, each cost Redis and the client more than the script's own work): the number of
+ * decisions; then, per decision, ten values: parts ({@link CONSUME_PARTS}), now (ms), rate, burst, quota
+ * limit, cost (a string: Redis takes it as HINCRBY's argument as it is), quota TTL (ms), day hash TTL
+ * (ms), the day's field ('-' for none), the number of alert thresholds; then the thresholds (percent).
+ * The reply, one string of integers separated by spaces (cheaper to send and read than an array): per
+ * decision, in order, {@link CONSUME_REPLY} integers, denied (0 none, 1 throttle, 2 quota), bucket
+ * remaining, bucket retry-after ms, bucket full-in ms, quota used, quota remaining, the number of
+ * thresholds crossed; then those thresholds. Every number the script formats is whole (`%d`), so the
+ * reply is exact. A later decision in a batch sees what the earlier ones did (the same key twice is
+ * counted twice).
  *
- * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles) expiring when full;
- * the quota a hash `{used, granted}` expiring after its period (with a margin), its TTL set when it is
- * created; the days a hash per month (`dayHashOf`: field `DD`, HINCRBY) whose TTL, on each day's first
- * count, becomes the day hash TTL if that is later (a max: a day counted late never shortens it); the
- * alert set a set of thresholds.
+ * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles; a whole updatedAt as
+ * `%d`, the same number) expiring when full; the quota a hash `{used, granted}` expiring after its
+ * period (with a margin), its TTL set when it is created; the days a hash per month (`dayHashOf`:
+ * field `DD`, HINCRBY) whose TTL, on each day's first count, becomes the day hash TTL if that is later
+ * (a max: a day counted late never shortens it); the alert set a set of thresholds.
  */
 export const CONSUME = `
 local EPS = 1e-6
 local out = {}
 local k = 1
-local base = 0
-local f = {}
-for _ = 1, tonumber(ARGV[1]) do
-  for i = 1, 10 do f[i] = ARGV[base + 1 + i] end
-  for i = 11, 10 + tonumber(ARGV[base + 11]) do f[i] = ARGV[base + 1 + i] end
-  local parts = tonumber(f[1])
-  local now = tonumber(f[2])
-  local costArg = f[6]
+local A = cjson.decode(ARGV[1])
+local o = 1
+for _ = 1, A[1] do
+  local parts, now, costArg, quotaTtl, dayTtl, dayField, nThresholds =
+    A[o + 1], A[o + 2], A[o + 6], A[o + 7], A[o + 8], A[o + 9], A[o + 10]
   local cost = tonumber(costArg)
-  local quotaTtl = f[7]
-  local dayTtl = f[8]
-  local dayField = f[9]
-  local nThresholds = tonumber(f[10])
   local bucketKey, quotaKey, dayHash, alertsKey
   if parts % 2 == 1 then bucketKey = KEYS[k]; k = k + 1 end
-  if math.floor(parts / 2) % 2 == 1 then quotaKey = KEYS[k]; k = k + 1 end
-  if math.floor(parts / 4) % 2 == 1 then dayHash = KEYS[k]; k = k + 1 end
-  if math.floor(parts / 8) % 2 == 1 then alertsKey = KEYS[k]; k = k + 1 end
+  if parts % 4 >= 2 then quotaKey = KEYS[k]; k = k + 1 end
+  if parts % 8 >= 4 then dayHash = KEYS[k]; k = k + 1 end
+  if parts >= 8 then alertsKey = KEYS[k]; k = k + 1 end
 
   local bucketAllowed = true
   local tokens, updatedAt, rate, burst
   if bucketKey then
-    rate = tonumber(f[3])
-    burst = tonumber(f[4])
+    rate = A[o + 3]
+    burst = A[o + 4]
     local stored = redis.call('GET', bucketKey)
     local space = stored and string.find(stored, ' ', 1, true)
     if space then
@@ -89,7 +86,7 @@ for _ = 1, tonumber(ARGV[1]) do
   local used, granted, limit = 0, 0, 0
   local quotaExists = false
   if quotaKey then
-    limit = tonumber(f[5])
+    limit = A[o + 5]
     local v = redis.call('HMGET', quotaKey, 'used', 'granted')
     if v[1] then used = tonumber(v[1]) or 0; quotaExists = true end
     if v[2] then granted = tonumber(v[2]) or 0; quotaExists = true end
@@ -112,7 +109,14 @@ for _ = 1, tonumber(ARGV[1]) do
     if denied == 0 then
       local ttl = fullIn
       if ttl < 1 then ttl = 1 end
-      redis.call('SET', bucketKey, string.format('%.17g %.17g', tokens, updatedAt), 'PX', ttl)
+      -- updatedAt is a whole number of ms but for a fractional clock: %d is exact for it, and cheaper.
+      local state
+      if updatedAt % 1 == 0 then
+        state = string.format('%.17g %d', tokens, updatedAt)
+      else
+        state = string.format('%.17g %.17g', tokens, updatedAt)
+      end
+      redis.call('SET', bucketKey, state, 'PX', string.format('%d', ttl))
     end
   end
 
@@ -125,7 +129,7 @@ for _ = 1, tonumber(ARGV[1]) do
       local n = redis.call('HINCRBY', dayHash, dayField, costArg)
       -- A day's first count: the hash lives at least until this day's month is past its retention.
       -- PTTL is -1 for a hash just created (no TTL yet), so this sets it then too.
-      if n == cost and redis.call('PTTL', dayHash) < tonumber(dayTtl) then
+      if n == cost and redis.call('PTTL', dayHash) < dayTtl then
         redis.call('PEXPIRE', dayHash, dayTtl)
       end
     end
@@ -140,26 +144,19 @@ for _ = 1, tonumber(ARGV[1]) do
   local crossed = {}
   if alertsKey and quotaKey and used > 0 then
     local allowance = limit + granted
-    for i = 11, 10 + nThresholds do
-      local t = tonumber(f[i])
-      if used * 100 >= t * allowance and redis.call('SADD', alertsKey, f[i]) == 1 then
+    for i = o + 11, o + 10 + nThresholds do
+      local t = A[i]
+      if used * 100 >= t * allowance and redis.call('SADD', alertsKey, t) == 1 then
         redis.call('PEXPIRE', alertsKey, quotaTtl)
         crossed[#crossed + 1] = t
       end
     end
   end
-  local n = #out
-  out[n + 1] = denied
-  out[n + 2] = bucketRemaining
-  out[n + 3] = retryAfter
-  out[n + 4] = fullIn
-  out[n + 5] = used
-  out[n + 6] = quotaRemaining
-  out[n + 7] = #crossed
-  for i = 1, #crossed do out[n + 7 + i] = crossed[i] end
-  base = base + 10 + nThresholds
+  out[#out + 1] = string.format('%d %d %d %d %d %d %d', denied, bucketRemaining, retryAfter, fullIn, used, quotaRemaining, #crossed)
+  for i = 1, #crossed do out[#out + 1] = string.format('%d', crossed[i]) end
+  o = o + 10 + nThresholds
 end
-return out
+return table.concat(out, ' ')
 `;
 
 /**

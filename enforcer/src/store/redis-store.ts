@@ -94,7 +94,7 @@ export function dayHashExpiresAt(slot: DayHashSlot, dayExpiresAt: number): numbe
 
 /** The commands the scripts add to the client. */
 interface ScriptCommands {
-  ksConsume(numKeys: number, ...args: (string | number)[]): Promise<number[]>;
+  ksConsume(numKeys: number, ...args: (string | number)[]): Promise<string>;
   ksAdjust(quotaKey: string, markerKey: string, amount: number, ttlMs: number): Promise<number>;
   ksAdd(key: string, field: string, amount: number, ttlMs: number): Promise<number>;
 }
@@ -251,7 +251,7 @@ export class RedisStore implements CounterStore {
       r.bucketLimit?.rate ?? 0,
       r.bucketLimit?.burst ?? 0,
       r.quotaLimit ?? 0,
-      r.cost,
+      String(r.cost),
       ttl(r.periodEnd + this.#marginMs - r.now),
       day !== undefined && r.dayExpiresAt !== undefined
         ? ttl(dayHashExpiresAt(day, r.dayExpiresAt) - r.now)
@@ -286,7 +286,10 @@ export class RedisStore implements CounterStore {
       for (const k of c.keys) keys.push(k);
       for (const a of c.args) argv.push(a);
     }
-    const reply = await this.client.ksConsume(keys.length, ...keys, ...argv);
+    // The values go as one JSON argument and come back as one string (redis-scripts.ts says why).
+    const reply = (await this.client.ksConsume(keys.length, ...keys, JSON.stringify(argv)))
+      .split(' ')
+      .map(Number);
     const results: ConsumeResult[] = [];
     let at = 0;
     for (const c of calls) {

@@ -181,6 +181,49 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
     },
   },
   {
+    // The Redis store sends these through JSON and formats what it stores and answers: nothing may be
+    // rounded on the way (a quota near the schema's 10^12, a grant of 10^12, a fraction of a ms).
+    name: "the schemas' largest figures and a fractional clock come back exactly",
+    async run({ store }, plan) {
+      const big = quotaOnly(plan, key('a'), T0, { quotaLimit: 1_000_000_000_000, cost: 1_000_000 });
+      expect(await consume(store, big)).toMatchObject({
+        allowed: true,
+        quota: { used: 1_000_000, remaining: 999_999_000_000 },
+      });
+      const quotaKey = keysOf(plan, key('a')).quota;
+      expect(
+        await store.adjust({
+          quotaKey,
+          id: 'grant',
+          amount: 1_000_000_000_000,
+          periodEnd: JUNE_END,
+          now: T0,
+        }),
+      ).toBe(true);
+      expect(await consume(store, big)).toMatchObject({
+        allowed: true,
+        quota: { used: 2_000_000, remaining: 1_999_998_000_000 },
+      });
+      // A bucket of the largest burst, refilled over half a ms: 9,999,999 + 0.5 * 3 / 1000 tokens, less
+      // one, leaves 1.9985 to refill at 3/s: 667 ms. Had the first time been stored as a whole ms
+      // (T0, not T0 + 0.25) the refill would be 0.00225 tokens and the wait 666 ms.
+      const bucket = (now: number): ConsumeRequest =>
+        request(plan, key('b'), now, {
+          bucketLimit: { rate: 3, burst: 10_000_000 },
+          quotaKey: undefined,
+          quotaLimit: undefined,
+        });
+      expect(await consume(store, bucket(T0 + 0.25))).toMatchObject({
+        allowed: true,
+        bucket: { remaining: 9_999_999, fullInMs: 334 },
+      });
+      expect(await consume(store, bucket(T0 + 0.75))).toMatchObject({
+        allowed: true,
+        bucket: { remaining: 9_999_998, fullInMs: 667 },
+      });
+    },
+  },
+  {
     name: 'a request refused by the throttle uses no quota',
     async run({ store }, plan) {
       const r = request(plan, key('a'), T0, { bucketLimit: { rate: 1, burst: 1 } });
