@@ -3,7 +3,15 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey } from '../../../contract/src/key-format.ts';
 import { testChecker } from '../../testing/checker.ts';
 import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
-import { authorizationService, checkRequestOf, startGrpcCheck, stopGrpcCheck } from './grpc-check.ts';
+import type { Decision } from '../decision/answers.ts';
+import type { Checker } from './checker.ts';
+import {
+  authorizationService,
+  checkHandler,
+  checkRequestOf,
+  startGrpcCheck,
+  stopGrpcCheck,
+} from './grpc-check.ts';
 
 const T0 = Date.UTC(2026, 3, 1, 12);
 const key = generateKey('grpccheckkey');
@@ -108,5 +116,41 @@ describe('the gRPC check', () => {
     const proto = checkRequestOf({ attributes: { request: { http: { headers: { a: 'b' } } } } });
     expect(proto.header('__proto__')).toBeUndefined();
     expect(proto.header('constructor')).toBeUndefined();
+  });
+
+  it('answers a plain 503 when a decision cannot be made into a response, and throws for the checker to count', () => {
+    // A checker handing over a decision the response builder cannot read (a bug), as Checker.answer would.
+    const thrown: unknown[] = [];
+    const broken = { allowed: true, upstreamHeaders: undefined } as unknown as Decision;
+    const checker = {
+      answer: (_facts: unknown, _transport: unknown, send: (d: Decision) => void) => {
+        try {
+          send(broken);
+        } catch (err) {
+          thrown.push(err);
+        }
+      },
+    } as unknown as Checker;
+    const answers: unknown[] = [];
+    const handler = checkHandler(checker);
+    handler(
+      { request: {} } as Parameters<typeof handler>[0],
+      (err: unknown, response: unknown) => void answers.push([err, response]),
+    );
+    expect(thrown).toHaveLength(1);
+    expect(answers).toHaveLength(1);
+    expect(answers[0]).toMatchObject([
+      null,
+      {
+        status: { code: 14 },
+        denied_response: {
+          status: { code: 503 },
+          headers: expect.arrayContaining([
+            expect.objectContaining({ header: { key: 'retry-after', value: '1' } }),
+          ]) as unknown,
+          body: '{"message":"Service Unavailable"}',
+        },
+      },
+    ]);
   });
 });

@@ -225,6 +225,19 @@ export function checkResponseOf(d: Decision): Record<string, unknown> {
   };
 }
 
+const UNSENDABLE_BODY = '{"message":"Service Unavailable"}';
+/** The answer when a decision cannot be made into a CheckResponse: a plain 503, as the HTTP check's. */
+function unsendableResponse(): Record<string, unknown> {
+  return {
+    status: { code: UNAVAILABLE },
+    denied_response: {
+      status: { code: 503 },
+      headers: [header('content-type', 'application/json'), header('retry-after', '1')],
+      body: UNSENDABLE_BODY,
+    },
+  };
+}
+
 /** The Check handler. */
 export function checkHandler(
   checker: Checker,
@@ -238,7 +251,15 @@ export function checkHandler(
       return;
     }
     checker.answer(facts, 'grpc', (d) => {
-      callback(null, checkResponseOf(d));
+      let response: Record<string, unknown>;
+      try {
+        response = checkResponseOf(d);
+      } catch (err) {
+        // A bug: answer a plain 503 rather than leave Envoy waiting, and throw for the checker to count.
+        callback(null, unsendableResponse());
+        throw err;
+      }
+      callback(null, response);
     });
   };
 }

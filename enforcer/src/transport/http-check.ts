@@ -8,7 +8,7 @@
  * the request headers Envoy must drop (the key's header; x-keystile-* headers the client sent itself).
  * On denial: the status, body and client headers of the answer.
  */
-import { METHODS } from 'node:http';
+import { METHODS, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Decision } from '../decision/answers.ts';
@@ -22,7 +22,8 @@ export const HEADERS_TO_REMOVE = 'x-envoy-auth-headers-to-remove';
 /**
  * Writes a decision as the HTTP check's response. The hot path writes the status and headers in one
  * `writeHead` on the raw response (Fastify's reply would process each header on its own: a few
- * microseconds a check); the reply is then marked hijacked so Fastify does not answer again.
+ * microseconds a check); the reply is then marked hijacked so Fastify does not answer again. Throws,
+ * having answered a plain 503, when Node refuses a header ({@link writeAnswer}).
  */
 export function sendDecision(reply: FastifyReply, decision: Decision): void {
   const headers: string[] = [];
@@ -37,12 +38,19 @@ export function sendDecision(reply: FastifyReply, decision: Decision): void {
   }
   headers.push('content-length', String(Buffer.byteLength(body)));
   reply.hijack();
-  const raw = reply.raw;
+  writeAnswer(reply.raw, decision.status, headers, body);
+}
+
+/**
+ * Writes an answer on a raw response: status and headers (a flat name, value list) in one `writeHead`,
+ * then the body. When Node refuses a header (a bug: the contract schema refuses bad configured ones),
+ * nothing was written: it answers a plain 503 instead, never leaving Envoy or a client waiting, and
+ * throws for the caller to count and log.
+ */
+export function writeAnswer(raw: ServerResponse, status: number, headers: string[], body: string): void {
   try {
-    raw.writeHead(decision.status, headers);
+    raw.writeHead(status, headers);
   } catch (err) {
-    // A header Node refuses (a bug: the contract schema refuses bad configured ones). Nothing was
-    // written: answer a plain 503, never leave Envoy waiting, and throw for the checker to count.
     raw.writeHead(503, UNSENDABLE_HEADERS);
     raw.end(UNSENDABLE_BODY);
     throw err;

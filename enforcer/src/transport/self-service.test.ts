@@ -1,7 +1,9 @@
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { LightMyRequestResponse } from 'fastify';
+import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { RenderedResponse } from '../../../contract/src/format.ts';
 import { counterKeys } from '../../../contract/src/identity.ts';
 import { generateKey, generateKeyPair } from '../../../contract/src/key-format.ts';
 import { SelfServiceAnswer, selfServicePath } from '../../../contract/src/usage-api.ts';
@@ -277,5 +279,34 @@ describe('the self-service view', () => {
     expect(res.statusCode).toBe(503);
     expect(res.json()).toEqual({ message: 'Service Unavailable' });
     await broken.close();
+  });
+
+  it('answers a plain 503 and logs it when Node refuses a header of the answer, and keeps serving', async () => {
+    // The contract schema refuses such a header; a plan that got past it anyway must not hang the port.
+    const odd = await fixture();
+    const team = odd.stages.get(PROD)?.plans.get('team');
+    if (team === undefined) throw new Error('fixture has no team plan');
+    (team.responses as Map<string, RenderedResponse>).set('Forbidden', {
+      type: 'Forbidden',
+      status: 401,
+      body: '{"error":"no"}',
+      headers: { 'x-help': 'two\nlines' },
+    });
+    const lines: string[] = [];
+    const app = buildSelfServiceApp({
+      catalog: { current: () => odd },
+      store,
+      clock,
+      context: decideContext(TEST_OPTIONS),
+      logger: pino({ level: 'error' }, { write: (line: string) => void lines.push(line) }),
+    });
+    const refused = await app.inject({ url: VIEW, headers: { 'x-api-key': disabled.value } });
+    expect(refused.statusCode).toBe(503);
+    expect(refused.headers['retry-after']).toBe('1');
+    expect(refused.headers['x-help']).toBeUndefined();
+    expect(refused.json()).toEqual({ message: 'Service Unavailable' });
+    expect(lines.join('')).toContain('self-service: an answer could not be sent; answered 503');
+    expect((await app.inject({ url: VIEW, headers: { 'x-api-key': good.value } })).statusCode).toBe(200);
+    await app.close();
   });
 });

@@ -28,6 +28,7 @@ import {
 } from '../decision/decide.ts';
 import { Reason } from '../errors.ts';
 import type { CounterStore, QuotaCount } from '../store/store.ts';
+import { writeAnswer } from './http-check.ts';
 
 /** The header Envoy sets to the client's path when a route rewrites it (a client's own value is replaced). */
 export const ORIGINAL_PATH_HEADER = 'x-envoy-original-path';
@@ -84,42 +85,51 @@ export function selfServiceAnswer(id: Identified, count: QuotaCount | undefined)
   return answer;
 }
 
+/** How the self-service port writes its answers. */
+interface AnswerWriters {
+  readonly sendRaw: (
+    reply: FastifyReply,
+    status: number,
+    headers: Readonly<Record<string, string>>,
+    body: string,
+  ) => FastifyReply;
+  readonly sendDecision: (reply: FastifyReply, decision: Decision) => FastifyReply;
+  readonly sendMessage: (
+    reply: FastifyReply,
+    status: number,
+    message: string,
+    headers?: Readonly<Record<string, string>>,
+  ) => FastifyReply;
+}
+
 /**
- * Writes an answer on the raw response, as the HTTP check does (`http-check.ts`), so that a refusal here
- * is byte for byte the refusal a check gives: status, headers (no charset added) and body.
+ * Answers written on the raw response as the HTTP check writes them (`writeAnswer` of http-check.ts), so
+ * that a refusal here is byte for byte the refusal a check gives: status, headers (no charset added) and
+ * body. A header Node refuses is answered with a plain 503 and logged, never thrown into Fastify (the
+ * reply is hijacked: Fastify could not answer it).
  */
-function sendRaw(
-  reply: FastifyReply,
-  status: number,
-  headers: Readonly<Record<string, string>>,
-  body: string,
-): FastifyReply {
-  const raw = reply.raw;
-  const list: string[] = [];
-  for (const name in headers) list.push(name, headers[name] ?? '');
-  list.push('cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body)));
-  reply.hijack();
-  raw.writeHead(status, list);
-  raw.end(body);
-  return reply;
-}
-
-function sendDecision(reply: FastifyReply, decision: Decision): FastifyReply {
-  return sendRaw(reply, decision.status, decision.clientHeaders, decision.body);
-}
-
-function sendMessage(
-  reply: FastifyReply,
-  status: number,
-  message: string,
-  headers: Readonly<Record<string, string>> = {},
-): FastifyReply {
-  return sendRaw(
-    reply,
-    status,
-    { ...headers, 'content-type': 'application/json' },
-    JSON.stringify({ message }),
-  );
+function answerWriters(logger: Logger): AnswerWriters {
+  const sendRaw: AnswerWriters['sendRaw'] = (reply, status, headers, body) => {
+    const list: string[] = [];
+    for (const name in headers) list.push(name, headers[name] ?? '');
+    list.push('cache-control', 'no-store', 'content-length', String(Buffer.byteLength(body)));
+    reply.hijack();
+    try {
+      writeAnswer(reply.raw, status, list, body);
+    } catch (err) {
+      logger.error(
+        { status, err: err instanceof Error ? err.message : String(err) },
+        'self-service: an answer could not be sent; answered 503',
+      );
+    }
+    return reply;
+  };
+  return {
+    sendRaw,
+    sendDecision: (reply, decision) => sendRaw(reply, decision.status, decision.clientHeaders, decision.body),
+    sendMessage: (reply, status, message, headers = {}) =>
+      sendRaw(reply, status, { ...headers, 'content-type': 'application/json' }, JSON.stringify({ message })),
+  };
 }
 
 /** The request's facts, as a check sees them: the stage from the path, the client's own path and headers. */
@@ -137,6 +147,7 @@ function facts(request: FastifyRequest, stage: string): CheckRequest {
 /** Builds the self-service server; the caller listens. */
 export function buildSelfServiceApp(opts: SelfServiceOptions): FastifyInstance {
   const options = opts.context.options;
+  const { sendRaw, sendDecision, sendMessage } = answerWriters(opts.logger);
   const app = Fastify({
     logger: false,
     // As the check port: longer than Envoy's idle timeout, so Envoy closes idle connections first.
