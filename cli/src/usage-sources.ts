@@ -8,7 +8,7 @@ import { Value } from '@sinclair/typebox/value';
 import { Cluster, Redis } from 'ioredis';
 import { dayHashReads } from '../../contract/src/identity.ts';
 import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
-import type { HostPort } from '../../enforcer/src/store/redis-store.ts';
+import type { HostPort } from '../../contract/src/host-port.ts';
 
 /** Reads day counters. */
 export interface DayReader {

@@ -8,7 +8,8 @@ import { parseStageKey } from '../../contract/src/identity.ts';
 import { DEFAULT_MAX_SKEW_MS } from './decision/key-pair-signature.ts';
 import type { KeySource } from './decision/key-source.ts';
 import { LOSS_POLICIES, type LossPolicy } from './store/redis-loss-policy.ts';
-import type { HostPort, RedisConnection } from './store/redis-store.ts';
+import { type HostPort, parseHostPort } from '../../contract/src/host-port.ts';
+import type { RedisConnection } from './store/redis-store.ts';
 
 export type { KeySource };
 
@@ -507,13 +508,9 @@ export function parseHostPorts(flag: string, text: string): readonly HostPort[] 
     .map((s) => s.trim())
     .filter(Boolean)
     .map((entry) => {
-      const colon = entry.lastIndexOf(':');
-      const host = colon > 0 ? entry.slice(0, colon).replace(/^\[(.*)\]$/, '$1') : '';
-      const port = Number(colon > 0 ? entry.slice(colon + 1) : '');
-      if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535) {
-        throw new ConfigUsageError(`${flag}: '${entry}' is not host:port`);
-      }
-      return Object.freeze({ host, port });
+      const parsed = parseHostPort(entry);
+      if (parsed === undefined) throw new ConfigUsageError(`${flag}: '${entry}' is not host:port`);
+      return parsed;
     });
   if (list.length === 0) throw new ConfigUsageError(`${flag} names no host:port`);
   return Object.freeze(list);

@@ -5,6 +5,7 @@
  */
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
+import { type HostPort, parseHostPort } from '../../contract/src/host-port.ts';
 
 /** Where usage is read from with the Redis store: one server, a Cluster, or Sentinels. */
 export type RedisTarget =
@@ -18,12 +19,6 @@ export type RedisTarget =
       /** The sentinels' own password (Sentinel's `requirepass`). */
       readonly sentinelPassword?: string;
     };
-
-/** A host and port. */
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
 
 /** The usage settings (ApiKey usage status, alerts, adjustments' applied state, shared counters). */
 export interface UsageConfig {
@@ -370,12 +365,9 @@ function checkEndpoint(e: string): void {
 
 function hostPorts(flag: string, items: readonly string[]): HostPort[] {
   return items.map((item) => {
-    const i = item.lastIndexOf(':');
-    const host = i > 0 ? item.slice(0, i).replace(/^\[|\]$/g, '') : '';
-    const port = Number(i > 0 ? item.slice(i + 1) : '');
-    if (host === '' || !Number.isInteger(port) || port < 1 || port > 65535)
-      throw new ConfigError(`--${flag}: '${item}' is not host:port`);
-    return Object.freeze({ host, port });
+    const parsed = parseHostPort(item);
+    if (parsed === undefined) throw new ConfigError(`--${flag}: '${item}' is not host:port`);
+    return parsed;
   });
 }
 

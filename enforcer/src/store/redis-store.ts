@@ -21,16 +21,11 @@ import {
   dayHashOf,
   dayHashReads,
 } from '../../../contract/src/identity.ts';
+import type { HostPort } from '../../../contract/src/host-port.ts';
 import { checkAdjustment } from './memory-store.ts';
 import { ADD, ADJUST, CONSUME, CONSUME_PARTS, CONSUME_REPLY } from './redis-scripts.ts';
 import { TurnBatcher } from './turn-batch.ts';
 import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
-
-/** A host and port. */
-export interface HostPort {
-  readonly host: string;
-  readonly port: number;
-}
 
 /** How to reach Redis. */
 export type RedisConnection =
