@@ -176,7 +176,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         description:
           "The enforcer cannot reach Redis. What clients get depends on `--redis-unavailable`: closed (the default) answers every check 503; open allows every request uncounted; local counts in the enforcer's memory (each replica then grants the whole quota) and adds it to Redis when it returns.",
         runbook: [
-          'Check Redis itself: `redis-cli -u <url> ping`, its memory (`INFO memory`: maxmemory reached with an eviction policy of noeviction refuses writes) and, for a Cluster, `CLUSTER INFO`.',
+          'Check Redis itself: `redis-cli -u <url> ping` and, for a Cluster, `CLUSTER INFO`. (Redis out of memory is not this alert: it refuses writes while it answers, which shows as KeystileStoreErrors.)',
           'Check the path from the enforcer: DNS, NetworkPolicy, TLS settings, the password Secret.',
           'The `Fallback decisions` panel shows how many checks were decided under the policy while it was away.',
         ],
@@ -189,11 +189,11 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         severity: 'warning',
         summary: `Keystile enforcer ${target} gets errors from its counter store`,
         description:
-          'Counter-store operations have failed for 5 minutes ({{ $value | humanize }} a second): timeouts or refused commands. Each failed decision is answered by the `--redis-unavailable` policy.',
+          'Counter-store operations (decisions, adjustments, usage reads, reconciling local counts) have failed for 5 minutes ({{ $value | humanize }} a second). A decision that failed because Redis was away (a timeout, a lost connection, CLUSTERDOWN, LOADING, READONLY and the like) is answered by the `--redis-unavailable` policy; one that Redis refused with an error of its own (out of memory, a script error, WRONGTYPE) is answered 503 whatever the policy.',
         runbook: [
           'See which operations fail on the `Store errors` panel.',
           'Timeouts: Redis is slow or far; compare `--redis-timeout` with Redis latency.',
-          'Refused commands: Redis out of memory, a read-only replica behind the URL, or a Cluster moving slots.',
+          'Refused commands: Redis out of memory (`INFO memory`: maxmemory reached with the eviction policy noeviction refuses writes), a read-only replica behind the URL, or a Cluster moving slots.',
         ],
         probe: E.storeErrors,
       },

@@ -83,6 +83,14 @@ describe('keystile render', () => {
     expect(statSync(join(w.dir, 'keys.yaml')).mode & 0o777).toBe(0o600);
   });
 
+  it('answers a wrong command line with exit 2, the usage, and nothing written', () => {
+    const w = workspace(RESOURCES);
+    expect(renderCommand([...w.args, '--bogus'], w.log)).toBe(2);
+    expect(w.lines.join('\n')).toMatch(/keystile render: Unknown option '--bogus'[\s\S]*--manifests/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+    expect(renderCommand(['--out'], w.log)).toBe(2);
+  });
+
   it('keeps generated values across runs', () => {
     const w = workspace(RESOURCES);
     renderCommand(w.args, w.log);

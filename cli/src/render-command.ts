@@ -27,17 +27,25 @@ const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets key
 
 /** Runs the command; returns the exit code. */
 export function renderCommand(argv: readonly string[], log: (line: string) => void = console.error): number {
-  const { values, positionals } = parseArgs({
-    args: [...argv],
-    allowPositionals: true,
-    options: {
-      out: { type: 'string', default: 'keystile-config.json' },
-      secrets: { type: 'string', default: 'keystile-keys.yaml' },
-      manifests: { type: 'string' },
-      namespace: { type: 'string', default: 'default' },
-      help: { type: 'boolean', short: 'h' },
-    },
-  });
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: [...argv],
+      allowPositionals: true,
+      options: {
+        out: { type: 'string', default: 'keystile-config.json' },
+        secrets: { type: 'string', default: 'keystile-keys.yaml' },
+        manifests: { type: 'string' },
+        namespace: { type: 'string', default: 'default' },
+        help: { type: 'boolean', short: 'h' },
+      },
+    });
+  } catch (err) {
+    // A wrong command line: nothing done (exit 2), as every command answers it.
+    log(`keystile render: ${err instanceof Error ? err.message : String(err)}\n${USAGE}`);
+    return 2;
+  }
+  const { values, positionals } = parsed;
   if (values.help || positionals.length === 0) {
     log(USAGE);
     return values.help ? 0 : 2;

@@ -118,7 +118,7 @@ export const REASONS: Readonly<Record<Reason, ReasonInfo>> = Object.freeze({
     status: 200,
     denial: undefined,
     decision: 'fail_open',
-    meaning: 'no config loaded; allowed because fail-open is configured',
+    meaning: 'no config loaded, or the store or the decision failed; allowed because fail-open is configured',
   },
   UnknownStage: forbidden('the check names no API stage this enforcer serves'),
   MissingKey: forbidden('no key and no signature in the request'),
