@@ -16,7 +16,7 @@
  */
 import type { Logger } from 'pino';
 import { MemoryStore } from './memory-store.ts';
-import { CounterKeyError, type RedisStore } from './redis-store.ts';
+import { CounterRequestError, type RedisStore } from './redis-store.ts';
 import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
 
 /** The policies, as `--redis-unavailable` spells them. */
@@ -80,7 +80,7 @@ const UNAVAILABLE_REPLY = /^(CLUSTERDOWN|LOADING|MASTERDOWN|READONLY|TRYAGAIN|NO
 /** Whether an error from a Redis command means Redis is unavailable (vs. an error Redis answered). */
 export function isUnavailable(err: unknown): boolean {
   if (!(err instanceof Error)) return true;
-  if (err instanceof CounterKeyError) return false;
+  if (err instanceof CounterRequestError) return false;
   if (err.name === 'ReplyError') return UNAVAILABLE_REPLY.test(err.message);
   return true;
 }

@@ -17,29 +17,53 @@ export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts
 export const CONSUME_REPLY = 7;
 
 /**
+ * Lua: `whole(x)`, the exact decimal digits of a whole number, for CONSUME's reply (LONG64 and EXACT
+ * with it). Apart, so that a test can run it with every path taken.
+ */
+export const WHOLE = `
+-- %d is a C long: 64 bits on 64-bit Linux, 32 on some builds. whole() writes any whole number exactly:
+-- beyond a 32-bit long as two %d parts (exact below 2^53), and beyond that with %.0f (slower).
+local LONG64 = string.format('%d', 2^40) == '1099511627776'
+local EXACT = 9007199254740992
+local function whole(x)
+  if x > -2147483648 and x < 2147483648 then return string.format('%d', x) end
+  if not (x > -EXACT and x < EXACT) then return string.format('%.0f', x) end
+  local sign = ''
+  if x < 0 then sign = '-'; x = -x end
+  -- Below 2^53, x / 1e9 never rounds up to the next whole number: x is at least 1e-9 below it (in units
+  -- of 1e9), more than half the spacing of doubles there (at most 2^-30). So 0 <= lo < 1e9.
+  local hi = math.floor(x / 1e9)
+  local lo = x - hi * 1e9
+  return string.format('%s%d%09d', sign, hi, lo)
+end
+`;
+
+/**
  * Decisions in order, each atomically (the whole call is: Redis runs one script at a time), so that
  * the decisions an enforcer makes in one turn of its event loop share one round trip. A single
  * decision is a batch of one. KEYS: per decision, only those present, in this order: the bucket, the
  * quota, the day's month hash, the quota's alert set. ARGV[1], one JSON array (cjson decodes it in C;
  * as separate arguments, each cost Redis and the client more than the script's own work): the number of
  * decisions; then, per decision, ten values: parts ({@link CONSUME_PARTS}), now (ms), rate, burst, quota
- * limit, cost (a string: Redis takes it as HINCRBY's argument as it is), quota TTL (ms), day hash TTL
- * (ms), the day's field ('-' for none), the number of alert thresholds; then the thresholds (percent).
- * The reply, one string of integers separated by spaces (cheaper to send and read than an array): per
- * decision, in order, {@link CONSUME_REPLY} integers, denied (0 none, 1 throttle, 2 quota), bucket
- * remaining, bucket retry-after ms, bucket full-in ms, quota used, quota remaining, the number of
- * thresholds crossed; then those thresholds. Every number the script formats is whole (`%d`), so the
- * reply is exact. A later decision in a batch sees what the earlier ones did (the same key twice is
- * counted twice).
+ * limit, cost, quota TTL (ms), day hash TTL (ms) (these three strings: Redis takes them as HINCRBY's
+ * and PEXPIRE's arguments as they are), the day's field ('-' for none), the number of alert thresholds;
+ * then the thresholds (percent). No figure may be NaN or infinite (JSON has neither: the store refuses
+ * such a decision before it is sent). The reply, one string of integers separated by spaces (cheaper to
+ * send and read than an array): per decision, in order, {@link CONSUME_REPLY} integers, denied (0 none,
+ * 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used, quota
+ * remaining, the number of thresholds crossed; then those thresholds. Every number the script formats is whole, written with all
+ * its digits (`whole`, without `%d`'s limit to a C long), so the reply is exact. A later
+ * decision in a batch sees what the earlier ones did (the same key twice is counted twice).
  *
- * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles; a whole updatedAt as
- * `%d`, the same number) expiring when full; the quota a hash `{used, granted}` expiring after its
- * period (with a margin), its TTL set when it is created; the days a hash per month (`dayHashOf`:
- * field `DD`, HINCRBY) whose TTL, on each day's first count, becomes the day hash TTL if that is later
- * (a max: a day counted late never shortens it); the alert set a set of thresholds.
+ * Layout: the bucket is a string `"<tokens> <updatedAt>"` (%.17g, exact doubles) expiring when full; the
+ * quota a hash `{used, granted}` expiring after its period (with a margin), its TTL set when it is
+ * created; the days a hash per month (`dayHashOf`: field `DD`, HINCRBY) whose TTL, on each day's first
+ * count, becomes the day hash TTL if that is later (a max: a day counted late never shortens it); the
+ * alert set a set of thresholds.
  */
 export const CONSUME = `
 local EPS = 1e-6
+${WHOLE}
 local out = {}
 local k = 1
 local A = cjson.decode(ARGV[1])
@@ -109,14 +133,7 @@ for _ = 1, A[1] do
     if denied == 0 then
       local ttl = fullIn
       if ttl < 1 then ttl = 1 end
-      -- updatedAt is a whole number of ms but for a fractional clock: %d is exact for it, and cheaper.
-      local state
-      if updatedAt % 1 == 0 then
-        state = string.format('%.17g %d', tokens, updatedAt)
-      else
-        state = string.format('%.17g %.17g', tokens, updatedAt)
-      end
-      redis.call('SET', bucketKey, state, 'PX', string.format('%d', ttl))
+      redis.call('SET', bucketKey, string.format('%.17g %.17g', tokens, updatedAt), 'PX', whole(ttl))
     end
   end
 
@@ -129,7 +146,7 @@ for _ = 1, A[1] do
       local n = redis.call('HINCRBY', dayHash, dayField, costArg)
       -- A day's first count: the hash lives at least until this day's month is past its retention.
       -- PTTL is -1 for a hash just created (no TTL yet), so this sets it then too.
-      if n == cost and redis.call('PTTL', dayHash) < dayTtl then
+      if n == cost and redis.call('PTTL', dayHash) < tonumber(dayTtl) then
         redis.call('PEXPIRE', dayHash, dayTtl)
       end
     end
@@ -152,7 +169,15 @@ for _ = 1, A[1] do
       end
     end
   end
-  out[#out + 1] = string.format('%d %d %d %d %d %d %d', denied, bucketRemaining, retryAfter, fullIn, used, quotaRemaining, #crossed)
+  -- denied, bucketRemaining (at most the burst) and #crossed are small; the other four may not be.
+  if LONG64 and retryAfter < EXACT and fullIn < EXACT and used < EXACT and used > -EXACT
+      and quotaRemaining < EXACT then
+    out[#out + 1] = string.format('%d %d %d %d %d %d %d', denied, bucketRemaining, retryAfter, fullIn, used,
+      quotaRemaining, #crossed)
+  else
+    out[#out + 1] = string.format('%d %d %s %s %s %s %d', denied, bucketRemaining, whole(retryAfter),
+      whole(fullIn), whole(used), whole(quotaRemaining), #crossed)
+  end
   for i = 1, #crossed do out[#out + 1] = string.format('%d', crossed[i]) end
   o = o + 10 + nThresholds
 end

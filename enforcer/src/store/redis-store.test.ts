@@ -19,7 +19,8 @@ import { manualClock } from '../decision/clock.ts';
 import { decide, decideContext } from '../decision/decide.ts';
 import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
 import { type LossPolicy, RedisLossPolicy, StoreUnavailableError } from './redis-loss-policy.ts';
-import { CounterKeyError, type RedisConnection, RedisStore } from './redis-store.ts';
+import { CounterRequestError, type RedisConnection, RedisStore } from './redis-store.ts';
+import { WHOLE } from './redis-scripts.ts';
 import type { ConsumeRequest } from './store.ts';
 
 const T0 = Date.UTC(2026, 5, 10);
@@ -188,6 +189,40 @@ describe('the Redis store', () => {
     expect(freshLife).toBeLessThanOrEqual(JUNE_END + DAY - T0);
   });
 
+  it("writes every whole number of CONSUME's reply with its exact digits, whatever a C long holds", async () => {
+    // The split path is the one a 32-bit build takes; here it runs for every value beyond 2^31.
+    const values = [0, 1, -1, 2 ** 31 - 1, 2 ** 31, -(2 ** 31), -(2 ** 31) - 1, 999_999_999, 1e9];
+    values.push(1e12, 1_999_999_999_999, 2 ** 53 - 1, -(2 ** 53) + 1, 2 ** 53, 1e17, 1.8e19);
+    // Just below and at multiples of 10^9, where dividing by 10^9 may round up.
+    for (let k = 1; k < 9_000_000; k += 987_653) values.push(k * 1e9 - 1, k * 1e9);
+    for (let i = 0; i < 200; i++) values.push(Math.floor((Math.random() - 0.5) * 2 ** 54));
+    const script = `${WHOLE}
+local out = {}
+for i = 1, #ARGV do out[i] = whole(tonumber(ARGV[i])) end
+return table.concat(out, ' ')`;
+    const args = values.map((v) => BigInt(v).toString());
+    const written = (await store.client.eval(script, 0, ...args)) as string;
+    expect(written.split(' ')).toEqual(args);
+  });
+
+  it('refuses a decision with a figure that is not finite, alone, before it reaches Redis', async () => {
+    const metrics = new EnforcerMetrics(false, false);
+    const guarded = new RedisLossPolicy(store, { policy: 'local', now: () => T0, telemetry: metrics });
+    const a = request();
+    const b = request();
+    // One turn: the two would share a CONSUME call; NaN would reach the script as JSON null.
+    const [good, bad, badCost] = await Promise.allSettled([
+      guarded.consume(a.r()),
+      guarded.consume(b.r(Number.NaN)),
+      guarded.consume({ ...b.r(), cost: Number.POSITIVE_INFINITY }),
+    ]);
+    expect(good).toMatchObject({ status: 'fulfilled', value: { allowed: true, quota: { used: 1 } } });
+    expect(bad).toMatchObject({ status: 'rejected', reason: { name: 'CounterRequestError' } });
+    expect(badCost).toMatchObject({ status: 'rejected', reason: { name: 'CounterRequestError' } });
+    expect(guarded.available).toBe(true);
+    expect(await store.readQuotas([b.quota])).toEqual([undefined]);
+  });
+
   it('refuses a day key that names no day, as an error of the request and not an outage', async () => {
     const metrics = new EnforcerMetrics(false, false);
     const guarded = new RedisLossPolicy(store, { policy: 'local', now: () => T0, telemetry: metrics });
@@ -196,10 +231,10 @@ describe('the Redis store', () => {
     await expect(store.consume(bad)).rejects.toThrow(
       "ks:{redis-test/gold|key:x}:day:2026-02-30 is not a day counter's key",
     );
-    await expect(guarded.consume(bad)).rejects.toThrow(CounterKeyError);
+    await expect(guarded.consume(bad)).rejects.toThrow(CounterRequestError);
     expect(guarded.available).toBe(true);
     await expect(store.add('day', 'ks:{redis-test/gold|key:x}:day:June', 1, T0, T0)).rejects.toThrow(
-      CounterKeyError,
+      CounterRequestError,
     );
     // Read, a day that names no day was never counted.
     expect(await store.readDays(['ks:{redis-test/gold|key:x}:day:2026-02-30'])).toEqual([0]);

@@ -63,18 +63,23 @@ export const DEFAULT_QUOTA_MARGIN_MS = 86_400_000;
 
 const DAY_MS = 86_400_000;
 
-/** A counter key the store cannot place (a bug in the caller, not an outage of Redis). */
-export class CounterKeyError extends Error {
+/**
+ * A request the store cannot carry out as given (a bug in the caller, not an outage of Redis): a counter
+ * key it cannot place, a figure that is not a finite number.
+ */
+export class CounterRequestError extends Error {
   /** @param message what is wrong with which key */
   constructor(message: string) {
     super(message);
-    this.name = 'CounterKeyError';
+    this.name = 'CounterRequestError';
   }
 }
 
 /** The error for a day key that {@link dayHashOf} cannot place. */
-function notADay(dayKey: string): CounterKeyError {
-  return new CounterKeyError(`${dayKey} is not a day counter's key (ks:{<plan>|<subject>}:day:<YYYY-MM-DD>)`);
+function notADay(dayKey: string): CounterRequestError {
+  return new CounterRequestError(
+    `${dayKey} is not a day counter's key (ks:{<plan>|<subject>}:day:<YYYY-MM-DD>)`,
+  );
 }
 
 /**
@@ -247,14 +252,25 @@ export class RedisStore implements CounterStore {
       r.bucketLimit?.burst ?? 0,
       r.quotaLimit ?? 0,
       String(r.cost),
-      ttl(r.periodEnd + this.#marginMs - r.now),
+      // TTLs as strings, as Redis takes them: a number from the script would be formatted by Redis, and
+      // Redis 7.2.0 to 7.2.4 wrote some whole numbers with an exponent (3e+9), which PEXPIRE refuses.
+      String(ttl(r.periodEnd + this.#marginMs - r.now)),
       day !== undefined && r.dayExpiresAt !== undefined
-        ? ttl(dayHashExpiresAt(day, r.dayExpiresAt) - r.now)
-        : 1,
+        ? String(ttl(dayHashExpiresAt(day, r.dayExpiresAt) - r.now))
+        : '1',
       day?.field ?? '-',
       alerts ? r.thresholds.length : 0,
     ];
     if (alerts) for (const t of r.thresholds) args.push(t);
+    // JSON has no NaN or Infinity (they would reach the script as null and fail the whole batch, after
+    // the decisions before this one were written): refuse this decision alone.
+    for (const a of [...args, r.cost]) {
+      if (typeof a === 'number' && !Number.isFinite(a)) {
+        return Promise.reject(
+          new CounterRequestError(`a decision's figures must be finite numbers: ${args.join(' ')}`),
+        );
+      }
+    }
     return this.#batcher.add({ keys, args, bucket, quota });
   }
 
@@ -367,7 +383,7 @@ export class RedisStore implements CounterStore {
    * Adds counts made elsewhere (a local store while Redis was away) to a quota counter's `used` or a day
    * counter (`key` a day key: its month's hash), moving the expiry later if it would end sooner (a
    * quota: `expiresAt` is its period's end; a day: its own expiry). For redis-loss-policy.ts. Rejects
-   * with a {@link CounterKeyError} for a day key that names no day.
+   * with a {@link CounterRequestError} for a day key that names no day.
    */
   async add(
     kind: 'quota' | 'day',

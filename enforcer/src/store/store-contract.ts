@@ -221,6 +221,17 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
         allowed: true,
         bucket: { remaining: 9_999_998, fullInMs: 667 },
       });
+      // A rate so slow the bucket refills in 10^17 ms: past 2^53, a reply the Redis store writes with
+      // %.0f, and a bucket TTL Redis takes.
+      const slow = request(plan, key('c'), T0, {
+        bucketLimit: { rate: 1e-14, burst: 2 },
+        quotaKey: undefined,
+        quotaLimit: undefined,
+      });
+      expect(await consume(store, slow)).toMatchObject({
+        allowed: true,
+        bucket: { remaining: 1, fullInMs: 1e17 },
+      });
     },
   },
   {
