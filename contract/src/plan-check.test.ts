@@ -1,17 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import type { RenderedPlan } from './format.ts';
 import { renderedPlanProblem } from './plan-check.ts';
+import { plan as fixturePlan } from '../testing/plans.ts';
 
-const plan = (spec: Partial<RenderedPlan> = {}): RenderedPlan => ({
-  id: 'shop/gold',
-  name: 'gold',
-  routes: [],
-  shadow: false,
-  countBy: 'Key',
-  responses: [],
-  alertThresholds: [],
-  ...spec,
-});
+const plan = (spec: Partial<RenderedPlan> = {}): RenderedPlan => fixturePlan('shop', 'gold', spec);
 const route = (name: string, path: string): RenderedPlan['routes'][number] => ({
   name,
   methods: ['*'],

@@ -121,7 +121,12 @@ const source =
             logger,
           )
         : undefined;
-if (source === undefined) logger.warn('no config source: every check is answered 503 until one is given');
+if (source === undefined)
+  logger.warn(
+    config.failOpen
+      ? 'no config source: every check is allowed (fail-open) until one is given'
+      : 'no config source: every check is answered 503 until one is given',
+  );
 
 const http = config.httpPort === undefined ? undefined : buildApp({ checker });
 const admin =

@@ -20,19 +20,7 @@ import { fileOrigin, type StageTexts } from '../src/catalog/parse-job.ts';
 import { ThresholdParser } from '../src/catalog/parser.ts';
 import type { Refusal } from '../src/catalog/shard.ts';
 
-/** A plan with the renderer's defaults filled in. */
-export function plan(namespace: string, name: string, spec: Partial<RenderedPlan> = {}): RenderedPlan {
-  return {
-    id: `${namespace}/${name}`,
-    name,
-    routes: [],
-    shadow: false,
-    countBy: 'Key',
-    responses: [],
-    alertThresholds: [],
-    ...spec,
-  };
-}
+export { plan } from '../../contract/testing/plans.ts';
 
 /** A key, briefly: an ApiKey by its value(s), or a KeyPair by its SecretId and SecretKey(s). */
 export interface FixtureKey {

@@ -4,8 +4,9 @@
  */
 
 /**
- * The heap the operator runs with, as its image does: its live set is small (about 100 MB at 10,000 keys)
- * but it allocates fast, and an uncapped V8 heap grows to several times the live set before collecting.
+ * The heap the operator runs with, as its image does: its live set is small (about 110 MB of heap at
+ * 10,000 keys, docs/operator.md) but it allocates fast, and an uncapped V8 heap grows to several times
+ * the live set before collecting.
  */
 export const OPERATOR_NODE_OPTIONS = '--max-old-space-size=160 --max-semi-space-size=4';
 
