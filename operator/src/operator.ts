@@ -12,8 +12,15 @@ import { RetryAfter, WorkQueue } from './controllers/queue.ts';
 import type { Clients } from './kube/clients.ts';
 import { describe, isConflict, retryAfterMs } from './kube/errors.ts';
 import { EventRecorder } from './kube/events.ts';
-import { allInformers, API_KEY_LABEL, makeInformers, type Informers } from './kube/informers.ts';
+import {
+  allInformers,
+  API_KEY_LABEL,
+  makeInformers,
+  namedInformers,
+  type Informers,
+} from './kube/informers.ts';
 import { LeaderElector } from './kube/lease.ts';
+import { supervise } from './kube/supervise.ts';
 import { Writer } from './kube/writer.ts';
 import type { OperatorMetrics } from './telemetry/metrics.ts';
 import { UsagePoller } from './usage/poller.ts';
@@ -168,16 +175,17 @@ export async function startOperator(
         if (verb === 'delete' || !writer.isOwnWrite('Secret', o)) namespaceChanged(o);
       });
     }
-    for (const inf of allInformers(set)) {
-      inf.on('error', (err: unknown) => {
-        log.warn({ err: describe(err) }, 'watch ended; restarting');
-        setTimeout(() => void inf.start().catch(() => undefined), 1000).unref();
-      });
-    }
   }
 
+  // Each informer is restarted after an error, with a backoff; the caches are complete only once every
+  // informer has listed (client-node's start() resolves after a failed list too, with the cache empty).
+  const supervised = sets.flatMap((s, i) =>
+    Object.entries(namedInformers(s)).map(([name, inf]) =>
+      supervise(inf, { name: sets.length > 1 ? `${config.namespaces[i] ?? ''}/${name}` : name, log }),
+    ),
+  );
   let synced = false;
-  await Promise.all(sets.flatMap((s) => allInformers(s).map((i) => i.start())));
+  await Promise.all(supervised.map((s) => s.listed));
   synced = true;
   log.info({ namespaces: config.namespaces.length > 0 ? config.namespaces : 'all' }, 'caches synced');
 
@@ -249,6 +257,7 @@ export async function startOperator(
       queues?.debounce.stop();
       await Promise.all([queues?.keys.stop(), queues?.namespaces.stop()]);
       await elector?.stop();
+      for (const s of supervised) s.stop();
       for (const s of sets) for (const i of allInformers(s)) await i.stop().catch(() => undefined);
     },
   };
@@ -263,7 +272,7 @@ function mergeInformers(sets: readonly Informers[]): Informers {
       ...parts[0],
       get: (name: string, namespace?: string) =>
         parts.map((p) => p.get(name, namespace)).find((o) => o !== undefined),
-      list: (namespace?: string) => parts.flatMap((p) => p.list(namespace)),
+      list: (namespace?: string) => parts.flatMap((p): readonly KubernetesObject[] => p.list(namespace)),
     } as unknown as Informers[K];
   };
   return {

@@ -17,6 +17,33 @@ import { GROUP, VERSION } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
 import type { Clients } from './clients.ts';
 
+/** How many times each informer's list has succeeded (see {@link listCount}). */
+const LISTS = new WeakMap<object, { n: number }>();
+
+/**
+ * How many times the informer's list has succeeded. client-node's `start()` resolves even when the
+ * list failed (it tells only the informer's 'error' handlers), leaving the cache empty: this is how to
+ * tell a complete cache from an empty one.
+ */
+export function listCount(inf: object): number {
+  return LISTS.get(inf)?.n ?? 0;
+}
+
+/** Makes an informer whose successful lists are counted for {@link listCount}. */
+export function counted<T extends KubernetesObject>(
+  make: (list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>) => Watched<T>,
+  list: () => Promise<{ items: T[]; metadata?: { resourceVersion?: string } }>,
+): Watched<T> {
+  const lists = { n: 0 };
+  const inf = make(async () => {
+    const result = await list();
+    lists.n += 1;
+    return result;
+  });
+  LISTS.set(inf, lists);
+  return inf;
+}
+
 /** The label on every Secret holding key material: the operator's key Secrets, and imported ones it adopted. */
 export const KEY_MATERIAL_LABEL = 'keystile.dev/key-material';
 /** The label naming the ApiKey a key Secret belongs to. */
@@ -73,27 +100,35 @@ export function makeInformers(c: Clients, namespace: string | undefined): Inform
         items: T[];
         metadata?: { resourceVersion?: string };
       }>;
-    return makeInformer<T>(c.kc, path, list);
+    return counted<T>((l) => makeInformer<T>(c.kc, path, l), list);
   };
   const secrets = (labelSelector: string): Watched<V1Secret> =>
-    makeInformer<V1Secret>(
-      c.kc,
-      namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+    counted<V1Secret>(
+      (l) =>
+        makeInformer<V1Secret>(
+          c.kc,
+          namespace ? `/api/v1/namespaces/${namespace}/secrets` : '/api/v1/secrets',
+          l,
+          labelSelector,
+        ),
       () =>
         namespace
           ? c.core.listNamespacedSecret({ namespace, labelSelector })
           : c.core.listSecretForAllNamespaces({ labelSelector }),
-      labelSelector,
     );
   const configMaps = (labelSelector: string): Watched<V1ConfigMap> =>
-    makeInformer<V1ConfigMap>(
-      c.kc,
-      namespace ? `/api/v1/namespaces/${namespace}/configmaps` : '/api/v1/configmaps',
+    counted<V1ConfigMap>(
+      (l) =>
+        makeInformer<V1ConfigMap>(
+          c.kc,
+          namespace ? `/api/v1/namespaces/${namespace}/configmaps` : '/api/v1/configmaps',
+          l,
+          labelSelector,
+        ),
       () =>
         namespace
           ? c.core.listNamespacedConfigMap({ namespace, labelSelector })
           : c.core.listConfigMapForAllNamespaces({ labelSelector }),
-      labelSelector,
     );
   const informers: Informers = {
     plans: custom('usageplans'),
@@ -114,13 +149,18 @@ export function makeInformers(c: Clients, namespace: string | undefined): Inform
 
 /** All informers of a set, as a list. */
 export function allInformers(i: Informers): Watched<KubernetesObject>[] {
-  return [
-    i.plans,
-    i.keys,
-    i.bindings,
-    i.adjustments,
-    i.keySecrets,
-    i.renderedConfigMaps,
-    i.renderedSecrets,
-  ] as Watched<KubernetesObject>[];
+  return Object.values(namedInformers(i));
+}
+
+/** All informers of a set, by name (for logs). */
+export function namedInformers(i: Informers): Record<keyof Informers, Watched<KubernetesObject>> {
+  return {
+    plans: i.plans,
+    keys: i.keys,
+    bindings: i.bindings,
+    adjustments: i.adjustments,
+    keySecrets: i.keySecrets,
+    renderedConfigMaps: i.renderedConfigMaps,
+    renderedSecrets: i.renderedSecrets,
+  };
 }
