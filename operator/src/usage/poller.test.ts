@@ -64,19 +64,20 @@ function world(opts: { lagging: boolean }) {
     KEYSTILE_USAGE_REDIS_URL: 'redis://127.0.0.1:1',
     KEYSTILE_USAGE_WRITES_PER_SECOND: '1000',
   });
+  const metrics = makeMetrics();
   const poller = new UsagePoller({
     config: config.usage,
     informers,
     writer,
     events: recorder,
-    metrics: makeMetrics(),
+    metrics,
     log: pino({ level: 'silent' }),
     view: new UsageView(config.usage),
     redis,
     requeueNamespace: () => undefined,
     now: () => new Date('2026-11-23T12:00:00Z'),
   });
-  return { poller, counters, writes, events, keys };
+  return { poller, counters, writes, events, keys, metrics };
 }
 
 describe('UsagePoller', () => {
@@ -112,4 +113,23 @@ describe('UsagePoller', () => {
       await w.poller.stop();
     });
   }
+
+  it('exports no quota gauges once stopped (a replica that lost the Lease)', async () => {
+    const w = world({ lagging: false });
+    w.counters.set('ks:{shop/gold|key:ka}:quota:2026-11-01', { used: 85, granted: 0 });
+    w.poller.start(); // the first poll runs now
+    await w.poller.drained();
+    const exported = async (): Promise<string[]> =>
+      (await w.metrics.registry.metrics())
+        .split('\n')
+        .filter((l) => /^keystile_operator_(key|plan)_quota_(used|limit)\{/.test(l));
+    expect(await exported()).toEqual(
+      expect.arrayContaining([
+        'keystile_operator_key_quota_used{namespace="shop",apikey="a",plan="gold"} 85',
+        'keystile_operator_plan_quota_used{namespace="shop",plan="gold"} 85',
+      ]),
+    );
+    await w.poller.stop();
+    expect(await exported()).toEqual([]);
+  });
 });

@@ -111,6 +111,13 @@ export class UsagePoller {
     if (this.#timer) clearTimeout(this.#timer);
     await this.#polling;
     await this.#writer.stop();
+    // A replica that stopped polling (it lost the Lease, or is stopping) reports no quotas: its last
+    // figures would stay exported beside the new leader's, frozen, and double the per-plan sums.
+    const m = this.#d.metrics;
+    m.keyQuotaUsed.reset();
+    m.keyQuotaLimit.reset();
+    m.planQuotaUsed.reset();
+    m.usagePendingWrites.set(0);
   }
 
   /** One poll: read, compute, queue the writes; resolves once queued (not written). */
