@@ -6,7 +6,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseIndex, parseKeysShard, parseSecretsShard } from '../../contract/src/validate.ts';
-import { hashKey } from '../../contract/src/key-format.ts';
+import { generateKey, hashKey } from '../../contract/src/key-format.ts';
 import { apiserverReady, startApiserver } from '../ground/controlplane.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import { operatorReady, startOperatorProcess, SYSTEM_NAMESPACE } from '../ground/keystile.ts';
@@ -313,6 +313,98 @@ describe('the operator', () => {
       '--from-literal=value=imported-value-0123456789abcdef',
     ]);
     await until('lost Ready', async () => ready(await get(ns, 'apikey/lost'))?.reason === 'KeyReady');
+  });
+
+  it('refuses an imported key once its Secret is deleted, not serving its last value, and serves it again when the Secret is back', async () => {
+    const first = 'imported-first-0123456789abcdef';
+    const second = 'imported-second-0123456789abcdef';
+    const secret = (value: string) => ({
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'revocable-source' },
+      stringData: { value },
+    });
+    await apply(ns, secret(first));
+    await apply(ns, key('revocable', { valueFrom: 'Secret', secretRef: { name: 'revocable-source' } }));
+    await apply(
+      ns,
+      binding('b-revocable', 'gold', { names: ['revocable'] }, [{ api: 'revocable', stage: 'x' }]),
+    );
+    // The stage's only key: without a usable value the stage is not rendered at all (UnknownStage).
+    const hashes = async (): Promise<string[]> =>
+      (await exists(ns, 'configmap/keystile-revocable.x'))
+        ? (await stage(ns, 'revocable', 'x')).credentials.flatMap((c) =>
+            c.type === 'ApiKey' ? c.hashes.map((h) => h.sha256) : [],
+          )
+        : [];
+    await until('the imported value rendered', async () => (await hashes()).includes(hashKey(first)));
+
+    await kubectl(['-n', ns, 'delete', 'secret/revocable-source']);
+    await until(
+      'the key reports SecretNotFound and its value is no longer rendered',
+      async () =>
+        ready(await get(ns, 'apikey/revocable'))?.reason === 'SecretNotFound' &&
+        !(await hashes()).includes(hashKey(first)),
+      30_000,
+    );
+    expect(ready(await get(ns, 'planbinding/b-revocable'))?.reason).toBe('KeyNotReady');
+
+    await apply(ns, secret(second));
+    await until('the new value rendered', async () => (await hashes()).includes(hashKey(second)), 30_000);
+    expect(await hashes()).not.toContain(hashKey(first));
+  });
+
+  it("gives an ApiKey created under a deleted one's name a value of its own, never the Secret the deleted one left", async () => {
+    // The Secret a deleted ApiKey leaves until the garbage collector removes it, made deterministic: its
+    // controller is another ApiKey (which exists, so the collector leaves it alone).
+    await apply(ns, key('previous-owner'));
+    const owner = await get(ns, 'apikey/previous-owner');
+    const left = generateKey('aaaaaaaaaaaa').value;
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'keystile-key-recreated',
+        labels: {
+          'app.kubernetes.io/managed-by': 'keystile',
+          'keystile.dev/key-material': 'true',
+          'keystile.dev/apikey': 'recreated',
+        },
+        ownerReferences: [
+          {
+            apiVersion: 'keystile.dev/v1alpha1',
+            kind: 'ApiKey',
+            name: 'previous-owner',
+            uid: owner.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      stringData: { keyId: 'aaaaaaaaaaaa', value: left, 'rotation-sequence': '0' },
+    });
+    await apply(ns, key('recreated'));
+    await apply(
+      ns,
+      binding('b-recreated', 'gold', { names: ['recreated'] }, [{ api: 'recreated', stage: 'x' }]),
+    );
+    const fresh = await get(ns, 'apikey/recreated');
+    await until('the Secret replaced and owned by the new ApiKey', async () => {
+      const s = await get(ns, 'secret/keystile-key-recreated');
+      const refs = (s.metadata.ownerReferences ?? []) as { uid?: string }[];
+      return refs[0]?.uid === fresh.metadata.uid && b64(s.data?.['value'] ?? '') !== left;
+    });
+    await until('Ready', async () => ready(await get(ns, 'apikey/recreated'))?.reason === 'KeyReady');
+    const value = b64((await get(ns, 'secret/keystile-key-recreated')).data?.['value'] ?? '');
+    const keyId = (await get(ns, 'apikey/recreated')).status?.keyId;
+    expect(keyId).not.toBe('aaaaaaaaaaaa');
+    await until('the new value rendered', async () => {
+      const cred = (await stage(ns, 'recreated', 'x')).credentials.find((c) => c.id === keyId);
+      return cred?.type === 'ApiKey' && cred.hashes.length === 1 && cred.hashes[0]?.sha256 === hashKey(value);
+    });
+    const all = (await stage(ns, 'recreated', 'x')).credentials.flatMap((c) =>
+      c.type === 'ApiKey' ? c.hashes.map((h) => h.sha256) : [],
+    );
+    expect(all).not.toContain(hashKey(left));
   });
 
   it('removes a stage when its last binding is deleted', async () => {

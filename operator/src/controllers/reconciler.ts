@@ -17,7 +17,7 @@ import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
 import { planKeySecret } from '../keys/key-plan.ts';
-import { type KeySecretData, keySecretName, materialFromSecret } from '../keys/key-secret.ts';
+import { type KeySecretData, keySecretName, materialFromSecret, ownedByAnother } from '../keys/key-secret.ts';
 import { IncrementalRenderer } from '../render/incremental.ts';
 import type { BindingResult, KeyMaterial, RenderedObject } from '../render/types.ts';
 import { type Condition, getCondition } from '../status/conditions.ts';
@@ -140,7 +140,10 @@ export class Reconciler {
     }
     const secretName = keySecretName(name);
     const current = informers.keySecrets.get(secretName, namespace);
-    const existing = current ? (decodeData(current.data) as KeySecretData) : undefined;
+    // A Secret left by a deleted ApiKey of the same name is replaced (guarded by its resourceVersion), as
+    // if there were none: the deleted key's value and id are not this key's.
+    const foreign = ownedByAnother(current, key.metadata.uid);
+    const existing = current && !foreign ? (decodeData(current.data) as KeySecretData) : undefined;
     let imported: Record<string, string> | 'missing' | undefined;
     if (key.spec.valueFrom === 'Secret') {
       const ref = key.spec.secretRef?.name ?? '';
@@ -158,6 +161,27 @@ export class Reconciler {
       ...(imported !== undefined && { imported }),
       now: this.#d.now(),
     });
+    const labels = {
+      [LABELS.managedBy]: MANAGED_BY,
+      [KEY_MATERIAL_LABEL]: 'true',
+      [API_KEY_LABEL]: name,
+    };
+    /** Writes the key Secret; false when the namespace is being deleted (nothing to make). */
+    const write = async (data: KeySecretData): Promise<boolean> => {
+      // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
+      try {
+        await writer.writeKeySecret(key as never, secretName, labels, data, current);
+      } catch (err) {
+        if (isNamespaceTerminating(err)) {
+          this.#terminating.set(namespace, Date.now());
+          return false;
+        }
+        this.#keyErrors.set(id, describe(err));
+        throw err;
+      }
+      this.#terminating.delete(namespace);
+      return true;
+    };
     if (plan.kind === 'problem') {
       this.#keyErrors.delete(id);
       const was = this.#keyProblems.get(id);
@@ -166,31 +190,22 @@ export class Reconciler {
         this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
       // An imported Secret that does not exist yet is not watched (only labelled Secrets are): look again.
       if (imported === 'missing') this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
+      if (plan.withdraw) {
+        if (!(await write(plan.withdraw))) return;
+        log.info({ apiKey: id, keyId: plan.withdraw.keyId, reason: plan.reason }, 'imported value withdrawn');
+      }
     } else {
       this.#keyProblems.delete(id);
       this.#keyErrors.delete(id);
       if (plan.kind === 'write') {
-        const labels = {
-          [LABELS.managedBy]: MANAGED_BY,
-          [KEY_MATERIAL_LABEL]: 'true',
-          [API_KEY_LABEL]: name,
-        };
-        // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
-        try {
-          await writer.writeKeySecret(key as never, secretName, labels, plan.data, current);
-        } catch (err) {
-          if (isNamespaceTerminating(err)) {
-            // The namespace is being deleted, and the key with it: nothing to make.
-            this.#terminating.set(namespace, Date.now());
-            return;
-          }
-          this.#keyErrors.set(id, describe(err));
-          throw err;
-        }
-        this.#terminating.delete(namespace);
+        if (!(await write(plan.data))) return;
         log.info(
           { apiKey: id, keyId: plan.data.keyId, rotated: plan.rotated !== undefined },
-          current ? 'key secret updated' : 'key secret created',
+          foreign
+            ? "key secret replaced: it was a deleted ApiKey's of the same name"
+            : current
+              ? 'key secret updated'
+              : 'key secret created',
         );
         if (plan.rotated) {
           await events.record(
@@ -466,7 +481,9 @@ export class Reconciler {
   #keyInput(cache: NamespaceCache, namespace: string, k: ApiKey, nowMs: number): KeyInput {
     const name = k.metadata.name;
     const secretName = keySecretName(name);
-    const secret = this.#d.informers.keySecrets.get(secretName, namespace);
+    const cached = this.#d.informers.keySecrets.get(secretName, namespace);
+    // A deleted ApiKey's Secret is not this key's, until reconcileKey has replaced it.
+    const secret = ownedByAnother(cached, k.metadata.uid) ? undefined : cached;
     const type = k.spec.type ?? 'ApiKey';
     const problem = this.#keyProblems.get(`${namespace}/${name}`);
     const was = cache.inputs.get(name);
@@ -481,7 +498,9 @@ export class Reconciler {
       return was;
     const data = secret ? (decodeData(secret.data) as KeySecretData) : undefined;
     const now = new Date(nowMs);
-    const fresh = data ? materialFromSecret(type, data, now) : undefined;
+    // An imported key whose Secret is gone or holds no valid value is refused, not served its last good
+    // value: deleting the Secret (or writing a bad value over a leaked one) must not leave the old one working.
+    const fresh = data && !problem ? materialFromSecret(type, data, now) : undefined;
     // The same material object while its content is the same: the renderer compares by identity.
     const material =
       fresh && was?.material && JSON.stringify(fresh) === JSON.stringify(was.material) ? was.material : fresh;

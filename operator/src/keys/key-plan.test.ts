@@ -94,6 +94,37 @@ describe('planKeySecret', () => {
     expect(JSON.stringify(bad)).not.toContain('"short"');
   });
 
+  it('withdraws an imported value whose Secret is deleted or made bad: fixing it brings back no grace period', () => {
+    const key = apiKey({ valueFrom: 'Secret', secretRef: { name: 'legacy' } });
+    const leaked = 'apikey1234abcdefghij0123456789';
+    const first = planKeySecret({ key, existing: undefined, imported: { value: leaked }, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    const keyId = first.data.keyId;
+    for (const imported of ['missing', { value: 'short' }] as const) {
+      const gone = planKeySecret({ key, existing: first.data, imported, now });
+      expect(gone).toMatchObject({ kind: 'problem', withdraw: { keyId } });
+      if (gone.kind !== 'problem' || !gone.withdraw) throw new Error('expected a withdrawal');
+      expect(materialFromSecret('ApiKey', gone.withdraw, now)).toBeUndefined();
+      // Withdrawn once: nothing more to write while the problem lasts.
+      expect(planKeySecret({ key, existing: gone.withdraw, imported, now })).not.toHaveProperty('withdraw');
+      // A new value: the same key id, and the withdrawn value is not kept for a grace period.
+      const fixed = planKeySecret({ key, existing: gone.withdraw, imported: { value: `${leaked}X` }, now });
+      expect(fixed).toEqual({ kind: 'write', data: { keyId, sha256: hashKey(`${leaked}X`) } });
+    }
+    // An imported pair likewise.
+    const pairKey = apiKey({ type: 'KeyPair', valueFrom: 'Secret', secretRef: { name: 'pair' } });
+    const pair = planKeySecret({
+      key: pairKey,
+      existing: undefined,
+      imported: { secretId: 'AKIDok', secretKey: 'k'.repeat(40) },
+      now,
+    });
+    if (pair.kind !== 'write') throw new Error('expected a write');
+    expect(planKeySecret({ key: pairKey, existing: pair.data, imported: 'missing', now })).toMatchObject({
+      withdraw: { keyId: pair.data.keyId },
+    });
+  });
+
   it.each([
     ['with a double quote (it is sent quoted)', 'AKID"x'],
     ['with a space', 'AKID x'],

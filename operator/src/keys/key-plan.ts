@@ -30,7 +30,17 @@ export type KeyPlan =
       readonly data: KeySecretData;
       readonly rotated?: { readonly previousValidUntil: string };
     }
-  | { readonly kind: 'problem'; readonly reason: Reason; readonly message: string };
+  | {
+      readonly kind: 'problem';
+      readonly reason: Reason;
+      readonly message: string;
+      /**
+       * For an imported key whose Secret held a value: what the key Secret holds from now on (the key id
+       * alone). A missing or bad import withdraws the value it replaced, so that fixing the Secret does
+       * not bring the withdrawn value back, not even for a grace period.
+       */
+      readonly withdraw?: KeySecretData;
+    };
 
 /** The inputs: `imported` is the user's Secret's data for valueFrom: Secret ('missing' if it does not exist). */
 export interface KeyPlanInput {
@@ -54,91 +64,112 @@ export function planKeySecret(input: KeyPlanInput): KeyPlan {
   const keyId = existing?.keyId ?? newKeyId(random);
 
   if (key.spec.valueFrom === 'Secret') {
-    const ref = key.spec.secretRef?.name ?? '';
-    if (input.imported === undefined || input.imported === 'missing') {
+    const plan = planImported(input, keyId, until);
+    const held = existing?.sha256 ?? existing?.secretKey ?? existing?.[KEY_SECRET.previousSha256];
+    if (plan.kind !== 'problem' || held === undefined || !existing?.keyId) return plan;
+    return { ...plan, withdraw: { keyId: existing.keyId } };
+  }
+  return planGenerated(input, keyId, until, sequence, type);
+}
+
+/** An imported key: its value follows the user's Secret. */
+function planImported(input: KeyPlanInput, keyId: string, until: string): KeyPlan {
+  const { key, existing } = input;
+  const type = key.spec.type ?? 'ApiKey';
+  const ref = key.spec.secretRef?.name ?? '';
+  if (input.imported === undefined || input.imported === 'missing') {
+    return {
+      kind: 'problem',
+      reason: Reason.SecretNotFound,
+      message: `Secret ${ref} does not exist in namespace ${key.metadata.namespace ?? ''}`,
+    };
+  }
+  if (type === 'KeyPair') {
+    const secretId = input.imported['secretId'];
+    const secretKey = input.imported['secretKey'];
+    if (!secretId || !secretKey) {
       return {
         kind: 'problem',
         reason: Reason.SecretNotFound,
-        message: `Secret ${ref} does not exist in namespace ${key.metadata.namespace ?? ''}`,
+        message: `Secret ${ref} must hold the data keys secretId and secretKey`,
       };
     }
-    if (type === 'KeyPair') {
-      const secretId = input.imported['secretId'];
-      const secretKey = input.imported['secretKey'];
-      if (!secretId || !secretKey) {
-        return {
-          kind: 'problem',
-          reason: Reason.SecretNotFound,
-          message: `Secret ${ref} must hold the data keys secretId and secretKey`,
-        };
-      }
-      const badId = checkSecretId(secretId);
-      if (badId) {
-        return {
-          kind: 'problem',
-          reason: Reason.InvalidValue,
-          message: `Secret ${ref}, data key secretId: ${badId}`,
-        };
-      }
-      if (secretKey.length < 16 || secretKey.length > 256) {
-        return {
-          kind: 'problem',
-          reason: Reason.InvalidValue,
-          message: `Secret ${ref}: secretKey must have 16 to 256 characters`,
-        };
-      }
-      if (existing?.secretKey === secretKey && existing.secretId === secretId) return { kind: 'keep' };
-      const rotating = existing?.secretKey !== undefined && existing.secretId === secretId;
-      return {
-        kind: 'write',
-        data: {
-          keyId,
-          secretId,
-          secretKey,
-          ...(rotating &&
-            existing.secretKey && {
-              [KEY_SECRET.previousSecretKey]: existing.secretKey,
-              [KEY_SECRET.previousValidUntil]: until,
-            }),
-        },
-        ...(rotating && { rotated: { previousValidUntil: until } }),
-      };
-    }
-    const dataKey = key.spec.secretRef?.key ?? 'value';
-    const value = input.imported[dataKey];
-    if (value === undefined) {
-      return {
-        kind: 'problem',
-        reason: Reason.SecretNotFound,
-        message: `Secret ${ref} has no data key ${dataKey}`,
-      };
-    }
-    const bad = checkImportedValue(value);
-    if (bad)
+    const badId = checkSecretId(secretId);
+    if (badId) {
       return {
         kind: 'problem',
         reason: Reason.InvalidValue,
-        message: `Secret ${ref}, data key ${dataKey}: ${bad}`,
+        message: `Secret ${ref}, data key secretId: ${badId}`,
       };
-    const sha = hashKey(value);
-    if (existing?.sha256 === sha && existing.keyId) return { kind: 'keep' };
-    const rotating = existing?.sha256 !== undefined;
+    }
+    if (secretKey.length < 16 || secretKey.length > 256) {
+      return {
+        kind: 'problem',
+        reason: Reason.InvalidValue,
+        message: `Secret ${ref}: secretKey must have 16 to 256 characters`,
+      };
+    }
+    if (existing?.secretKey === secretKey && existing.secretId === secretId) return { kind: 'keep' };
+    const rotating = existing?.secretKey !== undefined && existing.secretId === secretId;
     return {
       kind: 'write',
       data: {
         keyId,
-        sha256: sha,
+        secretId,
+        secretKey,
         ...(rotating &&
-          existing.sha256 && {
-            [KEY_SECRET.previousSha256]: existing.sha256,
+          existing.secretKey && {
+            [KEY_SECRET.previousSecretKey]: existing.secretKey,
             [KEY_SECRET.previousValidUntil]: until,
           }),
       },
       ...(rotating && { rotated: { previousValidUntil: until } }),
     };
   }
+  const dataKey = key.spec.secretRef?.key ?? 'value';
+  const value = input.imported[dataKey];
+  if (value === undefined) {
+    return {
+      kind: 'problem',
+      reason: Reason.SecretNotFound,
+      message: `Secret ${ref} has no data key ${dataKey}`,
+    };
+  }
+  const bad = checkImportedValue(value);
+  if (bad)
+    return {
+      kind: 'problem',
+      reason: Reason.InvalidValue,
+      message: `Secret ${ref}, data key ${dataKey}: ${bad}`,
+    };
+  const sha = hashKey(value);
+  if (existing?.sha256 === sha && existing.keyId) return { kind: 'keep' };
+  const rotating = existing?.sha256 !== undefined;
+  return {
+    kind: 'write',
+    data: {
+      keyId,
+      sha256: sha,
+      ...(rotating &&
+        existing.sha256 && {
+          [KEY_SECRET.previousSha256]: existing.sha256,
+          [KEY_SECRET.previousValidUntil]: until,
+        }),
+    },
+    ...(rotating && { rotated: { previousValidUntil: until } }),
+  };
+}
 
-  // Generated.
+/** A generated key: a value made once, and again at each rotation. */
+function planGenerated(
+  input: KeyPlanInput,
+  keyId: string,
+  until: string,
+  sequence: number,
+  type: 'ApiKey' | 'KeyPair',
+): KeyPlan {
+  const { existing } = input;
+  const random = input.random ?? randomBytes;
   const done = Number(existing?.['rotation-sequence'] ?? '-1');
   if (type === 'KeyPair') {
     if (existing?.secretId && existing.secretKey && existing.keyId) {

@@ -11,6 +11,7 @@
  *   previous-valid-until   when the replaced value stops working (RFC 3339)
  *   rotation-sequence      the spec.rotation.sequence the current value was made for
  */
+import type { V1Secret } from '@kubernetes/client-node';
 import { hashKey } from '../../../contract/src/key-format.ts';
 import type { KeyMaterial } from '../render/types.ts';
 
@@ -30,6 +31,18 @@ export const KEY_SECRET = {
 /** The name of the Secret the operator generates for an ApiKey. */
 export function keySecretName(apiKey: string): string {
   return `keystile-key-${apiKey}`;
+}
+
+/**
+ * Whether a key Secret belongs to another ApiKey of the same name: one deleted and created again before
+ * the garbage collector removed its Secret. Its controller is an ApiKey with another uid. Such a Secret
+ * is treated as absent: the new key gets a value (and a key id) of its own, and the deleted key's value
+ * is never rendered for it, not even for a grace period.
+ */
+export function ownedByAnother(secret: V1Secret | undefined, keyUid: string | undefined): boolean {
+  if (!secret || !keyUid) return false;
+  const controller = secret.metadata?.ownerReferences?.find((r) => r.controller === true);
+  return controller !== undefined && controller.kind === 'ApiKey' && controller.uid !== keyUid;
 }
 
 /** A key Secret's content, decoded. */
