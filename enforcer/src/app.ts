@@ -4,7 +4,7 @@
  */
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { Checker } from './transport/checker.ts';
-import { clientErrorHandler, registerHttpCheck, sendDecision } from './transport/http-check.ts';
+import { checkFrameworkErrors, clientErrorHandler, registerHttpCheck } from './transport/http-check.ts';
 
 /** What the check server needs. */
 export interface AppOptions {
@@ -29,9 +29,8 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     bodyLimit: 1 << 20,
     http: { maxHeaderSize: opts.maxHeaderSize ?? 64 * 1024 },
     clientErrorHandler,
-    frameworkErrors: (_err, _request, reply) => {
-      sendDecision(reply, opts.checker.failed('http', 'malformed'));
-    },
+    // A path the router cannot decode (`/files/%FF`) is decided as any other: the check reads the raw URL.
+    frameworkErrors: checkFrameworkErrors(opts.checker),
   });
   registerHttpCheck(app, opts.checker);
   return app;

@@ -510,6 +510,94 @@ describe('decide: configured answers, problem documents, failures', () => {
   });
 });
 
+describe('decide: fail-open allows strip the key as a normal allow does', () => {
+  const down = (): Promise<never> => Promise.reject(new Error('down'));
+  const throwing: CounterStore = {
+    consume: () => {
+      throw new Error('down');
+    },
+    adjust: down,
+    readQuotas: down,
+    readDays: down,
+    close: () => Promise.resolve(),
+  };
+  const rejecting: CounterStore = { ...throwing, consume: down };
+  const OPEN: DecideOptions = { ...OPTIONS, failOpen: true };
+  /** The parts of an allow that reach the upstream. */
+  const upstreamOf = (d: Decision) => ({
+    allowed: d.allowed,
+    upstreamHeaders: d.upstreamHeaders,
+    removeHeaders: d.removeHeaders,
+    removeQueryParameters: d.removeQueryParameters,
+  });
+
+  it('when the store fails: the key header or query parameter removed, the customer set', async () => {
+    for (const stripKey of [true, false]) {
+      const f = await fixture();
+      const header = req({ 'x-api-key': gold.value });
+      const normal = f.run(header, { stripKey });
+      expect(normal.reason).toBe('Allowed');
+      const failed = f.run(header, { ...OPEN, stripKey }, throwing);
+      expect(failed.reason).toBe('FailOpen');
+      expect(upstreamOf(failed)).toEqual(upstreamOf(normal));
+      expect(failed.upstreamHeaders).toMatchObject({ 'x-keystile-customer': 'acme' });
+      expect(failed.removeHeaders).not.toContain('x-keystile-customer');
+      expect(failed.removeHeaders.includes('x-api-key')).toBe(stripKey);
+      const later = decide(f.catalog, header, rejecting, f.clock, decideContext({ ...OPEN, stripKey }));
+      expect(upstreamOf(await later)).toEqual(upstreamOf(normal));
+
+      // A key in the query: its parameter is removed (a key without a customer: that header removed).
+      const query = req({}, `/v1/orders?api_key=${other.value}`);
+      const sources = { keySources: [{ kind: 'query', name: 'api_key' }] } as const;
+      const normalQuery = f.run(query, { ...sources, stripKey });
+      expect(normalQuery.reason).toBe('Allowed');
+      const failedQuery = f.run(query, { ...OPEN, ...sources, stripKey }, throwing);
+      expect(failedQuery.reason).toBe('FailOpen');
+      expect(upstreamOf(failedQuery)).toEqual(upstreamOf(normalQuery));
+      expect(failedQuery.removeQueryParameters).toEqual(stripKey ? ['api_key'] : []);
+      expect(failedQuery.removeHeaders).toContain('x-keystile-customer');
+    }
+  });
+
+  it('with no config, or a bug before the key is known: every configured key source removed', async () => {
+    const f = await fixture();
+    const keySources = [
+      { kind: 'header', name: 'x-api-key' },
+      { kind: 'header', name: 'x-other-key' },
+      { kind: 'bearer' },
+      { kind: 'query', name: 'api_key' },
+    ] as const;
+    const broken: CheckRequest = {
+      ...req({}),
+      header: () => {
+        throw new Error('a bug');
+      },
+    };
+    for (const stripKey of [true, false]) {
+      const options = decideContext({ ...OPEN, keySources, stripKey });
+      const none = decide(undefined, req({ 'x-api-key': gold.value }), f.store, f.clock, options);
+      const bug = decide(f.catalog, broken, f.store, f.clock, options);
+      for (const d of [none, bug] as Decision[]) {
+        expect(d).toMatchObject({ allowed: true, reason: 'FailOpen', upstreamHeaders: {} });
+        expect([...d.removeHeaders].sort()).toEqual(
+          [
+            'x-keystile-key-id',
+            'x-keystile-plan',
+            'x-keystile-customer',
+            'x-keystile-shadow',
+            ...(stripKey ? ['x-api-key', 'x-other-key', 'authorization'] : []),
+          ].sort(),
+        );
+        expect(d.removeQueryParameters).toEqual(stripKey ? ['api_key'] : []);
+      }
+    }
+    // Without a bearer source, Authorization is left alone.
+    const headerOnly = decide(undefined, req({}), f.store, f.clock, decideContext(OPEN)) as Decision;
+    expect(headerOnly.removeHeaders).toContain('x-api-key');
+    expect(headerOnly.removeHeaders).not.toContain('authorization');
+  });
+});
+
 describe('decide: usage per day and alert thresholds', () => {
   const DAY = 86_400_000;
 

@@ -289,8 +289,38 @@ function pairElsewhere(catalog: Catalog, stage: StageCatalog, secretId: string):
 }
 
 function unavailable(reason: Reason, options: DecideOptions): Decision {
-  if (options.failOpen) return allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES);
+  if (options.failOpen) return failOpenUnidentified(options);
   return deny(reason, {}, options, { 'retry-after': '1' });
+}
+
+/**
+ * The removals of an allow that does not know which source carried the key (fail-open with no config,
+ * or a bug before the key was known): every x-keystile-* header and, under `stripKey`, every configured
+ * key source (its header, `authorization` for a bearer source, its query parameter). Made once per
+ * options object.
+ */
+const unidentifiedRemovals = new WeakMap<
+  DecideOptions,
+  { readonly headers: readonly string[]; readonly query: readonly string[] }
+>();
+
+/** The fail-open allow of a request whose key is not known: sets no header, removes as above. */
+function failOpenUnidentified(options: DecideOptions): Decision {
+  let removals = unidentifiedRemovals.get(options);
+  if (removals === undefined) {
+    const headers = new Set(UPSTREAM_HEADER_NAMES);
+    const query = new Set<string>();
+    if (options.stripKey) {
+      for (const source of options.keySources) {
+        if (source.kind === 'header') headers.add(source.name);
+        else if (source.kind === 'bearer') headers.add('authorization');
+        else query.add(source.name);
+      }
+    }
+    removals = { headers: Object.freeze([...headers]), query: Object.freeze([...query]) };
+    unidentifiedRemovals.set(options, removals);
+  }
+  return allow(Reason.FailOpen, {}, {}, {}, removals.headers, undefined, removals.query);
 }
 
 /**
@@ -422,15 +452,21 @@ export function conclude(
   return result.crossed === undefined ? allowed : { ...allowed, crossed: result.crossed };
 }
 
-/** The answer when the store failed: 503 (fail closed), or allow when configured to fail open. */
+/**
+ * The answer when the store failed: 503 (fail closed), or allow when configured to fail open, with the
+ * upstream headers and removals of a normal allow (the key's header or query parameter under
+ * `stripKey`), without the RateLimit fields.
+ */
 export function storeFailed(id: Identified, options: DecideOptions): Decision {
   if (options.failOpen) {
     return allow(
       Reason.FailOpen,
       { stage: id.stage.key, plan: id.plan, keyId: id.key.id, route: id.route?.name },
       {},
-      { [UPSTREAM_HEADERS.keyId]: id.key.id, [UPSTREAM_HEADERS.plan]: id.plan.name },
-      UPSTREAM_HEADER_NAMES.filter((n) => n !== UPSTREAM_HEADERS.keyId && n !== UPSTREAM_HEADERS.plan),
+      id.upstream,
+      headersToRemove(id.key.customer !== undefined, false, options.stripKey ? id.keyHeader : undefined),
+      undefined,
+      options.stripKey ? queryToRemove(id.keyQuery) : undefined,
     );
   }
   return deny(
@@ -468,7 +504,7 @@ export function decideInto(
   } catch {
     done(
       context.options.failOpen
-        ? allow(Reason.FailOpen, {}, {}, {}, UPSTREAM_HEADER_NAMES)
+        ? failOpenUnidentified(context.options)
         : deny(Reason.InternalError, {}, context.options, { 'retry-after': '1' }),
     );
     return;

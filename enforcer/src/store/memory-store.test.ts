@@ -89,6 +89,39 @@ describe('the memory store', () => {
     store.sweep(MONTH_END + 1);
     expect(store.size).toEqual({ buckets: 0, quotas: 0, days: 0 });
   });
+
+  it('keeps a used-up quota until the later end when the period end moves (a time zone change), refusals included', () => {
+    const store = new MemoryStore();
+    const quotaOnly = (now: number, periodEnd: number): ConsumeRequest =>
+      request(now, { bucketKey: undefined, bucketLimit: undefined, periodEnd });
+    for (let i = 0; i < 3; i++) store.consume(quotaOnly(T0, MONTH_END));
+    // The plan moves from UTC to America/Los_Angeles: the same key, 2026-06-01, now ends 7 hours later.
+    const LA_END = MONTH_END + 7 * 3_600_000;
+    expect(store.consume(quotaOnly(T0 + 1, LA_END))).toMatchObject({ allowed: false, deniedBy: 'quota' });
+    store.sweep(MONTH_END + 1);
+    expect(store.consume(quotaOnly(MONTH_END + 3_600_000, LA_END))).toMatchObject({
+      allowed: false,
+      deniedBy: 'quota',
+      quota: { used: 3, remaining: 0 },
+    });
+    expect(store.listQuotas(MONTH_END + 3_600_000)).toMatchObject([{ used: 3, periodEnd: LA_END }]);
+    store.sweep(LA_END);
+    expect(store.size.quotas).toBe(0);
+  });
+
+  it("never counts an ended period's record in a later period that starts on the same day (a DAY quota made MONTH)", () => {
+    const store = new MemoryStore();
+    const quotaOnly = (now: number, periodEnd: number): ConsumeRequest =>
+      request(now, { bucketKey: undefined, bucketLimit: undefined, periodEnd });
+    // A DAY quota on the period's first day, used up; no sweep runs.
+    const DAY_END = T0 + 86_400_000;
+    for (let i = 0; i < 3; i++) store.consume(quotaOnly(T0, DAY_END));
+    // Two days later the plan counts by MONTH: the same key (its first day), a later end. A fresh count.
+    expect(store.consume(quotaOnly(DAY_END + 2 * 86_400_000, MONTH_END))).toMatchObject({
+      allowed: true,
+      quota: { used: 1 },
+    });
+  });
 });
 
 describe('the checkpoint', () => {

@@ -98,10 +98,10 @@ export class MemoryStore implements CounterStore {
     let granted = 0;
     let quota: ReturnType<typeof takeQuota> | undefined;
     if (r.quotaKey !== undefined && r.quotaLimit !== undefined) {
-      record = this.#quotas.get(r.quotaKey);
-      // A record of a period that ended is the same as none (its key names another period anyway).
-      if (record !== undefined && !(record.periodEnd > now)) record = undefined;
+      record = liveQuota(this.#quotas.get(r.quotaKey), r.periodEnd, now);
       if (record !== undefined) {
+        // Counted until the later end, whatever this request's answer (a refused one too: see liveQuota).
+        if (r.periodEnd > record.periodEnd) record.periodEnd = r.periodEnd;
         used = record.used;
         granted = record.granted;
       }
@@ -184,10 +184,12 @@ export class MemoryStore implements CounterStore {
 
   #adjust(r: AdjustRequest): boolean {
     checkAdjustment(r);
-    let record = this.#quotas.get(r.quotaKey);
-    if (record === undefined || !(record.periodEnd > r.now)) {
+    let record = liveQuota(this.#quotas.get(r.quotaKey), r.periodEnd, r.now);
+    if (record === undefined) {
       record = { used: 0, granted: 0, periodEnd: r.periodEnd, adjustments: undefined, alerts: undefined };
       this.#quotas.set(r.quotaKey, record);
+    } else if (r.periodEnd > record.periodEnd) {
+      record.periodEnd = r.periodEnd;
     }
     if (record.adjustments?.includes(r.id) === true) return false;
     record.granted += r.amount;
@@ -288,6 +290,24 @@ export class MemoryStore implements CounterStore {
     return Promise.resolve();
   }
 }
+
+/**
+ * A stored quota counter as a request ending its period at `periodEnd` sees it at `now`: the record,
+ * or undefined when its period ended and the request's does not end later. One counter key can be
+ * asked with two period ends: the period's id (the key's last part) is its first local day, so a
+ * plan's time zone (or period kind) changed in the period keeps the key and moves the end. The record
+ * then counts until the later end (the caller keeps that end on the record), as Redis keeps the key
+ * past the first end (its TTL's margin); the count never restarts in between.
+ */
+function liveQuota(record: QuotaRecord | undefined, periodEnd: number, now: number): QuotaRecord | undefined {
+  if (record === undefined || record.periodEnd > now) return record;
+  // Ended: live for a later end only within a day of its own (a time zone moves an end by hours), so
+  // that an old period's record never counts in a new period that merely starts on the same day.
+  return periodEnd > record.periodEnd && now < record.periodEnd + REVIVAL_MS ? record : undefined;
+}
+
+/** How long after its end a quota record still counts for a request whose period ends later: a day. */
+const REVIVAL_MS = 86_400_000;
 
 /**
  * The thresholds (percent of the quota: the limit plus what was granted) the counter has reached and

@@ -284,6 +284,53 @@ export const STORE_SCENARIOS: readonly StoreScenario[] = Object.freeze([
     },
   },
   {
+    name: "a counter whose period end moves later (the plan's time zone changed) keeps counting until the later end",
+    async run({ store, peers }, plan) {
+      // A MONTH quota in UTC, then in America/Los_Angeles: the period's id, 2026-06-01, and so the
+      // counter key, are the same; the period now ends 7 hours later. The count carries over.
+      const LA_END = JUNE_END + 7 * 3_600_000;
+      const k = keysOf(plan, key('a'));
+      await consumeTimes(store, 2, quotaOnly(plan, key('a'), T0));
+      // An adjustment after the first end, naming the later one, adds to the count there.
+      expect(
+        await store.adjust({
+          quotaKey: k.quota,
+          id: 'grant',
+          amount: 1,
+          periodEnd: LA_END,
+          now: JUNE_END + 1,
+        }),
+      ).toBe(true);
+      const later = (now: number): ConsumeRequest => quotaOnly(plan, key('a'), now, { periodEnd: LA_END });
+      expect(await consume(store, later(JUNE_END + 3_600_000))).toMatchObject({
+        allowed: true,
+        quota: { used: 3, remaining: 1 },
+      });
+      expect(await consume(peers[1] as CounterStore, later(JUNE_END + 2 * 3_600_000))).toMatchObject({
+        allowed: true,
+        quota: { used: 4, remaining: 0 },
+      });
+      expect(await consume(store, later(LA_END - 1))).toMatchObject({
+        allowed: false,
+        deniedBy: 'quota',
+        quota: { used: 4, remaining: 0 },
+      });
+      expect(await store.readQuotas([k.quota])).toEqual([{ used: 4, granted: 1 }]);
+      // Without an adjustment: the first request after the first end counts on.
+      const b = (now: number, periodEnd: number): ConsumeRequest =>
+        quotaOnly(plan, key('b'), now, { periodEnd });
+      await consumeTimes(store, 2, b(T0, JUNE_END));
+      expect(await consume(store, b(JUNE_END, LA_END))).toMatchObject({
+        allowed: true,
+        quota: { used: 3, remaining: 0 },
+      });
+      expect(await consume(store, b(JUNE_END + 1, LA_END))).toMatchObject({
+        allowed: false,
+        deniedBy: 'quota',
+      });
+    },
+  },
+  {
     name: "the keys of a customer share one bucket and one quota; another subject's are its own",
     async run({ store }, plan) {
       // countBy: Customer makes every key of the customer ask with the customer's counters.

@@ -9,6 +9,8 @@ import {
   authorizationService,
   checkHandler,
   checkRequestOf,
+  checkServiceDefinition,
+  type CheckRequestMessage,
   startGrpcCheck,
   stopGrpcCheck,
 } from './grpc-check.ts';
@@ -116,6 +118,45 @@ describe('the gRPC check', () => {
     const proto = checkRequestOf({ attributes: { request: { http: { headers: { a: 'b' } } } } });
     expect(proto.header('__proto__')).toBeUndefined();
     expect(proto.header('constructor')).toBeUndefined();
+  });
+
+  it('reads raw header values from a request decoded by the check server (proto3 defaults are "")', () => {
+    // Through the server's own codec: protobufjs message objects, where an unset `value` is "" and an
+    // unset `raw_value` is empty bytes, as Envoy sends them with encode_raw_headers: true.
+    const checkOf = (service: grpc.ServiceDefinition): grpc.MethodDefinition<unknown, unknown> => {
+      const method = service['Check'];
+      if (method === undefined) throw new Error('no Check method');
+      return method;
+    };
+    const encode = (message: unknown): Buffer => checkOf(authorizationService()).requestSerialize(message);
+    const decode = (bytes: Buffer): CheckRequestMessage =>
+      checkOf(checkServiceDefinition()).requestDeserialize(bytes) as CheckRequestMessage;
+    const bytes = encode({
+      attributes: {
+        context_extensions: { 'keystile.dev/api-stage': 'shop/orders/prod' },
+        request: {
+          http: {
+            method: 'GET',
+            path: '/v1',
+            header_map: {
+              headers: [
+                { key: 'X-Api-Key', raw_value: Buffer.from(key.value) },
+                { key: 'x-other', value: 'plain' },
+                { key: 'x-empty', raw_value: Buffer.alloc(0) },
+              ],
+            },
+          },
+        },
+      },
+    });
+    const facts = checkRequestOf(decode(bytes));
+    expect(facts.header('x-api-key')).toBe(key.value);
+    expect(facts.header('x-other')).toBe('plain');
+    expect(facts.header('x-empty')).toBe('');
+    expect(facts.stage).toBe('shop/orders/prod');
+    // A request without a method or path reads as GET / (not the proto3 default "").
+    const bare = decode(encode({ attributes: { request: { http: {} } } }));
+    expect(checkRequestOf(bare)).toMatchObject({ method: 'GET', path: '/' });
   });
 
   it('answers a plain 503 when a decision cannot be made into a response, and throws for the checker to count', () => {

@@ -124,7 +124,7 @@ export interface CheckRequestMessage {
         readonly path?: string;
         readonly headers?: Readonly<Record<string, string>>;
         readonly header_map?: {
-          readonly headers?: readonly { key?: string; value?: string; raw_value?: Buffer }[];
+          readonly headers?: readonly { key?: string; value?: string; raw_value?: Uint8Array }[];
         };
       };
     };
@@ -142,12 +142,20 @@ export function checkRequestOf(message: CheckRequestMessage): CheckRequest {
     lookup = (name) =>
       Object.hasOwn(headers, name) && typeof headers[name] === 'string' ? headers[name] : undefined;
   } else {
-    // encode_raw_headers: a list, possibly with repeated names (the first one counts).
+    // encode_raw_headers: a list, possibly with repeated names (the first one counts). Envoy sets
+    // raw_value and not value; a decoded message (protobufjs, no conversion to a plain object) reads
+    // an unset string as "" and unset bytes as empty, so raw_value counts when it is not empty.
     const map = new Map<string, string>();
     for (const h of http?.header_map?.headers ?? []) {
       const key = h.key?.toLowerCase();
       if (key === undefined || map.has(key)) continue;
-      map.set(key, h.value ?? h.raw_value?.toString('utf8') ?? '');
+      const raw = h.raw_value;
+      map.set(
+        key,
+        raw !== undefined && raw.length > 0
+          ? Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('utf8')
+          : (h.value ?? ''),
+      );
     }
     lookup = (name) => map.get(name);
   }
@@ -157,8 +165,9 @@ export function checkRequestOf(message: CheckRequestMessage): CheckRequest {
       : undefined;
   return {
     stage: extensionStage(stage),
-    method: http?.method ?? 'GET',
-    path: http?.path ?? '/',
+    // Unset, a decoded message's strings read "" (the proto3 default).
+    method: http?.method || 'GET',
+    path: http?.path || '/',
     header: lookup,
   };
 }

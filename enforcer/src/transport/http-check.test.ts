@@ -9,6 +9,7 @@ import { TEST_OPTIONS, testChecker } from '../../testing/checker.ts';
 import { catalogOf, plan, stageDocuments } from '../../testing/fixtures.ts';
 import { buildApp } from '../app.ts';
 import { splitCheckPath } from './check-request.ts';
+import { checkRequestOf as grpcCheckRequestOf } from './grpc-check.ts';
 import { sendDecision } from './http-check.ts';
 
 const T0 = Date.UTC(2026, 3, 1, 12);
@@ -108,7 +109,7 @@ describe('the HTTP check', () => {
     },
   );
 
-  it('answers a URL the router cannot parse, and garbage on the socket, with 403', async () => {
+  it('answers a URL the router cannot parse without a key, and garbage on the socket, with 403', async () => {
     const bad = await server.inject({ url: '/keystile/shop/orders/prod/%E0%A4%A' });
     expect(bad.statusCode).toBe(403);
     await server.listen({ port: 0, host: '127.0.0.1' });
@@ -142,6 +143,60 @@ describe('the HTTP check', () => {
         },
       });
       expect(res.statusCode).toBeLessThan(500);
+    }
+  });
+});
+
+describe('the HTTP check on paths the router cannot decode', () => {
+  // Envoy passes these paths on; Fastify's router (find-my-way) cannot decodeURI them.
+  const paths = ['/files/%FF', '/files/100%', '/x/%E0%A4%A', '/files/%', '/a%2/b?q=%FF'];
+
+  it('decides them with a valid key as the gRPC check does: allowed', async () => {
+    const catalog = await catalogOf(
+      stageDocuments(
+        stage,
+        [plan('shop', 'gold', { throttle: { rate: 100, burst: 100 } })],
+        [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+      ),
+    );
+    const { checker } = testChecker(catalog, T0);
+    const server = buildApp({ checker });
+    try {
+      for (const path of paths) {
+        for (const method of ['GET', 'POST', 'PROPFIND'] as const) {
+          const res = await server.inject({
+            method: method as 'GET',
+            url: `/keystile/shop/orders/prod${path}`,
+            headers: { 'x-api-key': key.value, 'content-type': 'text/plain' },
+            ...(method === 'POST' && { payload: 'a body, never read' }),
+          });
+          expect(res.statusCode, `${method} ${path}`).toBe(200);
+          expect(res.headers['x-keystile-key-id'], `${method} ${path}`).toBe(key.keyId);
+          expect(res.headers['x-envoy-auth-headers-to-remove']).toBe(
+            'x-keystile-customer,x-keystile-shadow,x-api-key',
+          );
+        }
+        const grpc = await checker.check(
+          grpcCheckRequestOf({
+            attributes: {
+              context_extensions: { 'keystile.dev/api-stage': 'shop/orders/prod' },
+              request: { http: { method: 'GET', path, headers: { 'x-api-key': key.value } } },
+            },
+          }),
+          'grpc',
+        );
+        expect(grpc, path).toMatchObject({ allowed: true, reason: 'Allowed' });
+      }
+      // And refused as any other path is: without a key, or on a stage it does not serve.
+      const none = await server.inject({ url: '/keystile/shop/orders/prod/files/%FF' });
+      expect(none.statusCode).toBe(403);
+      const elsewhere = await server.inject({
+        url: '/keystile/shop/orders/dev/files/%FF',
+        headers: { 'x-api-key': key.value },
+      });
+      expect(elsewhere.statusCode).toBe(403);
+    } finally {
+      await server.close();
     }
   });
 });

@@ -101,6 +101,51 @@ export function clientErrorHandler(this: unknown, _err: Error, socket: Socket): 
   else socket.destroy();
 }
 
+/**
+ * The check's handler: reads the method, the raw URL and the headers (never the router's decoded path
+ * or parameters), decides and answers. Answered synchronously when the decision is (the memory store):
+ * no promise per check.
+ */
+export function httpCheckHandler(checker: Checker): (request: FastifyRequest, reply: FastifyReply) => void {
+  return (request, reply) => {
+    let facts: CheckRequest;
+    try {
+      facts = checkRequestOf(request);
+    } catch {
+      sendDecision(reply, checker.failed('http', 'malformed'));
+      return;
+    }
+    checker.answer(facts, 'http', (d) => {
+      sendDecision(reply, d);
+    });
+  };
+}
+
+/**
+ * The framework errors that concern the URL only: the router (find-my-way) could not decodeURI the
+ * path (`/files/%FF`, `/files/100%`), or a parameter was too long. Envoy passes such paths on, and the
+ * decision reads the raw URL: they are decided as any other check.
+ */
+const URL_FRAMEWORK_ERRORS: ReadonlySet<string> = new Set(['FST_ERR_BAD_URL', 'FST_ERR_MAX_PARAM_LENGTH']);
+
+/**
+ * Fastify's `frameworkErrors` for the check server: a URL the router refuses is decided by
+ * {@link httpCheckHandler} (the request object Fastify passes has the raw URL, method and headers);
+ * any other framework error is a malformed check (403).
+ */
+export function checkFrameworkErrors(
+  checker: Checker,
+): (error: Error & { code?: string }, request: FastifyRequest, reply: FastifyReply) => void {
+  const handler = httpCheckHandler(checker);
+  return (error, request, reply) => {
+    if (error.code !== undefined && URL_FRAMEWORK_ERRORS.has(error.code)) {
+      handler(request, reply);
+      return;
+    }
+    sendDecision(reply, checker.failed('http', 'malformed'));
+  };
+}
+
 /** Registers the check on every method and path of `app`. */
 export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
   for (const method of METHODS) {
@@ -116,19 +161,7 @@ export function registerHttpCheck(app: FastifyInstance, checker: Checker): void 
       done(null, undefined);
     });
   });
-  // Answered synchronously when the decision is (the memory store): no promise per check.
-  const handler = (request: FastifyRequest, reply: FastifyReply): void => {
-    let facts: CheckRequest;
-    try {
-      facts = checkRequestOf(request);
-    } catch {
-      sendDecision(reply, checker.failed('http', 'malformed'));
-      return;
-    }
-    checker.answer(facts, 'http', (d) => {
-      sendDecision(reply, d);
-    });
-  };
+  const handler = httpCheckHandler(checker);
   app.route({ method: app.supportedMethods, url: '*', handler });
   app.setNotFoundHandler(handler);
   app.setErrorHandler((err, _request, reply) => {
