@@ -181,11 +181,14 @@ const gateway = obj(
       ['http', 'grpc'],
       'http',
     ),
-    timeout: str('How long Envoy waits for a decision before answering 503 (fail closed).', '0.5s', {
-      pattern: '^[0-9]+(\\.[0-9]+)?(ms|s)$',
-    }),
+    timeout: str(
+      "How long Envoy waits for a decision before answering 503 (fail closed): seconds, as Envoy's Duration takes them (`0.5s`, `2s`; not `500ms`).",
+      '0.5s',
+      // protobuf's Duration in JSON: seconds, at most 9 decimals, a single 's'; Envoy refuses anything else.
+      { pattern: '^[0-9]{1,11}(\\.[0-9]{1,9})?s$' },
+    ),
     allowedHeaders: strings(
-      'Request headers the enforcer may read, besides x-api-key, authorization, x-date, date, source, content-md5 and content-type: a custom key header, headers clients sign.',
+      'Request headers the enforcer may read, besides x-api-key, authorization, x-date, date, source, content-md5 and content-type, and the headers enforcer.keySource names (added by the chart): headers clients sign.',
       { pattern: '^[a-z0-9-]+$' },
     ),
     upstream: obj('Your Service, behind the gateway.', {
@@ -230,7 +233,7 @@ const gateway = obj(
         admin: int('/healthz, /readyz, /metrics and the usage API (all interfaces).', 9190, 1024, 65535),
       }),
       keySource: str(
-        'Where the key is read from: `header:<name>`, `bearer`, `query:<name>`, comma-separated.',
+        'Where the key is read from: `header:<name>`, `bearer`, `query:<name>`, comma-separated. Envoy lets each header named here through to the enforcer (as `keystile inject` does); `bearer` reads authorization.',
         'header:x-api-key',
       ),
       logLevel: oneOf('Log level.', ['trace', 'debug', 'info', 'warn', 'error', 'silent'], 'info'),
@@ -290,7 +293,7 @@ const counters = obj(
       'The Redis the enforcers (and the operator, for usage) share. Give one of url, clusterNodes, sentinels.',
       {
         url: str(
-          '`redis://host:port[/db]` or `rediss://...`; put no password here: see existingSecret.',
+          '`redis://[user@]host:port[/db]` or `rediss://...` (user: a Redis ACL user); put no password here: see existingSecret.',
           '',
           {
             pattern: '^$|^rediss?://[^/]',

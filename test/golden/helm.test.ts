@@ -10,8 +10,12 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CHART_DIR, generatedFiles, withDnsUpstream } from '../../charts/generate.ts';
-import { envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
-import { SETTINGS as ENFORCER_SETTINGS, loadConfig as loadEnforcerConfig } from '../../enforcer/src/config.ts';
+import { DEFAULT_ALLOWED_HEADERS, envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
+import {
+  SETTINGS as ENFORCER_SETTINGS,
+  loadConfig as loadEnforcerConfig,
+  parseKeySources,
+} from '../../enforcer/src/config.ts';
 import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { SETTINGS as OPERATOR_SETTINGS, loadConfig as loadOperatorConfig } from '../../operator/src/config.ts';
 import { ENFORCER_MALLOC_ARENA_MAX, ENFORCER_NODE_OPTIONS } from '../../enforcer/src/runtime-settings.ts';
@@ -107,6 +111,43 @@ function environment(c: Container): Record<string, string> {
     env[e.name] = value.replace(/\$\((\w+)\)/g, (whole, name: string) => env[name] ?? whole);
   }
   return env;
+}
+
+/** `envoy --mode validate` of the bootstrap in a rendering's ConfigMap keystile-gateway-envoy: Envoy's output. */
+function validateEnvoy(objs: readonly Obj[]): { file: string; out: string } {
+  const cm = find(objs, 'ConfigMap', 'keystile-gateway-envoy');
+  const dir = mkdtempSync(join(tmpdir(), 'keystile-helm-envoy-'));
+  const file = join(dir, 'envoy.yaml');
+  writeFileSync(file, (cm['data'] as Record<string, string>)['envoy.yaml'] ?? '');
+  const out = execFileSync(binaries().envoy, ['--mode', 'validate', '-c', file, '--disable-hot-restart'], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  return { file, out };
+}
+
+/** The request headers each listener's ext_authz filter lets through to the enforcer. */
+function extAuthzAllowedHeaders(objs: readonly Obj[]): string[][] {
+  const cm = find(objs, 'ConfigMap', 'keystile-gateway-envoy');
+  const config = objects((cm['data'] as Record<string, string>)['envoy.yaml'] ?? '')[0] as unknown as {
+    static_resources: {
+      listeners: {
+        filter_chains: {
+          filters: {
+            typed_config: {
+              http_filters: { name: string; typed_config: { allowed_headers?: { patterns: { exact: string }[] } } }[];
+            };
+          }[];
+        }[];
+      }[];
+    };
+  };
+  return config.static_resources.listeners.map((l) => {
+    const filter = l.filter_chains[0]?.filters[0]?.typed_config.http_filters.find(
+      (f) => f.name === 'envoy.filters.http.ext_authz',
+    );
+    return (filter?.typed_config.allowed_headers?.patterns ?? []).map((p) => p.exact);
+  });
 }
 
 const sets = readdirSync(ciDir)
@@ -282,6 +323,28 @@ describe('the chart', () => {
     }
   });
 
+  it.each([
+    ['redis://keystile@redis:6379/0', 'redis://keystile:a-redis-password@redis:6379/0'],
+    ['rediss://keystile@[fd00::1]:6379/0', 'rediss://keystile:a-redis-password@[fd00::1]:6379/0'],
+    ['redis://redis:6379', 'redis://:a-redis-password@redis:6379'],
+  ])('puts the password of the Secret into the Redis URL %s, after its user', (url, expected) => {
+    const objs = objects(template(['-f', valuesFile('redis'), '--set', `counters.redis.url=${url}`]));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    expect(loadEnforcerConfig(enforcer.args ?? [], environment(enforcer)).redis).toEqual({ kind: 'standalone', url: expected });
+    const op = container(find(objs, 'Deployment', 'keystile-operator'), 'operator');
+    // The operator reads a URL's password from the URL only.
+    expect(loadOperatorConfig(environment(op)).usage.redis).toEqual({ kind: 'url', url: expected });
+    const parsed = new URL(expected);
+    expect(decodeURIComponent(parsed.password)).toBe('a-redis-password');
+    expect(parsed.username).toBe(url.includes('keystile@') ? 'keystile' : '');
+  });
+
+  it('refuses a Redis URL with a password of its own besides the Secret', () => {
+    expect(() =>
+      template(['-f', valuesFile('redis'), '--set', 'counters.redis.url=redis://keystile:hunter2@redis:6379/0']),
+    ).toThrow(/counters.redis.url carries a password, and counters.redis.existingSecret gives one too/);
+  });
+
   it('refuses a sentinel password key without the Secret that holds it', () => {
     expect(() =>
       template([
@@ -377,18 +440,58 @@ describe('the chart', () => {
   });
 
   it.each(['gateway', 'redis'])("gives Envoy a bootstrap it accepts (ci/%s-values.yaml, envoy --mode validate)", (set) => {
-    const cm = find(renderedObjects(set), 'ConfigMap', 'keystile-gateway-envoy');
-    const dir = mkdtempSync(join(tmpdir(), 'keystile-helm-envoy-'));
-    const file = join(dir, 'envoy.yaml');
-    writeFileSync(file, (cm['data'] as Record<string, string>)['envoy.yaml'] ?? '');
-    const out = execFileSync(binaries().envoy, ['--mode', 'validate', '-c', file, '--disable-hot-restart'], {
-      encoding: 'utf8',
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const { file, out } = validateEnvoy(renderedObjects(set));
     expect(out).toContain(`configuration '${file}' OK`);
   });
 
-  it('keeps the check port private: the NetworkPolicy opens the stages to traffic, the admin port to Prometheus and the operator', () => {
+  // gateway.timeout goes to Envoy as a protobuf Duration in JSON: seconds, at most 9 decimals, one 's'.
+  it.each(['0s', '2s', '0.25s', '1.123456789s'])('accepts gateway.timeout %s, and so does Envoy', (timeout) => {
+    const objs = objects(template(['-f', valuesFile('gateway'), '--set-string', `gateway.timeout=${timeout}`]));
+    const { file, out } = validateEnvoy(objs);
+    expect(out).toContain(`configuration '${file}' OK`);
+  });
+
+  it.each(['500ms', '1', '1.5', '1.1234567891s', '2m', '1ss', '.5s'])(
+    'refuses gateway.timeout %s, a Duration Envoy refuses',
+    (timeout) => {
+      expect(() => template(['-f', valuesFile('gateway'), '--set-string', `gateway.timeout=${timeout}`])).toThrow(
+        /gateway\/timeout.*does not match pattern/s,
+      );
+    },
+  );
+
+  // The sources as keystile inject passes them (cli/src/inject-sidecars.ts): every header a key is read
+  // from reaches the enforcer; bearer reads authorization, a default; a query parameter is no header.
+  it.each([
+    ['header:x-my-key', ['x-tenant', 'x-my-key']],
+    ['Header:X-My-Key, bearer', ['x-tenant', 'x-my-key']],
+    ['bearer', ['x-tenant']],
+    ['query:api_key', ['x-tenant']],
+    ['query:api_key,header:x-tenant,header:authorization,header:x-other', ['x-tenant', 'x-other']],
+  ])("lets the headers of gateway.enforcer.keySource %s through Envoy's ext_authz", (keySource, extra) => {
+    const dir = mkdtempSync(join(tmpdir(), 'keystile-helm-keysource-'));
+    const values = join(dir, 'values.yaml');
+    writeFileSync(values, JSON.stringify({ gateway: { enforcer: { keySource } } }));
+    for (const set of ['gateway', 'redis']) {
+      const flags = ['-f', valuesFile(set), '-f', values, ...(set === 'redis' ? ['--set', 'gateway.allowedHeaders={x-tenant}'] : [])];
+      const objs = objects(template(flags));
+      const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+      const config = loadEnforcerConfig(enforcer.args ?? [], environment(enforcer));
+      expect(config.keySources).toEqual(parseKeySources(keySource));
+      // What the enforcer reads, from its own parsing of the flag.
+      const read = config.keySources.flatMap((k) => (k.kind === 'header' ? [k.name] : k.kind === 'bearer' ? ['authorization'] : []));
+      const allowed = extAuthzAllowedHeaders(objs);
+      expect(allowed.length, set).toBeGreaterThan(0);
+      for (const headers of allowed) {
+        expect(headers, set).toEqual([...DEFAULT_ALLOWED_HEADERS, ...extra]);
+        expect(headers, set).toEqual(expect.arrayContaining(read));
+      }
+      const { file, out } = validateEnvoy(objs);
+      expect(out).toContain(`configuration '${file}' OK`);
+    }
+  });
+
+  it('keeps the check port private: the NetworkPolicy opens the stages to traffic, the admin port to Prometheus, the operator and the helm test pod', () => {
     const np = find(renderedObjects('gateway'), 'NetworkPolicy', 'keystile-gateway');
     const ingress = (np['spec'] as { ingress: { ports: { port: number }[]; from?: unknown[] }[] }).ingress;
     const open = ingress.flatMap((r) => r.ports.map((p) => p.port)).sort();
@@ -403,8 +506,47 @@ describe('the chart', () => {
           },
         },
       },
+      {
+        podSelector: {
+          matchLabels: {
+            'app.kubernetes.io/name': 'keystile',
+            'app.kubernetes.io/instance': 'keystile',
+            'app.kubernetes.io/component': 'test',
+          },
+        },
+      },
       { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': 'monitoring' } } },
     ]);
+  });
+
+  it("lets the helm test pod reach the admin port it asks for /readyz, and no other pod's labels", () => {
+    const objs = renderedObjects('gateway');
+    const pod = find(objs, 'Pod', 'keystile-test-readyz');
+    const urls = (pod['spec'] as { containers: Container[] }).containers[0]?.env?.find((e) => e.name === 'URLS')?.value;
+    expect(urls).toContain('keystile-gateway-admin.keystile-system.svc.cluster.local:9190/readyz');
+    const np = find(objs, 'NetworkPolicy', 'keystile-gateway');
+    const ingress = (np['spec'] as { ingress: { ports: { port: number }[]; from?: { podSelector?: { matchLabels: Record<string, string> } }[] }[] })
+      .ingress;
+    const selects = (labels: Record<string, string> | undefined): boolean =>
+      (ingress.find((r) => r.ports[0]?.port === 9190)?.from ?? []).some(
+        (peer) =>
+          peer.podSelector !== undefined &&
+          Object.entries(peer.podSelector.matchLabels).every(([k, v]) => labels?.[k] === v),
+      );
+    expect(selects(pod.metadata.labels)).toBe(true);
+    // The rule admits this release's operator and test pod only: not the gateway's own pods.
+    const gateway = find(objs, 'Deployment', 'keystile-gateway');
+    const gatewayLabels = (gateway['spec'] as { template: { metadata: { labels: Record<string, string> } } }).template.metadata.labels;
+    expect(selects(gatewayLabels)).toBe(false);
+  });
+
+  it('tells how to upgrade the CRDs as docs/install.md does: server-side, taking the fields Helm set (--force-conflicts)', () => {
+    const notes = readFileSync(join(CHART_DIR, 'templates', 'NOTES.txt'), 'utf8');
+    const install = readFileSync(join(repoRoot, 'docs', 'install.md'), 'utf8');
+    const command = 'kubectl apply --server-side --force-conflicts -f <chart>/crds/';
+    expect(notes).toContain(command);
+    expect(install).toContain(command.replace('<chart>', 'charts/keystile'));
+    expect(notes.match(/kubectl apply[^\n]*/g)).toEqual([command]);
   });
 
   it('chooses the counter store: memory for one enforcer, redis (shared with the operator) for several', () => {

@@ -3,7 +3,10 @@ The Redis settings, as environment variables: (dict "root" $ "vars" (dict "url" 
 "sentinels" ... "sentinelName" ... "password" ... "sentinelPassword" ...)), the variable names of the
 program that reads them.
 The password comes from the existing Secret, never from values: it is set first, and a URL takes it
-through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
+through Kubernetes' $(VAR) expansion, so it is never written in the pod spec: after the URL's user
+(a Redis ACL user: redis://user:$(VAR)@host...), or alone (redis://:$(VAR)@host...). It must be in the
+URL: the operator reads a URL's password from the URL only (operator/src/config.ts ignores its password
+variable with a URL).
 */}}
 {{- define "keystile.redisEnv" -}}
 {{- $r := .root.Values.counters.redis }}
@@ -19,7 +22,11 @@ through Kubernetes' $(VAR) expansion, so it is never written in the pod spec.
 {{- $url := $r.url }}
 {{- if $r.existingSecret }}
 {{- $parts := splitn "://" 2 $r.url }}
-{{- $url = printf "%s://:$(%s)@%s" $parts._0 $v.password $parts._1 }}
+{{- $user := regexFind "^[^/?#@]*@" $parts._1 }}
+{{- if contains ":" $user }}
+{{- fail "counters.redis.url carries a password, and counters.redis.existingSecret gives one too: remove the password from the URL (keep the user, if any)" }}
+{{- end }}
+{{- $url = printf "%s://%s:$(%s)@%s" $parts._0 (trimSuffix "@" $user) $v.password (trimPrefix $user $parts._1) }}
 {{- end }}
 - name: {{ $v.url }}
   value: {{ $url | quote }}

@@ -13,6 +13,34 @@
 {{- end }}
 {{- end }}
 
+{{- /*
+The request headers Envoy passes to the enforcer besides the defaults (keystile.envoy.defaultAllowedHeaders),
+as a JSON list: gateway.allowedHeaders, then every header gateway.enforcer.keySource reads, as
+`keystile inject` derives them (cli/src/inject-sidecars.ts) from the enforcer's parsing of --key-source
+(enforcer/src/config.ts: comma-separated, trimmed, `header:<name>` case-insensitive, the name lower-cased).
+`bearer` reads authorization, a default; a `query:<name>` is no header. Without this, a key in a custom
+header never reaches the enforcer, and every request is denied for a missing key.
+*/}}
+{{- define "keystile.gateway.allowedHeaders" -}}
+{{- $defaults := include "keystile.envoy.defaultAllowedHeaders" . | fromJsonArray }}
+{{- $headers := list }}
+{{- range .Values.gateway.allowedHeaders }}
+{{- if not (or (has . $defaults) (has . $headers)) }}
+{{- $headers = append $headers . }}
+{{- end }}
+{{- end }}
+{{- range splitList "," .Values.gateway.enforcer.keySource }}
+{{- $source := trim . }}
+{{- if hasPrefix "header:" (lower $source) }}
+{{- $name := substr 7 -1 $source | lower }}
+{{- if not (or (has $name $defaults) (has $name $headers)) }}
+{{- $headers = append $headers $name }}
+{{- end }}
+{{- end }}
+{{- end }}
+{{- toJson $headers }}
+{{- end }}
+
 {{- /* Envoy's bootstrap as YAML, from the generated keystile.envoy.http / keystile.envoy.grpc. */}}
 {{- define "keystile.gateway.envoyConfig" -}}
 {{- $g := .Values.gateway }}
@@ -30,6 +58,6 @@
   "httpPort" $g.enforcer.ports.http
   "grpcPort" $g.enforcer.ports.grpc
   "timeout" $g.timeout
-  "allowedHeaders" $g.allowedHeaders }}
+  "allowedHeaders" (include "keystile.gateway.allowedHeaders" . | fromJsonArray) }}
 {{- include (printf "keystile.envoy.%s" $g.extAuthz) $args | fromJson | toYaml }}
 {{- end }}
