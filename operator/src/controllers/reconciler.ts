@@ -12,7 +12,7 @@ import type { Logger } from 'pino';
 import { API_VERSION } from '../../../crds/src/index.ts';
 import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
-import { describe, isNamespaceTerminating } from '../kube/errors.ts';
+import { describe, isConflict, isNamespaceTerminating } from '../kube/errors.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
@@ -310,7 +310,10 @@ export class Reconciler {
         if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
       } catch (err) {
         failures.push(err);
-        failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
+        // A conflict is another writer between our read and our write: the namespace is retried at once
+        // from a fresh copy, not reported as a stage the API server will not store.
+        if (!isConflict(err))
+          failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
       }
     }
     metrics.renderedKeys.set({ namespace }, renderedKeys);

@@ -87,7 +87,14 @@ export class Writer {
   ): Promise<{ bytes: number; resourceVersion: string | undefined }> {
     const owners = ownerRefs(o.owners);
     const data = o.kind === 'Secret' ? encodeData(o.data) : { ...o.data };
+    // Our last write of it, when its echo has not reached the informer yet: the informer's copy is
+    // older than what the API server has, so the write is guarded by our version (a guard by the
+    // informer's would be a certain 409), and the copy is not compared (it may differ from ours).
+    const key = `${o.kind}/${o.namespace}/${o.name}`;
+    const ahead = this.#ownWrites.get(key);
+    const pending = ahead !== undefined && ahead !== current?.metadata?.resourceVersion ? ahead : undefined;
     if (
+      pending === undefined &&
       current &&
       sameLabels(current.metadata?.labels, o.labels) &&
       sameOwners(current.metadata?.ownerReferences, owners)
@@ -105,20 +112,30 @@ export class Writer {
       labels: { ...(current?.metadata?.labels ?? {}), ...o.labels },
       ...(current?.metadata?.annotations && { annotations: current.metadata.annotations }),
       ownerReferences: owners,
-      ...(current?.metadata?.resourceVersion && { resourceVersion: current.metadata.resourceVersion }),
     };
+    const guard = pending ?? current?.metadata?.resourceVersion;
+    if (guard !== undefined) Object.assign(metadata, { resourceVersion: guard });
+    const replace = current !== undefined || pending !== undefined;
     const bytes = Object.values(data).reduce((n, v) => n + v.length, 0);
     const resource = o.kind === 'ConfigMap' ? 'configmaps' : 'secrets';
     const body: V1ConfigMap | V1Secret =
       o.kind === 'ConfigMap'
         ? { apiVersion: 'v1', kind: 'ConfigMap', metadata, data }
         : { apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata, data };
-    const resourceVersion = await this.#c.raw.write(
-      current ? 'PUT' : 'POST',
-      objectPath(resource, o.namespace, current ? o.name : undefined),
-      body,
-    );
-    this.#m.writes.inc({ resource, verb: current ? 'update' : 'create' });
+    let resourceVersion: string | undefined;
+    try {
+      resourceVersion = await this.#c.raw.write(
+        replace ? 'PUT' : 'POST',
+        objectPath(resource, o.namespace, replace ? o.name : undefined),
+        body,
+      );
+    } catch (err) {
+      // Someone else wrote or deleted it after us: our version is no guide any more; the retry goes by
+      // the informer's copy.
+      if (pending !== undefined) this.#ownWrites.delete(key);
+      throw err;
+    }
+    this.#m.writes.inc({ resource, verb: replace ? 'update' : 'create' });
     this.#m.renderedBytes.inc({ resource }, bytes);
     this.#own(o.kind, o.namespace, o.name, resourceVersion);
     return { bytes, resourceVersion };
