@@ -9,6 +9,7 @@
  * to show that the alert is not silent for want of series (a renamed metric, a lost label).
  */
 import { ENFORCER, OPERATOR, PROMETHEUS, UNAVAILABLE_DECISION } from './names.ts';
+import { onLeader } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
 export type Severity = 'critical' | 'warning' | 'info';
@@ -50,14 +51,18 @@ export function runbookAnchor(alert: string): string {
 
 /**
  * Whether a counter counted anything within `window`: it increased, or its series was born within the
- * window while its target was already being scraped. prom-client creates a labelled series at its first
- * count, with that count as its first sample, so `increase()` alone never sees a first refusal, or a
- * threshold crossed once per period. A series with fewer samples in the window than its target's `up`
- * was born in it; one that was there from the target's first scrape (or across a gap in Prometheus's
- * data) is not news.
+ * window, counting, while its target was already being scraped. prom-client creates a labelled series at
+ * its first count, with that count as its first sample, so `increase()` alone never sees a threshold
+ * crossed once per period. A series with fewer samples in the window than its target has successful
+ * scrapes (`up` is 1 on those, 0 on failed ones, so their sum counts them) was born in it; one that was
+ * there from the target's first scrape in the window, or across a failed scrape, a restart or a gap in
+ * Prometheus's data, is not news. A series born at 0 (a pre-initialised one) counted nothing.
+ *
+ * For counters the process pre-initialises at 0 (the enforcer's config reload errors), `increase() > 0`
+ * alone is the test: their first count is an increase.
  */
 export function countedWithin(counter: string, window: string): string {
-  return `(increase(${counter}[${window}]) > 0 or (${counter} and count_over_time(${counter}[${window}]) < on (job, instance) group_left count_over_time(${PROMETHEUS.up}[${window}])))`;
+  return `(increase(${counter}[${window}]) > 0 or (${counter} > 0 and count_over_time(${counter}[${window}]) < on (job, instance) group_left sum_over_time(${PROMETHEUS.up}[${window}])))`;
 }
 
 const E = ENFORCER;
@@ -103,7 +108,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileEnforcerConfigRefused',
-        expr: `sum without (reason) ${countedWithin(`${E.configReloadErrors}{reason!="Incomplete"}`, '10m')}`,
+        expr: `sum without (reason) (increase(${E.configReloadErrors}{reason!="Incomplete"}[10m]) > 0)`,
         for: '1m',
         severity: 'warning',
         summary: `Keystile enforcer ${target} refused a config`,
@@ -115,11 +120,11 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           "`Inconsistent`: a shard of another stage, or a key naming a missing plan. Compare the index with its shards; deleting the stage's rendered objects makes the operator write them again.",
           '`Unreadable`: a mounted file or a watched object the enforcer cannot read (permissions, RBAC).',
         ],
-        probe: `${E.configReloadErrors} and on (job, instance) ${PROMETHEUS.up}`,
+        probe: `sum without (reason) (increase(${E.configReloadErrors}{reason!="Incomplete"}[10m]))`,
       },
       {
         alert: 'KeystileEnforcerConfigStale',
-        expr: `(time() - ${E.configLastReload} > 900) and on (job, instance) ${countedWithin(E.configReloadErrors, '1h')} and on (job, instance) ${E.configLoaded} == 1`,
+        expr: `(time() - ${E.configLastReload} > 900) and on (job, instance) increase(${E.configReloadErrors}[1h]) > 0 and on (job, instance) ${E.configLoaded} == 1`,
         for: '5m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} serves a stale config`,
@@ -130,7 +135,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           'Compare the `Config generation` panel across the enforcers of the same stages: the stale one lags.',
           "Once the cause is fixed the enforcer swaps in the new config by itself (watch: at once; mounted: within the kubelet's sync period); restarting it is not needed.",
         ],
-        probe: `(time() - ${E.configLastReload}) and on (job, instance) ${E.configReloadErrors} and on (job, instance) ${E.configLoaded} and on (job, instance) ${PROMETHEUS.up}`,
+        probe: `(time() - ${E.configLastReload}) and on (job, instance) increase(${E.configReloadErrors}[1h]) and on (job, instance) ${E.configLoaded}`,
       },
       {
         alert: 'KeystileEnforcerFailingClosed',
@@ -219,7 +224,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
     rules: [
       {
         alert: 'KeystileKeyNearQuota',
-        expr: `(${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0) > 0.9) < 1`,
+        expr: onLeader(`((${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0) > 0.9) < 1)`),
         for: '5m',
         severity: 'warning',
         summary:
@@ -232,11 +237,11 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           "More every period: move the key to a bigger plan (its PlanBinding), or raise the plan's `quota.limit`.",
           "Customer-facing warnings belong to the plan's `alerts.thresholds`: the operator records an Event on the ApiKey for each threshold crossed.",
         ],
-        probe: `${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0)`,
+        probe: onLeader(`(${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0))`),
       },
       {
         alert: 'KeystileKeyQuotaExhausted',
-        expr: `${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0) >= 1`,
+        expr: onLeader(`(${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0) >= 1)`),
         for: '5m',
         severity: 'info',
         summary: 'Key {{ $labels.namespace }}/{{ $labels.apikey }} has used all its quota',
@@ -246,7 +251,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           'As KeystileKeyNearQuota: a UsageAdjustment grants more for this period, a bigger plan more for every period.',
           'Check the `Throttled and over quota` panel: a client that keeps calling after its quota is gone may need telling.',
         ],
-        probe: `${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0)`,
+        probe: onLeader(`(${O.keyQuotaUsed} / (${O.keyQuotaLimit} > 0))`),
       },
       {
         alert: 'KeystileQuotaThresholdCrossed',
@@ -330,17 +335,17 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileUsageStale',
-        expr: `(time() - ${O.usageLastPoll} > 300) and on (job, instance) ${O.leader} == 1`,
+        expr: onLeader(`(time() - (${O.usageLastPoll} > 0) > 300)`),
         for: '5m',
         severity: 'warning',
         summary: `Keystile operator ${target} has not read usage for {{ $value | humanizeDuration }}`,
         description:
-          'The leading operator has not completed a usage poll for more than 5 minutes. ApiKey status usage and the quota metrics are stale.',
+          'The leading operator has not completed a usage poll for more than 5 minutes. ApiKey status usage and the quota metrics are stale. (An operator that has never completed one, as when usage reporting is off, exports 0 and is not watched here: polls that fail are KeystileUsagePollFailing.)',
         runbook: [
           'Follow KeystileUsagePollFailing if polls fail.',
           "If nothing fails, the poll may be too slow for its interval with very many keys: compare `--usage-interval` with the time a poll takes in the operator's log.",
         ],
-        probe: `(time() - ${O.usageLastPoll}) and on (job, instance) ${O.leader}`,
+        probe: `(time() - (${O.usageLastPoll} > 0)) and on (job, instance) ${O.leader}`,
       },
     ],
   },

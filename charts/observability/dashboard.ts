@@ -43,7 +43,7 @@ import {
   QUOTA_DECISIONS,
   THROTTLE_DECISIONS,
 } from './names.ts';
-import { NAMESPACE_FILTER, oneOf, PLAN_FILTER, RANGE, RATE, sel, STAGE_FILTER } from './promql.ts';
+import { NAMESPACE_FILTER, oneOf, onLeader, PLAN_FILTER, RANGE, RATE, sel, STAGE_FILTER } from './promql.ts';
 
 /** One query of a panel. */
 export interface QuerySpec {
@@ -267,13 +267,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Quota used per plan',
         description:
-          "Quota used this period, summed over each plan's keys (or customers), as the operator last read it. Resets when a period begins.",
+          "Quota used this period, summed over each plan's keys (or customers), as the leading operator last read it. Resets when a period begins.",
         kind: 'timeseries',
         unit: 'short',
         width: 12,
         queries: [
           {
-            expr: `sum by (namespace, plan) (${sel(OPERATOR.planQuotaUsed, ...NSP)})`,
+            expr: `sum by (namespace, plan) (${onLeader(sel(OPERATOR.planQuotaUsed, ...NSP))})`,
             legend: '{{namespace}}/{{plan}}',
           },
         ],
@@ -294,7 +294,7 @@ export const ROWS: readonly RowSpec[] = [
         ],
         queries: [
           {
-            expr: `topk(20, ${keyUsed} / (${keyLimit} > 0))`,
+            expr: `topk(20, ${onLeader(`${keyUsed} / (${keyLimit} > 0)`)})`,
             legend: '{{namespace}}/{{apikey}} ({{plan}})',
           },
         ],
@@ -302,12 +302,12 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Quota remaining per key',
         description:
-          'The 20 keys with the least quota left this period (effective limit minus used), as the operator last read it.',
+          'The 20 keys with the least quota left this period (effective limit minus used), as the leading operator last read it.',
         kind: 'table',
         unit: 'short',
         width: 12,
         instant: true,
-        queries: [{ expr: `bottomk(20, clamp_min(${keyLimit} - ${keyUsed}, 0))` }],
+        queries: [{ expr: `bottomk(20, ${onLeader(`clamp_min(${keyLimit} - ${keyUsed}, 0)`)})` }],
       },
       {
         title: 'Quota thresholds crossed',
@@ -634,13 +634,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Age of the last usage poll',
         description:
-          "Time since the leader last read usage. It should stay near the operator's `--usage-interval` (15 s by default).",
+          "Time since the leader last read usage. It should stay near the operator's `--usage-interval` (15 s by default). Empty while the leader has never read usage (usage reporting off).",
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
           {
-            expr: `max by (instance) (time() - ${OPERATOR.usageLastPoll} and on (job, instance) ${OPERATOR.leader} == 1)`,
+            expr: `max by (instance) (${onLeader(`time() - (${OPERATOR.usageLastPoll} > 0)`)})`,
             legend: '{{instance}}',
           },
         ],

@@ -2,6 +2,7 @@
  * Small helpers for writing PromQL in TypeScript: the dashboard's template-variable filters, regex
  * alternations of label values, and reading the metric names a query mentions.
  */
+import { OPERATOR } from './names.ts';
 
 /** The filter of the API-stage variables, for metrics labelled with an API stage. */
 export const STAGE_FILTER = 'namespace=~"$namespace", api=~"$api", stage=~"$stage"';
@@ -21,6 +22,14 @@ export const RATE = '$__rate_interval';
 
 /** Grafana's whole time range, for instant queries that total it. */
 export const RANGE = '$__range';
+
+/**
+ * `expr` only on the operator replica that holds the Lease. Only the leader polls usage; a replica that
+ * lost the Lease may still export the quota gauges of its last poll, frozen, beside the new leader's.
+ */
+export function onLeader(expr: string): string {
+  return `${expr} and on (job, instance) ${OPERATOR.leader} == 1`;
+}
 
 /** A regex alternation matching exactly these label values. */
 export function oneOf(values: readonly string[]): string {

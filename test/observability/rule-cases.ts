@@ -40,10 +40,22 @@ const enforcer3 = 'job="keystile-enforcer", instance="10.0.0.3:9190"';
 const operatorA = 'job="keystile-operator", instance="10.0.1.1:8081"';
 const operatorB = 'job="keystile-operator", instance="10.0.1.2:8081"';
 const E1 = { job: 'keystile-enforcer', instance: '10.0.0.1:9190' };
+const E2 = { job: 'keystile-enforcer', instance: '10.0.0.2:9190' };
 const E3 = { job: 'keystile-enforcer', instance: '10.0.0.3:9190' };
 const OA = { job: 'keystile-operator', instance: '10.0.1.1:8081' };
+const OB = { job: 'keystile-operator', instance: '10.0.1.2:8081' };
 const key = 'namespace="shop", apikey="alice", plan="gold"';
 const KEY = { namespace: 'shop', apikey: 'alice', plan: 'gold' };
+
+/** An enforcer's reload error counters as it exports them: every reason from 0, each with `values`. */
+function reloadErrors(target: string, values: Readonly<Record<string, string>>): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(values).map(([reason, v]) => [
+      `keystile_config_reload_errors_total{${target}, reason="${reason}"}`,
+      v,
+    ]),
+  );
+}
 
 /** Every case. Each alert has at least one check where it fires and one where it must not. */
 export const RULE_CASES: readonly RuleCase[] = [
@@ -71,14 +83,14 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
-    name: 'a refused config (Invalid) alerts, even the first (a series born counting 1); Incomplete alone does not; it resolves 10 minutes later',
+    name: 'a refused config (Invalid) alerts, even the first (its counter starts at 0); Incomplete alone does not; it resolves 10 minutes later',
     series: {
       [`up{${enforcer}}`]: '1x25',
       [`up{${enforcer2}}`]: '1x25',
       [`up{${enforcer3}}`]: '1x25',
       [`keystile_config_reload_errors_total{${enforcer}, reason="Invalid"}`]: '0 0 1 1 1 1x20',
-      // prom-client creates a labelled series at its first count: no 0 before it.
-      [`keystile_config_reload_errors_total{${enforcer3}, reason="Unreadable"}`]: '_ _ 1x20',
+      // The enforcer creates the series of every reason at 0: its first refusal is an increase.
+      [`keystile_config_reload_errors_total{${enforcer3}, reason="Unreadable"}`]: '0 0 1x20',
       [`keystile_config_reload_errors_total{${enforcer2}, reason="Incomplete"}`]: '0 1 2 3 4 5 6x20',
       // Refused before Prometheus first scraped it: old news, not a new refusal.
       [`keystile_config_reload_errors_total{${enforcer2}, reason="Invalid"}`]: '3x25',
@@ -104,10 +116,10 @@ export const RULE_CASES: readonly RuleCase[] = [
       [`keystile_config_loaded{${enforcer}}`]: '1x40',
       [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x40',
       [`keystile_config_reload_errors_total{${enforcer}, reason="Incomplete"}`]: '0 0 0 0 0 0 0 0 0 0 1+1x30',
-      // One refusal, its series born at 10m.
+      // One refusal, at 10m.
       [`keystile_config_loaded{${enforcer3}}`]: '1x40',
       [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '0x40',
-      [`keystile_config_reload_errors_total{${enforcer3}, reason="Invalid"}`]: '_ _ _ _ _ _ _ _ _ _ 1x30',
+      [`keystile_config_reload_errors_total{${enforcer3}, reason="Invalid"}`]: '0x9 1x30',
     },
     checks: [
       // Errors since 10m, the last swap at 0: stale once 15 minutes old and erring for 5.
@@ -144,6 +156,78 @@ export const RULE_CASES: readonly RuleCase[] = [
         '0+1x40',
     },
     checks: [{ at: '30m', alert: 'KeystileEnforcerConfigStale', fires: [] }],
+  },
+  {
+    // One failed scrape (a timeout, a container restart) at 20m on E1, with nothing refused: its
+    // pre-initialised reload error series and an old threshold crossing miss a sample while `up` is 0.
+    // E3 refuses a config, and E2 counts a crossing, just after a failed scrape of their own.
+    name: 'a missed scrape alerts nothing; a refusal or a crossing just after one still alerts',
+    series: {
+      [`up{${enforcer}}`]: '1x19 0 1x20',
+      ...reloadErrors(enforcer, {
+        Invalid: '0x19 _ 0x20',
+        Inconsistent: '0x19 _ 0x20',
+        Unreadable: '0x19 _ 0x20',
+        Incomplete: '0x19 _ 0x20',
+      }),
+      [`keystile_config_loaded{${enforcer}}`]: '1x19 _ 1x20',
+      // Swapped in once, at start: the timestamp moves only on a swap.
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 _ 0x20',
+      [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
+        '1x19 _ 1x20',
+      [`up{${enforcer3}}`]: '1x19 0 1x20',
+      ...reloadErrors(enforcer3, { Invalid: '0x19 _ 1x20', Incomplete: '0x19 _ 0x20' }),
+      [`keystile_config_loaded{${enforcer3}}`]: '1x19 _ 1x20',
+      [`up{${enforcer2}}`]: '1x19 0 1x20',
+      [`keystile_quota_alerts_total{${enforcer2}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k2", threshold="90"}`]:
+        '_x22 1x17',
+    },
+    checks: [
+      { at: '21m', alert: 'KeystileEnforcerConfigRefused', fires: [] },
+      { at: '25m', alert: 'KeystileEnforcerConfigRefused', fires: [{ labels: E3, value: '1' }] },
+      { at: '30m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      { at: '36m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      {
+        at: '25m',
+        alert: 'KeystileQuotaThresholdCrossed',
+        fires: [
+          {
+            labels: {
+              job: 'keystile-enforcer',
+              namespace: 'shop',
+              api: 'orders',
+              stage: 'prod',
+              plan: 'shop/gold',
+              key_id: 'k2',
+              threshold: '90',
+            },
+          },
+        ],
+      },
+      { at: '21m', alert: 'KeystileQuotaThresholdCrossed', fires: [] },
+    ],
+  },
+  {
+    // Restarted at 20m (two failed scrapes, which mark its series stale): its counters start again at
+    // 0, its threshold crossings are forgotten, and it swaps its config in again. E2 refused configs
+    // long ago, and refuses one again as it restarts.
+    name: 'a restarted enforcer alerts nothing; one refusing as it restarts alerts',
+    series: {
+      [`up{${enforcer}}`]: '1x19 0 0 1x20',
+      ...reloadErrors(enforcer, { Invalid: '2x19 stale stale 0x20', Incomplete: '5x19 stale stale 0x20' }),
+      [`keystile_config_loaded{${enforcer}}`]: '1x19 stale stale 1x20',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 stale stale 1260x20',
+      [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
+        '1x19 stale',
+      [`up{${enforcer2}}`]: '1x19 0 0 1x20',
+      ...reloadErrors(enforcer2, { Invalid: '2x19 stale stale 1x20' }),
+    },
+    checks: [
+      { at: '25m', alert: 'KeystileEnforcerConfigRefused', fires: [{ labels: E2, value: '1' }] },
+      { at: '22m', alert: 'KeystileQuotaThresholdCrossed', fires: [] },
+      { at: '30m', alert: 'KeystileQuotaThresholdCrossed', fires: [] },
+      { at: '30m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+    ],
   },
   {
     name: 'an enforcer answering 503 for 5 minutes fails closed; denials are not failures',
@@ -216,6 +300,7 @@ export const RULE_CASES: readonly RuleCase[] = [
   {
     name: 'a key above 90% of its quota is near it; at 100% it is exhausted instead',
     series: {
+      [`keystile_operator_leader{${operatorA}}`]: '1x10',
       [`keystile_operator_key_quota_used{${operatorA}, ${key}}`]: '95x10',
       [`keystile_operator_key_quota_limit{${operatorA}, ${key}}`]: '100x10',
       [`keystile_operator_key_quota_used{${operatorA}, namespace="shop", apikey="bob", plan="gold"}`]:
@@ -245,10 +330,42 @@ export const RULE_CASES: readonly RuleCase[] = [
   {
     name: 'a key below its quota is not exhausted',
     series: {
+      [`keystile_operator_leader{${operatorA}}`]: '1x10',
       [`keystile_operator_key_quota_used{${operatorA}, ${key}}`]: '99x10',
       [`keystile_operator_key_quota_limit{${operatorA}, ${key}}`]: '100x10',
     },
     checks: [{ at: '8m', alert: 'KeystileKeyQuotaExhausted', fires: [] }],
+  },
+  {
+    // A lost the Lease at the start and kept its last gauges (the period has reset since); B leads.
+    name: "a follower's frozen quota gauges alert nothing; the leader's do",
+    series: {
+      [`keystile_operator_leader{${operatorA}}`]: '0x30',
+      [`keystile_operator_key_quota_used{${operatorA}, ${key}}`]: '9500x30',
+      [`keystile_operator_key_quota_limit{${operatorA}, ${key}}`]: '10000x30',
+      [`keystile_operator_key_quota_used{${operatorA}, namespace="shop", apikey="bob", plan="gold"}`]:
+        '100x30',
+      [`keystile_operator_key_quota_limit{${operatorA}, namespace="shop", apikey="bob", plan="gold"}`]:
+        '100x30',
+      [`keystile_operator_leader{${operatorB}}`]: '1x30',
+      [`keystile_operator_key_quota_used{${operatorB}, ${key}}`]: '10x30',
+      [`keystile_operator_key_quota_limit{${operatorB}, ${key}}`]: '10000x30',
+      [`keystile_operator_key_quota_used{${operatorB}, namespace="shop", apikey="bob", plan="gold"}`]: '3x30',
+      [`keystile_operator_key_quota_limit{${operatorB}, namespace="shop", apikey="bob", plan="gold"}`]:
+        '100x30',
+      [`keystile_operator_key_quota_used{${operatorB}, namespace="shop", apikey="carol", plan="gold"}`]:
+        '92x30',
+      [`keystile_operator_key_quota_limit{${operatorB}, namespace="shop", apikey="carol", plan="gold"}`]:
+        '100x30',
+    },
+    checks: [
+      {
+        at: '20m',
+        alert: 'KeystileKeyNearQuota',
+        fires: [{ labels: { ...OB, namespace: 'shop', apikey: 'carol', plan: 'gold' }, value: '92%' }],
+      },
+      { at: '20m', alert: 'KeystileKeyQuotaExhausted', fires: [] },
+    ],
   },
   {
     // Each crossing is counted once per key and period: its series is born counting 1 and never moves.
@@ -337,14 +454,28 @@ export const RULE_CASES: readonly RuleCase[] = [
   {
     name: 'usage unread for 5 minutes on the leader is stale; a follower or a fresh leader is not',
     series: {
+      // Polled at 1m, 2m and 3m (0 before: never), then no more.
       [`keystile_operator_leader{${operatorA}}`]: '1x20',
-      [`keystile_operator_usage_last_poll_timestamp_seconds{${operatorA}}`]: '0x20',
+      [`keystile_operator_usage_last_poll_timestamp_seconds{${operatorA}}`]: '0 60 120 180x18',
       [`keystile_operator_leader{${operatorB}}`]: '0x20',
-      [`keystile_operator_usage_last_poll_timestamp_seconds{${operatorB}}`]: '0x20',
+      [`keystile_operator_usage_last_poll_timestamp_seconds{${operatorB}}`]: '180x20',
     },
     checks: [
-      { at: '8m', alert: 'KeystileUsageStale', fires: [] },
-      { at: '12m', alert: 'KeystileUsageStale', fires: [{ labels: OA, value: '12m 0s' }] },
+      // 5 minutes past the last poll at 8m, and for 5 minutes more at 13m.
+      { at: '13m', alert: 'KeystileUsageStale', fires: [] },
+      { at: '15m', alert: 'KeystileUsageStale', fires: [{ labels: OA, value: '12m 0s' }] },
+    ],
+  },
+  {
+    // No poller (no Redis, no usage endpoints: the chart's defaults): the leader exports 0 for good.
+    name: 'a leader that never polls usage (usage reporting off) is not stale',
+    series: {
+      [`keystile_operator_leader{${operatorA}}`]: '1x40',
+      [`keystile_operator_usage_last_poll_timestamp_seconds{${operatorA}}`]: '0x40',
+    },
+    checks: [
+      { at: '12m', alert: 'KeystileUsageStale', fires: [] },
+      { at: '35m', alert: 'KeystileUsageStale', fires: [] },
     ],
   },
   {
