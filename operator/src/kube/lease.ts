@@ -24,6 +24,7 @@ export class LeaderElector {
   #leading = false;
   #lastRenew = 0;
   #timer: NodeJS.Timeout | undefined;
+  #deadline: NodeJS.Timeout | undefined;
   #stopped = false;
 
   constructor(api: CoordinationV1Api, options: LeaseOptions, log: Logger) {
@@ -39,15 +40,31 @@ export class LeaderElector {
 
   /** Tries until it leads, then keeps renewing; calls back on the transitions. */
   start(onStartedLeading: () => void, onStoppedLeading: () => void): void {
+    const renewDeadlineMs = this.#o.durationSeconds * 1000 * 0.8;
+    const lose = (): void => {
+      if (!this.#leading) return;
+      // Not renewed in time: another replica may take over at expiry. Stop writing before it can.
+      this.#leading = false;
+      this.#log.error({ identity: this.#o.identity }, 'lease: lost leadership; still a candidate');
+      onStoppedLeading();
+    };
     const tick = async (): Promise<void> => {
       if (this.#stopped) return;
-      const ok = await this.#tryAcquireOrRenew().catch((err: unknown) => {
-        this.#log.warn({ err: describe(err) }, 'lease: acquire or renew failed');
-        return false;
-      });
+      // A call that hangs (a dead kept-alive connection) must not hold the tick: it is given up after a
+      // renew interval, and the deadline below does not wait for it either.
+      const ok = await withTimeout(this.#tryAcquireOrRenew(), this.#o.renewSeconds * 1000).catch(
+        (err: unknown) => {
+          this.#log.warn({ err: describe(err) }, 'lease: acquire or renew failed');
+          return false;
+        },
+      );
       const now = Date.now();
       if (ok) {
         this.#lastRenew = now;
+        // The deadline runs on its own timer: writes stop at 80% of the lease whatever the calls do.
+        if (this.#deadline) clearTimeout(this.#deadline);
+        this.#deadline = setTimeout(lose, renewDeadlineMs);
+        this.#deadline.unref();
         if (!this.#leading) {
           this.#leading = true;
           this.#log.info(
@@ -56,11 +73,8 @@ export class LeaderElector {
           );
           onStartedLeading();
         }
-      } else if (this.#leading && now - this.#lastRenew > this.#o.durationSeconds * 1000 * 0.8) {
-        // Not renewed in time: another replica may take over at expiry. Stop writing before it can.
-        this.#leading = false;
-        this.#log.error({ identity: this.#o.identity }, 'lease: lost leadership; still a candidate');
-        onStoppedLeading();
+      } else if (now - this.#lastRenew > renewDeadlineMs) {
+        lose();
       }
       if (!this.#stopped) this.#timer = setTimeout(() => void tick(), this.#o.renewSeconds * 1000);
     };
@@ -71,6 +85,7 @@ export class LeaderElector {
   async stop(): Promise<void> {
     this.#stopped = true;
     if (this.#timer) clearTimeout(this.#timer);
+    if (this.#deadline) clearTimeout(this.#deadline);
     if (!this.#leading) return;
     this.#leading = false;
     try {
@@ -143,4 +158,17 @@ export class LeaderElector {
       throw err;
     }
   }
+}
+
+/** `p`, or a rejection after `ms` (the call itself is not cancelled: its answer is ignored). */
+function withTimeout<T>(p: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      reject(new Error(`no answer from the API server within ${ms} ms`));
+    }, ms);
+  });
+  return Promise.race([p, timeout]).finally(() => {
+    clearTimeout(timer);
+  });
 }
