@@ -264,6 +264,77 @@ function writeVolume(dir: string, manifestsFile: string, generation: number): vo
     rmSync(join(dir, `..2026_11_23_00_00_0${generation - 1}`), { recursive: true, force: true });
 }
 
+describe('watch mode, started before its rights are granted', () => {
+  let ns: string;
+  let dir: string;
+  let enforcer: EnforcerProcess | undefined;
+
+  afterAll(async () => {
+    await enforcer?.stop();
+    if (ns) await kubectl(['delete', 'namespace', ns, '--wait=false']);
+  });
+
+  it('stays unready and answers 503 while its lists are refused (not an empty config refusing every key), then loads once granted', async () => {
+    ns = await createNamespace('enforcer-norights');
+    const stage = `${ns}/orders/prod`;
+    dir = mkdtempSync(join(tmpdir(), 'keystile-e2e-norights-'));
+    const files = await render(dir, resources(), { namespace: ns, manifests: true });
+    const docs = parseAllDocuments(readFileSync(join(files.manifests, `${ns}.orders.prod.yaml`), 'utf8')).map(
+      (d) => d.toJS() as { metadata: { labels?: Record<string, string> } },
+    );
+    for (const d of docs)
+      d.metadata.labels = { ...d.metadata.labels, 'app.kubernetes.io/managed-by': 'keystile-e2e' };
+    await kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
+    const rbac = enforcerRbacYaml({ namespace: ns, stages: [{ api: 'orders', stage: 'prod' }] });
+    await kubectl(['apply', '-f', '-'], rbac);
+    const token = (
+      await kubectl(['-n', ns, 'create', 'token', 'keystile-enforcer', '--duration=10m'])
+    ).trim();
+    // The ServiceAccount exists, its Role is not bound yet: every list is refused (403).
+    await kubectl(['-n', ns, 'delete', 'rolebinding', 'keystile-enforcer']);
+    const view = await kubectlJson<{
+      clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+    }>(['config', 'view', '--raw', '--minify']);
+    const kubeconfig = join(dir, 'enforcer.kubeconfig');
+    writeFileSync(
+      kubeconfig,
+      stringify({
+        apiVersion: 'v1',
+        kind: 'Config',
+        clusters: [{ name: 'c', cluster: view.clusters[0]!.cluster }],
+        users: [{ name: 'enforcer', user: { token } }],
+        contexts: [{ name: 'c', context: { cluster: 'c', user: 'enforcer', namespace: ns } }],
+        'current-context': 'c',
+      }),
+    );
+    const e = await startEnforcerProcess({
+      watch: { namespace: ns, stages: ['orders/prod'] },
+      env: { KUBECONFIG: kubeconfig },
+      logFile: join(dir, 'enforcer.log'),
+      waitReady: false,
+    });
+    enforcer = e;
+    const readyz = async (): Promise<number> =>
+      (await fetch(`http://127.0.0.1:${e.adminPort}/readyz`)).status;
+    const key = keyValue(files.keys, 'alpha');
+    // Long enough for a few refused lists and their retries.
+    await waitFor(
+      'a refused list in its log',
+      () =>
+        Promise.resolve(readFileSync(join(dir, 'enforcer.log'), 'utf8').includes('watch failed; retrying')),
+      10_000,
+      100,
+    );
+    await sleep(1500);
+    expect(await readyz()).toBe(503);
+    expect(await check(e, stage, key)).toBe(503);
+
+    await kubectl(['apply', '-f', '-'], rbac);
+    await waitFor('ready once granted', async () => (await readyz()) === 200, 40_000, 100);
+    expect(await check(e, stage, key)).toBe(200);
+  });
+});
+
 describe('mounted mode: the rendered objects as a projected volume', () => {
   let dir: string;
   let volume: string;

@@ -32,6 +32,9 @@ class NamedObject {
   #stopped = false;
   #retry: NodeJS.Timeout | undefined;
   #backoffMs = 500;
+  /** Resolved once a list has succeeded: client-node's start() resolves after a failed one too. */
+  readonly #listed = Promise.withResolvers<undefined>();
+  #lists = 0;
   readonly #dataKey: string;
   readonly #logger: Logger;
   readonly #onChange: () => void;
@@ -58,10 +61,19 @@ class NamedObject {
             core.listNamespacedConfigMap({ namespace, fieldSelector })
         : (): Promise<{ items: (V1ConfigMap | V1Secret)[]; metadata?: { resourceVersion?: string } }> =>
             core.listNamespacedSecret({ namespace, fieldSelector });
+    const counted = async (): Promise<{
+      items: (V1ConfigMap | V1Secret)[];
+      metadata?: { resourceVersion?: string };
+    }> => {
+      const result = await list();
+      this.#lists += 1;
+      this.#listed.resolve(undefined);
+      return result;
+    };
     this.#listWatch = new ListWatch<V1ConfigMap | V1Secret>(
       `/api/v1/namespaces/${namespace}/${kind}`,
       new Watch(kc),
-      list,
+      counted,
       false,
       undefined,
       fieldSelector,
@@ -97,14 +109,23 @@ class NamedObject {
     return encoded === undefined ? undefined : Buffer.from(encoded, 'base64').toString('utf8');
   }
 
-  /** Lists and starts watching; resolves once the first list is in. Retries on failure. */
+  /**
+   * Lists and starts watching; resolves when that attempt ends (see {@link listed}). Retries on
+   * failure, waiting longer each time (500 ms doubling to 30 s) until a list succeeds again.
+   */
   async start(): Promise<void> {
+    const before = this.#lists;
     try {
       await this.#listWatch.start();
-      this.#backoffMs = 500;
+      if (this.#lists > before) this.#backoffMs = 500;
     } catch (err) {
       this.#restart(err);
     }
+  }
+
+  /** Resolves once a list of the object has succeeded (what {@link text} says is then the API server's). */
+  get listed(): Promise<undefined> {
+    return this.#listed.promise;
   }
 
   #restart(err: unknown): void {
@@ -174,6 +195,9 @@ export class KubeSource {
       this.#indexes.set(stageKey(s), this.#watch('configmaps', objectNames.index(s), DATA_KEYS.index));
     }
     await Promise.all([...this.#indexes.values()].map((o) => o.start()));
+    // A failed list leaves an index unknown, not absent: loading then would swap in a config without
+    // the stage (every key refused as UnknownStage) instead of staying unready (503).
+    await Promise.all([...this.#indexes.values()].map((o) => o.listed));
     await this.#reconcileShards();
     this.#started = true;
     await this.#load();
