@@ -68,4 +68,23 @@ describe('keyStatus', () => {
         .rotation,
     ).toEqual({ sequence: 2 });
   });
+
+  it('holds observedGeneration while a raised rotation sequence has no value yet, and moves it once it has', () => {
+    const made = { ...data, 'rotation-sequence': '0' };
+    // Generation 3 raised the sequence to 1; the status last observed generation 2.
+    const raised = key({ rotation: { sequence: 1 } }, { observedGeneration: 2 });
+    const before = keyStatus(raised, { secretName: 'x', data: made }, undefined, now);
+    expect(before.observedGeneration).toBe(2);
+    expect(before.conditions?.[0]?.observedGeneration).toBe(2);
+    const after = keyStatus(
+      raised,
+      { secretName: 'x', data: { ...made, 'rotation-sequence': '1' } },
+      undefined,
+      now,
+    );
+    expect(after.observedGeneration).toBe(3);
+    // An imported key has no sequence to wait for.
+    const imported = key({ valueFrom: 'Secret', secretRef: { name: 'legacy' }, rotation: { sequence: 1 } });
+    expect(keyStatus(imported, { secretName: 'x', data: made }, undefined, now).observedGeneration).toBe(3);
+  });
 });

@@ -99,7 +99,15 @@ export function keyStatus(
   r: KeyResult | undefined,
   now: Date,
 ): ApiKeyStatus {
-  const gen = k.metadata.generation ?? 0;
+  const data = state?.data;
+  // A generated key whose Secret has not caught up with a raised spec.rotation.sequence: the spec is not
+  // observed yet (the new value does not exist), so observedGeneration stays where it was and a
+  // `kubectl wait` on the generation waits for the rotation itself.
+  const rotating =
+    k.spec.valueFrom !== 'Secret' &&
+    data?.['rotation-sequence'] !== undefined &&
+    Number(data['rotation-sequence']) < (k.spec.rotation?.sequence ?? 0);
+  const gen = rotating ? (k.status?.observedGeneration ?? 0) : (k.metadata.generation ?? 0);
   const problem = state?.problem ?? r?.problem;
   const expired = k.spec.expiresAt !== undefined && Date.parse(k.spec.expiresAt) <= now.getTime();
   const placements = r?.placements ?? [];
@@ -129,7 +137,6 @@ export function keyStatus(
           ? `the key works on ${placements.join(', ')}`
           : 'the key has a value; no PlanBinding places it on a stage yet',
     };
-  const data = state?.data;
   const until = data?.['previous-valid-until'];
   const rotationSeq = Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
   return {
