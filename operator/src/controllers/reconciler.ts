@@ -17,7 +17,13 @@ import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
 import { planKeySecret } from '../keys/key-plan.ts';
-import { type KeySecretData, keySecretName, materialFromSecret, ownedByAnother } from '../keys/key-secret.ts';
+import {
+  graceEnds,
+  type KeySecretData,
+  keySecretName,
+  materialFromSecret,
+  ownedByAnother,
+} from '../keys/key-secret.ts';
 import { IncrementalRenderer } from '../render/incremental.ts';
 import type { BindingResult, KeyMaterial, RenderedObject } from '../render/types.ts';
 import { type Condition, getCondition } from '../status/conditions.ts';
@@ -509,7 +515,9 @@ export class Reconciler {
       fresh && was?.material && JSON.stringify(fresh) === JSON.stringify(was.material) ? was.material : fresh;
     if (material) cache.materials.set(name, material);
     else cache.materials.delete(name);
-    const until = Date.parse(data?.['previous-valid-until'] ?? '');
+    // Every replaced value's grace end: the material changes at the next one.
+    const ends = data ? graceEnds(data) : [];
+    const until = Math.min(Infinity, ...ends.filter((t) => t > nowMs));
     const expires = Date.parse(k.spec.expiresAt ?? '');
     const input: KeyInput = {
       secret,
@@ -518,9 +526,9 @@ export class Reconciler {
       // Of the Secret's data, only what a status shows is kept (never the value itself).
       state: { secretName, ...(data && material && { data: statusData(data) }), ...(problem && { problem }) },
       material,
-      materialUntil: until > nowMs ? until : Infinity,
+      materialUntil: until,
       expiresIso: k.spec.expiresAt,
-      deadlines: [until, expires].filter((d) => Number.isFinite(d)),
+      deadlines: [...ends, expires].filter((d) => Number.isFinite(d)),
       seen: cache.round,
     };
     cache.inputs.set(name, input);

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { hashKey, parseKey } from '../../../contract/src/key-format.ts';
 import type { ApiKey } from '../../../crds/src/index.ts';
-import { materialFromSecret } from './key-secret.ts';
+import { graceEnds, materialFromSecret } from './key-secret.ts';
 import { planKeySecret } from './key-plan.ts';
 
 const now = new Date('2026-11-23T12:00:00Z');
@@ -46,6 +46,80 @@ describe('planKeySecret', () => {
     expect(materialFromSecret('ApiKey', rotated.data, new Date('2026-11-23T13:00:01Z'))?.hashes).toHaveLength(
       1,
     );
+  });
+
+  it('keeps each replaced value until its own grace ends when rotations come within a grace period', () => {
+    const first = planKeySecret({ key: apiKey(), existing: undefined, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    const v1 = first.data.value ?? '';
+    // Rotation 1 at noon with a 24 h grace: v1 until tomorrow noon.
+    const r1 = planKeySecret({ key: apiKey({ rotation: { sequence: 1 } }), existing: first.data, now });
+    if (r1.kind !== 'write') throw new Error('expected a write');
+    const v2 = r1.data.value ?? '';
+    // Rotation 2 an hour later with a 1 h grace: v2 until 14:00, and v1 still until tomorrow noon.
+    const later = new Date('2026-11-23T13:00:00Z');
+    const r2 = planKeySecret({
+      key: apiKey({ rotation: { sequence: 2, gracePeriod: '1h' } }),
+      existing: r1.data,
+      now: later,
+    });
+    if (r2.kind !== 'write') throw new Error('expected a write');
+    const v3 = r2.data.value ?? '';
+    const hashes = (at: Date) =>
+      materialFromSecret('ApiKey', r2.data, at)?.hashes?.map((h) => [h.sha256, h.validUntil]);
+    expect(hashes(later)).toEqual([
+      [hashKey(v3), undefined],
+      [hashKey(v2), '2026-11-23T14:00:00.000Z'],
+      [hashKey(v1), '2026-11-24T12:00:00.000Z'],
+    ]);
+    expect(hashes(new Date('2026-11-23T15:00:00Z'))).toEqual([
+      [hashKey(v3), undefined],
+      [hashKey(v1), '2026-11-24T12:00:00.000Z'],
+    ]);
+    expect(hashes(new Date('2026-11-24T12:00:01Z'))).toEqual([[hashKey(v3), undefined]]);
+    expect(JSON.stringify(r2.data)).not.toContain(v1);
+    // A rotation once every grace has ended carries nothing over.
+    const r3 = planKeySecret({
+      key: apiKey({ rotation: { sequence: 3 } }),
+      existing: r2.data,
+      now: new Date('2026-11-25T00:00:00Z'),
+    });
+    if (r3.kind !== 'write') throw new Error('expected a write');
+    expect(r3.data['previous-earlier']).toBeUndefined();
+    expect(graceEnds(r2.data)).toEqual([
+      Date.parse('2026-11-23T14:00:00Z'),
+      Date.parse('2026-11-24T12:00:00Z'),
+    ]);
+
+    // Rotations one after another within the grace: never more values than the contract's four.
+    let data = first.data;
+    for (let seq = 1; seq <= 6; seq++) {
+      const r = planKeySecret({ key: apiKey({ rotation: { sequence: seq } }), existing: data, now });
+      if (r.kind !== 'write') throw new Error('expected a write');
+      data = r.data;
+    }
+    expect(materialFromSecret('ApiKey', data, now)?.hashes).toHaveLength(4);
+
+    // A key pair's SecretKeys likewise.
+    const pair = planKeySecret({ key: apiKey({ type: 'KeyPair' }), existing: undefined, now });
+    if (pair.kind !== 'write') throw new Error('expected a write');
+    const p1 = planKeySecret({
+      key: apiKey({ type: 'KeyPair', rotation: { sequence: 1 } }),
+      existing: pair.data,
+      now,
+    });
+    if (p1.kind !== 'write') throw new Error('expected a write');
+    const p2 = planKeySecret({
+      key: apiKey({ type: 'KeyPair', rotation: { sequence: 2 } }),
+      existing: p1.data,
+      now: later,
+    });
+    if (p2.kind !== 'write') throw new Error('expected a write');
+    expect(materialFromSecret('KeyPair', p2.data, later)?.secretKeys?.map((k) => k.value)).toEqual([
+      p2.data.secretKey,
+      p1.data.secretKey,
+      pair.data.secretKey,
+    ]);
   });
 
   it('generates Tencent-style key pairs and rotates the SecretKey, keeping the SecretId', () => {

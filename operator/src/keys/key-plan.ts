@@ -20,7 +20,7 @@ import {
 import type { ApiKey } from '../../../crds/src/index.ts';
 import { Reason } from '../status/reasons.ts';
 import { parseDuration } from './duration.ts';
-import { KEY_SECRET, type KeySecretData } from './key-secret.ts';
+import { carryOver, KEY_SECRET, type KeySecretData } from './key-secret.ts';
 
 /** The decision for one key's Secret. */
 export type KeyPlan =
@@ -121,6 +121,7 @@ function planImported(input: KeyPlanInput, keyId: string, until: string): KeyPla
           existing.secretKey && {
             [KEY_SECRET.previousSecretKey]: existing.secretKey,
             [KEY_SECRET.previousValidUntil]: until,
+            ...carryOver(existing, input.now),
           }),
       },
       ...(rotating && { rotated: { previousValidUntil: until } }),
@@ -154,6 +155,7 @@ function planImported(input: KeyPlanInput, keyId: string, until: string): KeyPla
         existing.sha256 && {
           [KEY_SECRET.previousSha256]: existing.sha256,
           [KEY_SECRET.previousValidUntil]: until,
+          ...carryOver(existing, input.now),
         }),
     },
     ...(rotating && { rotated: { previousValidUntil: until } }),
@@ -182,6 +184,7 @@ function planGenerated(
           secretKey: generateKeyPair(random).secretKey,
           [KEY_SECRET.previousSecretKey]: existing.secretKey,
           [KEY_SECRET.previousValidUntil]: until,
+          ...carryOver(existing, input.now),
           [KEY_SECRET.rotationSequence]: String(sequence),
         },
         rotated: { previousValidUntil: until },
@@ -201,6 +204,7 @@ function planGenerated(
         value: generateKey(keyId, random).value,
         [KEY_SECRET.previousSha256]: hashKey(existing.value),
         [KEY_SECRET.previousValidUntil]: until,
+        ...carryOver(existing, input.now),
         [KEY_SECRET.rotationSequence]: String(sequence),
       },
       rotated: { previousValidUntil: until },

@@ -9,6 +9,8 @@
  *   previous-sha256        ApiKey: SHA-256 of the value a rotation replaced
  *   previous-secret-key    KeyPair: the SecretKey a rotation replaced (HMAC needs it in clear)
  *   previous-valid-until   when the replaced value stops working (RFC 3339)
+ *   previous-earlier       values replaced before that one whose grace has not ended (a rotation within
+ *                          another's grace period): JSON, [{"sha256"|"secretKey": ..., "validUntil": ...}]
  *   rotation-sequence      the spec.rotation.sequence the current value was made for
  */
 import type { V1Secret } from '@kubernetes/client-node';
@@ -25,8 +27,74 @@ export const KEY_SECRET = {
   previousSha256: 'previous-sha256',
   previousSecretKey: 'previous-secret-key',
   previousValidUntil: 'previous-valid-until',
+  previousEarlier: 'previous-earlier',
   rotationSequence: 'rotation-sequence',
 } as const;
+
+/** A replaced value still in its grace period, older than the one in the previous-* keys. */
+export interface EarlierValue {
+  /** ApiKey: the value's SHA-256. */
+  readonly sha256?: string;
+  /** KeyPair: the SecretKey (HMAC needs it in clear). */
+  readonly secretKey?: string;
+  /** When it stops working (RFC 3339). */
+  readonly validUntil: string;
+}
+
+/**
+ * At most this many earlier values are kept (those ending last): with the current and the previous
+ * value, the contract's four hashes (or SecretKeys) a key may have. A fourth rotation within one grace
+ * period ends the oldest value's grace at once.
+ */
+export const MAX_EARLIER = 2;
+
+/** The earlier values of a key Secret's data; none when absent or unreadable. */
+export function earlierValues(data: KeySecretData): EarlierValue[] {
+  const text = data['previous-earlier'];
+  if (text === undefined) return [];
+  try {
+    const list: unknown = JSON.parse(text);
+    if (!Array.isArray(list)) return [];
+    return list.filter(
+      (e): e is EarlierValue =>
+        typeof e === 'object' &&
+        e !== null &&
+        typeof (e as EarlierValue).validUntil === 'string' &&
+        (typeof (e as EarlierValue).sha256 === 'string' || typeof (e as EarlierValue).secretKey === 'string'),
+    );
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What a rotation at `now` carries over from `existing` besides the value it replaces: the replaced
+ * previous value and the earlier ones, each while its own grace lasts, so that a second rotation within
+ * a grace period does not cut the first one's short. The `previous-earlier` data, or nothing.
+ */
+export function carryOver(existing: KeySecretData, now: Date): Partial<KeySecretData> {
+  const live = (until: string | undefined): until is string =>
+    until !== undefined && Date.parse(until) > now.getTime();
+  const earlier = earlierValues(existing).filter((e) => live(e.validUntil));
+  const until = existing['previous-valid-until'];
+  if (live(until)) {
+    if (existing['previous-sha256']) earlier.push({ sha256: existing['previous-sha256'], validUntil: until });
+    if (existing['previous-secret-key'])
+      earlier.push({ secretKey: existing['previous-secret-key'], validUntil: until });
+  }
+  if (earlier.length === 0) return {};
+  const kept = earlier
+    .sort((a, b) => Date.parse(b.validUntil) - Date.parse(a.validUntil))
+    .slice(0, MAX_EARLIER);
+  return { [KEY_SECRET.previousEarlier]: JSON.stringify(kept) };
+}
+
+/** Every instant a replaced value of the data stops working (epoch ms). */
+export function graceEnds(data: KeySecretData): number[] {
+  return [data['previous-valid-until'], ...earlierValues(data).map((e) => e.validUntil)]
+    .map((u) => Date.parse(u ?? ''))
+    .filter((t) => Number.isFinite(t));
+}
 
 /** The name of the Secret the operator generates for an ApiKey. */
 export function keySecretName(apiKey: string): string {
@@ -61,6 +129,7 @@ export function materialFromSecret(
   if (!keyId) return undefined;
   const until = data['previous-valid-until'];
   const previousLive = until !== undefined && Date.parse(until) > now.getTime();
+  const earlier = earlierValues(data).filter((e) => Date.parse(e.validUntil) > now.getTime());
   if (type === 'KeyPair') {
     if (!data.secretId || !data.secretKey) return undefined;
     const previous = data['previous-secret-key'];
@@ -72,6 +141,9 @@ export function materialFromSecret(
         ...(previousLive && previous && until
           ? [{ value: previous, validUntil: new Date(until).toISOString() }]
           : []),
+        ...earlier.flatMap((e) =>
+          e.secretKey ? [{ value: e.secretKey, validUntil: new Date(e.validUntil).toISOString() }] : [],
+        ),
       ],
     };
   }
@@ -85,6 +157,9 @@ export function materialFromSecret(
       ...(previousLive && previous && until
         ? [{ sha256: previous, validUntil: new Date(until).toISOString() }]
         : []),
+      ...earlier.flatMap((e) =>
+        e.sha256 ? [{ sha256: e.sha256, validUntil: new Date(e.validUntil).toISOString() }] : [],
+      ),
     ],
   };
 }
