@@ -620,5 +620,29 @@ describe('a stage the API server will not store', () => {
         /^the config of big\/x could not be written \(.*Too long: may not be more than 1048576 bytes.*\): its enforcers keep the previous one$/,
       ) as string,
     });
+
+    // A key disabled on the big stage: its status keeps describing what that stage's enforcers have
+    // (the key accepted), not the config they never got. A key disabled on the small stage after it
+    // shows the namespace reconciled meanwhile.
+    const before = await get(ns, 'apikey/big-0');
+    await kubectl(['-n', ns, 'patch', 'apikey/big-0', '--type=merge', '-p', '{"spec":{"enabled":false}}']);
+    await kubectl([
+      '-n',
+      ns,
+      'patch',
+      'apikey/small-key',
+      '--type=merge',
+      '-p',
+      '{"spec":{"enabled":false}}',
+    ]);
+    await until(
+      'the small key Disabled',
+      async () => ready(await get(ns, 'apikey/small-key'))?.reason === 'Disabled',
+    );
+    const after = (await get(ns, 'apikey/big-0')) as Obj & { status?: { observedGeneration?: number } };
+    expect(ready(after)?.reason).toBe(ready(before)?.reason);
+    expect(after.status?.observedGeneration).toBe(
+      (before as Obj & { status?: { observedGeneration?: number } }).status?.observedGeneration,
+    );
   });
 });

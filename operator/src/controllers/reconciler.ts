@@ -395,6 +395,8 @@ export class Reconciler {
         }),
         this.#concurrency,
         async ({ p, r, shared }) => {
+          // Its status would describe a config its enforcers did not get: it waits for the retry.
+          if (r?.apiStages.some((w) => failedStages.has(w))) return;
           const inputs = [r, JSON.stringify(shared ?? null)];
           if (!this.#stale(cache, `p/${p.metadata.name}`, p, inputs)) return;
           const status = planStatus(p, r, now, shared);
@@ -439,6 +441,11 @@ export class Reconciler {
       const name = k.metadata.name;
       const input = cache.inputs.get(name);
       if (generating.has(name) && !k.status) return false;
+      // On a stage that could not be written its status would describe a config its enforcers did not
+      // get (a key disabled, still accepted there): it keeps the last one until the retry writes it.
+      // Its bindings say why (StageNotWritten), one Event each, not one per key.
+      if (out.keys.get(name)?.placements.some((p) => failedStages.has(p.slice(p.indexOf(':') + 1))))
+        return false;
       return this.#stale(cache, `k/${name}`, k, [input?.state, out.keys.get(name)]);
     });
     await attempt(() =>
