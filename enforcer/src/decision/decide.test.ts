@@ -235,6 +235,14 @@ describe('decide: routes', () => {
     expect(f.run(req(key, '/v1/catalog')).status).toBe(200);
   });
 
+  it('lets no encoded slash dodge a route (an upstream may decode %2F into a separator)', async () => {
+    const f = await fixture([withRoutes]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key, '/v1%2Freports%2fmonthly'))).toMatchObject({ status: 200, route: 'reports' });
+    expect(f.run(req(key, '/v1/orders%2F1', 'POST'))).toMatchObject({ status: 200, route: 'order-writes' });
+    expect(f.run(req(key, '/v1/orders%2F2', 'POST'))).toMatchObject({ status: 429, reason: 'Throttled' });
+  });
+
   it("applies a route's throttle instead of the plan's, to matching methods only", async () => {
     const f = await fixture([withRoutes]);
     const key = { 'x-api-key': gold.value };

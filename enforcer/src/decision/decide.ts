@@ -37,7 +37,7 @@ import {
 } from './key-pair-signature.ts';
 import { type KeySource, presentedKey } from './key-source.ts';
 import { rateLimitField, rateLimitHeaders, retryAfterSeconds } from './ratelimit-headers.ts';
-import { matchMethod, matchPathIn, pathEnd } from './route-match.ts';
+import { matchMethod, matchPathIn, pathEnd, slashesDecoded } from './route-match.ts';
 
 export type { Decision } from './answers.ts';
 
@@ -222,7 +222,7 @@ export function identify(
   let route: RouteEntry | undefined;
   const routes = plan.routes;
   if (routes.length > 0) {
-    const path = request.path;
+    const path = slashesDecoded(request.path);
     const end = pathEnd(path);
     for (const r of routes) {
       if (matchMethod(r.methods, request.method) && matchPathIn(r.path, path, end)) {

@@ -1,5 +1,12 @@
 import { describe, expect, it } from 'vitest';
-import { compilePathPattern, matchPath, matchPathIn, pathEnd, pathSegments } from './route-match.ts';
+import {
+  compilePathPattern,
+  matchPath,
+  matchPathIn,
+  pathEnd,
+  pathSegments,
+  slashesDecoded,
+} from './route-match.ts';
 
 const PATTERNS = [
   '/',
@@ -90,6 +97,25 @@ describe('matchPathIn', () => {
       for (const pattern of patterns) {
         expect(matchPathIn(pattern, path, pathEnd(path)), path).toBe(matchPath(pattern, pathSegments(path)));
       }
+    }
+  });
+});
+
+describe('slashesDecoded', () => {
+  it('makes an encoded slash a separator in the path part only, and merges the slashes', () => {
+    expect(slashesDecoded('/v1/reports%2Fexport')).toBe('/v1/reports/export');
+    expect(slashesDecoded('/v1/reports%2f%2F/export?x=%2F')).toBe('/v1/reports/export?x=%2F');
+    expect(slashesDecoded('/v1/%2e%2e/x')).toBe('/v1/%2e%2e/x');
+    const plain = '/v1/reports/export?q=1';
+    expect(slashesDecoded(plain)).toBe(plain);
+  });
+
+  it('lets no encoded slash dodge a route', () => {
+    const route = compilePathPattern('/v1/reports/export');
+    if (!route) throw new Error('not a pattern');
+    for (const path of ['/v1/reports%2Fexport', '/v1%2freports%2Fexport/', '/v1/reports%2F%2Fexport']) {
+      const p = slashesDecoded(path);
+      expect(matchPathIn(route, p, pathEnd(p)), path).toBe(true);
     }
   });
 });

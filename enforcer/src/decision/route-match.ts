@@ -4,7 +4,9 @@
  * none included: '/v1/reports/**' matches '/v1/reports' too). The query string is not matched; a
  * trailing '/' is ignored, so '/v1/reports/' is '/v1/reports' (a route throttle cannot be dodged by
  * adding one). Paths are compared as received: Envoy normalises them first (`normalize_path`,
- * `merge_slashes` in the shipped configs). Pure.
+ * `merge_slashes` in the shipped configs), except for an encoded slash (`%2F`), which Envoy keeps by
+ * default and some upstreams (nginx, for one) decode into a separator: {@link slashesDecoded} makes it
+ * one before matching, so that '/v1/reports%2Fexport' cannot dodge the route '/v1/reports/export'. Pure.
  */
 
 /** A compiled path pattern. */
@@ -30,6 +32,21 @@ export function compilePathPattern(pattern: string): PathPattern | undefined {
   const segments = body.split('/');
   if (!segments.every((s) => SEGMENT.test(s))) return undefined;
   return { segments, rest };
+}
+
+/**
+ * The path with each encoded slash (`%2F`, `%2f`) in its path part made a '/', and runs of '/' merged
+ * (as Envoy's `merge_slashes` would have); the path itself (no copy) when it has none.
+ */
+export function slashesDecoded(path: string): string {
+  const end = pathEnd(path);
+  const at = path.indexOf('%2');
+  if (at < 0 || at >= end) return path;
+  const head = path
+    .slice(0, end)
+    .replace(/%2f/gi, '/')
+    .replace(/\/{2,}/g, '/');
+  return head === path.slice(0, end) ? path : head + path.slice(end);
 }
 
 /** The segments of a request path: the query cut off, no leading or trailing empty segment. */
