@@ -199,6 +199,12 @@ const gateway = obj(
       port: int("The Service's port.", 80, 1, 65535),
       host: str('Instead of service: any DNS name or IP address Envoy resolves.'),
     }),
+    drainSeconds: int(
+      "Seconds a terminating gateway pod keeps serving while the Service's endpoints drop it (Envoy's preStop sleeps this long, then Envoy stops). All the while Envoy drains (`--drain-time-s`, started by the enforcer's preStop): responses close their connections (envoy.drainStrategy), so clients with kept-alive connections move to other pods before Envoy stops. Raise it when endpoints reach your clients or load balancers more slowly.",
+      10,
+      1,
+      300,
+    ),
     maxShards: int(
       "The shards a stage may grow to; the enforcer's Role names each one (256: 512,000 keys a stage).",
       256,
@@ -217,6 +223,11 @@ const gateway = obj(
         "Envoy's log level.",
         ['trace', 'debug', 'info', 'warning', 'error', 'critical', 'off'],
         'info',
+      ),
+      drainStrategy: oneOf(
+        'How Envoy drains through drainSeconds (`--drain-strategy`): immediate, every response closes its connection (HTTP/1.1 `Connection: close`, HTTP/2 GOAWAY) from the start; gradual, a share of them growing over drainSeconds.',
+        ['immediate', 'gradual'],
+        'immediate',
       ),
       resources: resources({ cpu: '100m', memory: '64Mi' }, { memory: '256Mi' }),
     }),
@@ -244,6 +255,18 @@ const gateway = obj(
       mallocArenaMax: str(
         "MALLOC_ARENA_MAX: glibc's malloc arenas. Two are plenty for Node's one JavaScript thread; the default (up to 8 per core) keeps more freed memory resident.",
         ENFORCER_MALLOC_ARENA_MAX,
+      ),
+      stopAfterEnvoySeconds: int(
+        "Seconds the enforcer keeps answering checks after Envoy has stopped: its preStop starts Envoy's drain, then waits drainSeconds plus these, so no check in flight loses its server.",
+        5,
+        1,
+        60,
+      ),
+      shutdownSeconds: int(
+        "Seconds the enforcer's own shutdown may take once it is sent SIGTERM (its ports closed, a last checkpoint, local counts added to Redis) before the kubelet kills it. The pod's terminationGracePeriodSeconds is drainSeconds + stopAfterEnvoySeconds + shutdownSeconds.",
+        10,
+        1,
+        300,
       ),
       resources: resources({ cpu: '200m', memory: '128Mi' }, { memory: '512Mi' }),
       extraArgs: strings('More flags (docs/enforcer.md), e.g. `--problem-json`.'),

@@ -3,8 +3,10 @@
 // objects checked against the sources they must agree with: the operator's RBAC file, enforcerRbac,
 // envoyWithEnforcer, the operator's and the enforcer's settings.
 //   UPDATE_GOLDEN=1 npx vitest run test/golden/helm.test.ts   rewrites the golden files; review the diff.
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Agent, get as httpGet } from 'node:http';
+import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -43,6 +45,7 @@ interface Container {
   args?: string[];
   env?: { name: string; value?: string; valueFrom?: unknown }[];
   securityContext?: Record<string, unknown>;
+  lifecycle?: { preStop?: { sleep?: { seconds: number }; exec?: { command: string[] } } };
 }
 
 function run(args: readonly string[]): { ok: boolean; out: string } {
@@ -149,6 +152,63 @@ function extAuthzAllowedHeaders(objs: readonly Obj[]): string[][] {
     return (filter?.typed_config.allowed_headers?.patterns ?? []).map((p) => p.exact);
   });
 }
+
+/**
+ * How a gateway pod stops, as rendered: Envoy's preStop sleep, the enforcer's preStop (a Node script that
+ * starts Envoy's drain, then waits), the flags of Envoy's drain, the grace period.
+ */
+function gatewayShutdown(d: Obj): {
+  envoySleep: number | undefined;
+  envoyFlag: (name: string) => string | undefined;
+  enforcerCommand: string[];
+  enforcerWaitMs: number;
+  grace: number;
+} {
+  const envoy = container(d, 'envoy');
+  const args = envoy.args ?? [];
+  const command = container(d, 'enforcer').lifecycle?.preStop?.exec?.command ?? [];
+  const wait = /setTimeout\(\(\) => process\.exit\(0\), (\d+)\)/.exec(command[2] ?? '');
+  return {
+    envoySleep: envoy.lifecycle?.preStop?.sleep?.seconds,
+    envoyFlag: (name) => (args.includes(name) ? args[args.indexOf(name) + 1] : undefined),
+    enforcerCommand: command,
+    enforcerWaitMs: wait ? Number(wait[1]) : NaN,
+    grace: (d['spec'] as { template: { spec: { terminationGracePeriodSeconds: number } } }).template.spec
+      .terminationGracePeriodSeconds,
+  };
+}
+
+/** A TCP port free on 127.0.0.1 now. */
+const freePort = (): Promise<number> =>
+  new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => {
+        resolve(port);
+      });
+    });
+  });
+
+/**
+ * A GET on a new connection asking to keep it alive: its status and the Connection header of the answer
+ * (`close` when the server will not keep it), or the connection's error code.
+ */
+const probe = (port: number): Promise<{ status?: number; connection?: string; error?: string }> =>
+  new Promise((resolve) => {
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const req = httpGet({ host: '127.0.0.1', port, path: '/', agent, timeout: 2000 }, (res) => {
+      res.resume();
+      resolve({ status: res.statusCode ?? 0, connection: res.headers.connection ?? '' });
+      agent.destroy();
+    });
+    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'ETIMEDOUT' })));
+    req.on('error', (err: NodeJS.ErrnoException) => {
+      resolve({ error: err.code ?? err.message });
+      agent.destroy();
+    });
+  });
 
 const sets = readdirSync(ciDir)
   .filter((f) => f.endsWith('-values.yaml'))
@@ -583,8 +643,120 @@ describe('the chart', () => {
     });
   });
 
+  // Rolling the gateway: Envoy keeps serving while the endpoints drop the pod, draining (every response
+  // closes its connection) from the start, since SIGTERM stops it at once; the enforcer outlives it.
+  it.each(['gateway', 'redis'])(
+    'stops the gateway of ci/%s-values.yaml in order: Envoy serves and drains, the enforcer outlives it, the grace period covers both',
+    (set) => {
+      const d = find(renderedObjects(set), 'Deployment', 'keystile-gateway');
+      const s = gatewayShutdown(d);
+      // Kubernetes' own sleep action (GA in 1.32; the chart needs 1.33): no shell in Envoy's image needed.
+      expect(container(d, 'envoy').lifecycle).toEqual({ preStop: { sleep: { seconds: 10 } } });
+      expect(s.envoyFlag('--drain-time-s')).toBe('10');
+      expect(s.envoyFlag('--drain-strategy')).toBe('immediate');
+      // The enforcer's image has Node and no shell: Node starts Envoy's drain on its admin, then waits.
+      // Its Node by the image's own path (distroless: /nodejs/bin is not on PATH), as its ENTRYPOINT has it.
+      const entrypoint = /^ENTRYPOINT \["([^"]+)"/m.exec(readFileSync(join(repoRoot, 'enforcer/Dockerfile'), 'utf8'));
+      expect(s.enforcerCommand.slice(0, 2)).toEqual([entrypoint?.[1], '-e']);
+      expect(entrypoint?.[1]).toBe('/nodejs/bin/node');
+      expect(s.enforcerCommand[2]).toContain("fetch('http://127.0.0.1:9901/drain_listeners?graceful', { method: 'POST'");
+      expect(s.enforcerWaitMs).toBe(15_000);
+      expect(s.enforcerWaitMs).toBeGreaterThan((s.envoySleep ?? Infinity) * 1000);
+      // The grace period counts from the start of the preStops: the enforcer's wait, then its own shutdown.
+      expect(s.grace).toBe(25);
+      expect(s.grace).toBeGreaterThan(s.enforcerWaitMs / 1000);
+      // The pod's containers are these two, each with its hook.
+      expect(podSpec(d).containers.map((c) => c.name)).toEqual(['envoy', 'enforcer']);
+    },
+  );
+
+  it('derives every delay of the gateway shutdown from gateway.drainSeconds and the enforcer\'s settings', () => {
+    const objs = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        'gateway.drainSeconds=30,gateway.envoy.drainStrategy=gradual,gateway.envoy.adminPort=9902',
+        '--set',
+        'gateway.enforcer.stopAfterEnvoySeconds=2,gateway.enforcer.shutdownSeconds=20',
+      ]),
+    );
+    const s = gatewayShutdown(find(objs, 'Deployment', 'keystile-gateway'));
+    expect(s.envoySleep).toBe(30);
+    expect(s.envoyFlag('--drain-time-s')).toBe('30');
+    expect(s.envoyFlag('--drain-strategy')).toBe('gradual');
+    expect(s.enforcerCommand[2]).toContain('http://127.0.0.1:9902/drain_listeners?graceful');
+    expect(s.enforcerWaitMs).toBe(32_000);
+    expect(s.grace).toBe(52);
+  });
+
+  // What the rendered pieces do together, on the real Envoy: the enforcer's preStop (run by this Node)
+  // starts the drain Envoy's flags shape; every response then closes its connection; at the end of
+  // drainSeconds Envoy's listeners close, and only after that does the preStop return.
+  it("drains Envoy with the enforcer's preStop: responses close their connections, the hook outlasts the drain", async () => {
+    const [stage0, stage1, admin, check] = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const objs = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        `gateway.stages[0].port=${stage0},gateway.stages[1].port=${stage1},gateway.envoy.adminPort=${admin}`,
+        '--set',
+        // The check port has no enforcer behind it: Envoy answers 503 itself (fail closed), which is enough.
+        `gateway.enforcer.ports.http=${check},gateway.drainSeconds=2,gateway.enforcer.stopAfterEnvoySeconds=1`,
+      ]),
+    );
+    const d = find(objs, 'Deployment', 'keystile-gateway');
+    const { file } = validateEnvoy(objs);
+    const args = (container(d, 'envoy').args ?? []).map((a) => (a === '/etc/envoy/envoy.yaml' ? file : a));
+    const envoy = spawn(binaries().envoy, args, { stdio: 'ignore' });
+    try {
+      let before = await probe(stage0);
+      for (let i = 0; i < 100 && before.status === undefined; i++) {
+        await new Promise((r) => setTimeout(r, 100));
+        before = await probe(stage0);
+      }
+      expect(before).toEqual({ status: 503, connection: '' });
+
+      const [node, ...hookArgs] = gatewayShutdown(d).enforcerCommand;
+      expect(node).toBe('/nodejs/bin/node');
+      const started = Date.now();
+      const hook = spawn(process.execPath, hookArgs, { stdio: 'ignore' });
+      const exited = new Promise<number | null>((resolve) => hook.on('exit', resolve));
+      await new Promise((r) => setTimeout(r, 500));
+      // Draining: still serving new connections (the endpoints may still send them), each closed after its response.
+      expect(await probe(stage0)).toEqual({ status: 503, connection: 'close' });
+      expect(await probe(stage1)).toEqual({ status: 503, connection: 'close' });
+      expect(await exited).toBe(0);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
+      // drainSeconds over: the listeners are closed (so --drain-time-s must not be shorter than Envoy's sleep).
+      expect(await probe(stage0)).toEqual({ error: 'ECONNREFUSED' });
+    } finally {
+      envoy.kill('SIGTERM');
+    }
+  }, 30_000);
+
+  it("waits out the enforcer's preStop even when Envoy's admin does not answer", async () => {
+    const admin = await freePort();
+    const objs = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        `gateway.envoy.adminPort=${admin},gateway.drainSeconds=1,gateway.enforcer.stopAfterEnvoySeconds=1`,
+      ]),
+    );
+    const [, ...hookArgs] = gatewayShutdown(find(objs, 'Deployment', 'keystile-gateway')).enforcerCommand;
+    const started = Date.now();
+    const hook = spawn(process.execPath, hookArgs, { stdio: 'ignore' });
+    expect(await new Promise<number | null>((resolve) => hook.on('exit', resolve))).toBe(0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2000);
+  }, 30_000);
+
   it.each([
     [['--set', 'operator.replicas=0'], /operator\/replicas.*minimum/s],
+    [['--set', 'gateway.drainSeconds=0'], /gateway\/drainSeconds.*minimum/s],
+    [['--set', 'gateway.envoy.drainStrategy=never'], /gateway\/envoy\/drainStrategy.*(enum|must be one of)/s],
     [['--set', 'operator.replicaz=3'], /additional properties 'replicaz' not allowed/],
     [['--set', 'counters.store=sometimes'], /counters\/store.*(enum|must be one of)/s],
     [['--set', 'gateway.enabled=true'], /list the API stages it serves in gateway.stages/],

@@ -61,3 +61,13 @@ header never reaches the enforcer, and every request is denied for a missing key
   "allowedHeaders" (include "keystile.gateway.allowedHeaders" . | fromJsonArray) }}
 {{- include (printf "keystile.envoy.%s" $g.extAuthz) $args | fromJson | toYaml }}
 {{- end }}
+
+{{- /*
+The enforcer's preStop (Node: its image has no shell): asks Envoy's admin, on loopback, to start its
+graceful drain (drain_listeners?graceful; Envoy drains on no signal, and its drain lasts --drain-time-s),
+then exits after drainSeconds + enforcer.stopAfterEnvoySeconds, whether Envoy answered or not.
+*/}}
+{{- define "keystile.gateway.drainScript" -}}
+{{- $g := .Values.gateway -}}
+fetch('http://127.0.0.1:{{ $g.envoy.adminPort }}/drain_listeners?graceful', { method: 'POST', signal: AbortSignal.timeout(2000) }).catch(() => {}); setTimeout(() => process.exit(0), {{ mul (add $g.drainSeconds $g.enforcer.stopAfterEnvoySeconds) 1000 }});
+{{- end }}
