@@ -358,7 +358,7 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Check errors',
         description:
-          'Check requests the transport could not decide or answer normally, by class: `malformed` (refused 403: an unusable URL, an oversized body), `error` or `decide` (a bug, answered 503: fail closed), `send` (the answer could not be written).',
+          'Check requests the transport could not decide or answer normally, by class: `malformed` (refused 403: a request the HTTP parser refuses, a gRPC check request it cannot read; a path that cannot be percent-decoded is decided like any other, not an error), `error` or `decide` (a bug, answered 503: fail closed), `send` (the answer could not be written).',
         kind: 'timeseries',
         unit: 'reqps',
         width: 12,

@@ -28,7 +28,7 @@ export function buildApp(opts: AppOptions): FastifyInstance {
     return503OnClosing: false,
     bodyLimit: 1 << 20,
     http: { maxHeaderSize: opts.maxHeaderSize ?? 64 * 1024 },
-    clientErrorHandler,
+    clientErrorHandler: clientErrorHandler(opts.checker),
     // A path the router cannot decode (`/files/%FF`) is decided as any other: the check reads the raw URL.
     frameworkErrors: checkFrameworkErrors(opts.checker),
   });

@@ -109,6 +109,31 @@ describe('the HTTP check', () => {
     },
   );
 
+  it('counts a request Node refuses (garbage on the socket) as a malformed check', async () => {
+    const catalog = await catalogOf(
+      stageDocuments(
+        stage,
+        [plan('shop', 'gold', {})],
+        [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+      ),
+    );
+    const t = testChecker(catalog, T0);
+    const own = buildApp({ checker: t.checker });
+    await own.listen({ port: 0, host: '127.0.0.1' });
+    const port = (own.server.address() as { port: number }).port;
+    const raw = await new Promise<string>((resolve) => {
+      const socket = connect(port, '127.0.0.1', () => socket.end('NOT HTTP AT ALL\r\n\r\n'));
+      let data = '';
+      socket.on('data', (d: Buffer) => (data += d.toString()));
+      socket.on('close', () => resolve(data));
+    });
+    await own.close();
+    expect(raw).toMatch(/^HTTP\/1\.1 403 Forbidden/);
+    expect(await t.metrics.registry.metrics()).toMatch(
+      /keystile_check_errors_total\{transport="http",class="malformed"\} 1/,
+    );
+  });
+
   it('answers a URL the router cannot parse without a key, and garbage on the socket, with 403', async () => {
     const bad = await server.inject({ url: '/keystile/shop/orders/prod/%E0%A4%A' });
     expect(bad.statusCode).toBe(403);

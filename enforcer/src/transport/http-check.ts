@@ -95,10 +95,18 @@ export function checkRequestOf(request: FastifyRequest): CheckRequest {
 const RAW_FORBIDDEN =
   'HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: 23\r\nconnection: close\r\n\r\n{"message":"Forbidden"}';
 
-/** Answers a connection-level parse error with a 403 and closes it. */
-export function clientErrorHandler(this: unknown, _err: Error, socket: Socket): void {
-  if (socket.writable) socket.end(RAW_FORBIDDEN);
-  else socket.destroy();
+/**
+ * Answers a connection-level parse error (a request Node's parser refuses) with a 403 and closes it,
+ * counting it as a malformed check. A socket that is no longer writable (the client went away, a
+ * timeout) is closed uncounted: no check was made.
+ */
+export function clientErrorHandler(checker: Checker): (err: Error, socket: Socket) => void {
+  return (_err, socket) => {
+    if (socket.writable) {
+      checker.failed('http', 'malformed');
+      socket.end(RAW_FORBIDDEN);
+    } else socket.destroy();
+  };
 }
 
 /**
