@@ -74,13 +74,15 @@ export function operatorRbacTemplate(): string {
   const docs = parseAllDocuments(read('operator/deploy/rbac.yaml'));
   const js = docs.map((d) => d.toJS() as Record<string, unknown>);
   const kinds = js.map((d) => d['kind']);
-  if (kinds.join(',') !== 'ServiceAccount,ClusterRole,ClusterRoleBinding') {
+  if (kinds.join(',') !== 'ServiceAccount,ClusterRole,ClusterRoleBinding,Role,RoleBinding') {
     throw new Error(
-      `operator/deploy/rbac.yaml: expected ServiceAccount, ClusterRole, ClusterRoleBinding, not ${kinds.join(', ')}`,
+      `operator/deploy/rbac.yaml: expected ServiceAccount, ClusterRole, ClusterRoleBinding, Role, RoleBinding, not ${kinds.join(', ')}`,
     );
   }
-  const [sa, role, binding] = js as [
+  const [sa, role, binding, leaseRole, leaseBinding] = js as [
     Record<string, Record<string, unknown>>,
+    Record<string, Record<string, unknown>>,
+    Record<string, unknown>,
     Record<string, Record<string, unknown>>,
     Record<string, unknown>,
   ];
@@ -96,9 +98,37 @@ export function operatorRbacTemplate(): string {
   ) {
     throw new Error('operator/deploy/rbac.yaml: the binding must have the ServiceAccount as its one subject');
   }
+  const leaseRef = leaseBinding['roleRef'] as Record<string, unknown>;
+  const leaseSubjects = leaseBinding['subjects'] as Record<string, unknown>[];
+  if (leaseRef['kind'] !== 'Role' || leaseRef['name'] !== leaseRole['metadata']?.['name']) {
+    throw new Error('operator/deploy/rbac.yaml: the RoleBinding does not name the Role');
+  }
+  if (leaseSubjects.length !== 1 || leaseSubjects[0]?.['name'] !== sa['metadata']?.['name']) {
+    throw new Error(
+      'operator/deploy/rbac.yaml: the RoleBinding must have the ServiceAccount as its one subject',
+    );
+  }
   const rulesNode = docs[1]?.get('rules', true);
   const rules = new Document();
   rules.contents = rulesNode as Document['contents'];
+  // The Lease Role's rules, its resourceNames (the default Lease name) made the release's Lease name.
+  const LEASE = 'keystile-operator';
+  const leaseRules = new Document();
+  leaseRules.contents = docs[3]?.get('rules', true) as Document['contents'];
+  const leaseRulesJs = leaseRules.toJS() as { resourceNames?: string[] }[];
+  if (!leaseRulesJs.some((r) => r.resourceNames?.join() === LEASE)) {
+    throw new Error(`operator/deploy/rbac.yaml: the Role must name the Lease ${LEASE} in resourceNames`);
+  }
+  const leaseRulesText = leaseRules
+    .toString({ lineWidth: 0 })
+    .trimEnd()
+    .replaceAll(
+      `resourceNames: [ ${LEASE} ]`,
+      'resourceNames: [ {{ include "keystile.operator.leaseName" . | quote }} ]',
+    );
+  if (leaseRulesText.includes(LEASE)) {
+    throw new Error("operator/deploy/rbac.yaml: the Lease name in the Role was not made the release's");
+  }
   const labels = `    {{- include "keystile.labels" . | nindent 4 }}
     app.kubernetes.io/component: operator`;
   return `{{- /*
@@ -140,6 +170,32 @@ roleRef:
   apiGroup: rbac.authorization.k8s.io
   kind: ClusterRole
   name: {{ include "keystile.operator.fullname" . }}
+subjects:
+  - kind: ServiceAccount
+    name: {{ include "keystile.operator.serviceAccountName" . }}
+    namespace: {{ .Release.Namespace }}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: Role
+metadata:
+  name: {{ include "keystile.operator.fullname" . }}-lease
+  namespace: {{ .Release.Namespace }}
+  labels:
+${labels}
+rules:
+${leaseRulesText}
+---
+apiVersion: rbac.authorization.k8s.io/v1
+kind: RoleBinding
+metadata:
+  name: {{ include "keystile.operator.fullname" . }}-lease
+  namespace: {{ .Release.Namespace }}
+  labels:
+${labels}
+roleRef:
+  apiGroup: rbac.authorization.k8s.io
+  kind: Role
+  name: {{ include "keystile.operator.fullname" . }}-lease
 subjects:
   - kind: ServiceAccount
     name: {{ include "keystile.operator.serviceAccountName" . }}

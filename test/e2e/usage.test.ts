@@ -15,6 +15,8 @@ import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import {
+  leaseGrant,
+  leaseGrantName,
   type OperatorProcess,
   operatorReady,
   serviceAccountKubeconfig,
@@ -177,6 +179,7 @@ describe('usage, alerts and adjustments', () => {
         KEYSTILE_USAGE_INTERVAL: '1',
       },
     };
+    await kubectl(['apply', '-f', '-'], leaseGrant(`keystile-operator-usage-${ground().runId}`));
     startOperatorProcess(ctx, operator);
     await operatorReady(ctx, operator);
   }, 120_000);
@@ -190,6 +193,14 @@ describe('usage, alerts and adjustments', () => {
         'delete',
         'lease',
         `keystile-operator-usage-${ground().runId}`,
+        '--ignore-not-found',
+      ]);
+      await kubectl([
+        '-n',
+        SYSTEM_NAMESPACE,
+        'delete',
+        'role,rolebinding',
+        leaseGrantName(`keystile-operator-usage-${ground().runId}`),
         '--ignore-not-found',
       ]);
     }

@@ -263,6 +263,28 @@ describe('the chart', () => {
     expect((deployment['spec'] as { template: { spec: { serviceAccountName: string } } }).template.spec.serviceAccountName).toBe(
       'keystile-operator',
     );
+    // No Lease cluster-wide: a Role in the release namespace names the operator's own Lease.
+    const clusterRules = role['rules'] as { resources: string[] }[];
+    expect(clusterRules.flatMap((r) => r.resources)).not.toContain('leases');
+    const leaseName = new Map(container(deployment, 'operator').env?.map((e) => [e.name, e.value])).get('KEYSTILE_LEASE_NAME');
+    const leaseRole = find(objs, 'Role', 'keystile-operator-lease');
+    expect((leaseRole['metadata'] as { namespace: string }).namespace).toBe('keystile-system');
+    const sourceRules = find(source, 'Role', 'keystile-operator-lease')['rules'] as { resourceNames?: string[] }[];
+    expect(leaseRole['rules']).toEqual(
+      sourceRules.map((r) => (r.resourceNames ? { ...r, resourceNames: [leaseName] } : r)),
+    );
+    expect(find(objs, 'RoleBinding', 'keystile-operator-lease')['subjects']).toEqual([
+      { kind: 'ServiceAccount', name: 'keystile-operator', namespace: 'keystile-system' },
+    ]);
+  });
+
+  it("names the Lease the operator is given in its Role, whatever its name", () => {
+    const objs = objects(template(['--set', 'operator.leaderElection.leaseName=my-lease']));
+    const d = find(objs, 'Deployment', 'keystile-operator');
+    const env = new Map(container(d, 'operator').env?.map((e) => [e.name, e.value]));
+    expect(env.get('KEYSTILE_LEASE_NAME')).toBe('my-lease');
+    const rules = find(objs, 'Role', 'keystile-operator-lease')['rules'] as { resourceNames?: string[] }[];
+    expect(rules.flatMap((r) => r.resourceNames ?? [])).toEqual(['my-lease']);
   });
 
   it('runs the operator with leader election, 2 replicas, the heap caps and settings it knows', () => {

@@ -100,6 +100,46 @@ export interface OperatorProcess {
   readonly entry?: string;
 }
 
+/**
+ * A Role and RoleBinding letting the operator's ServiceAccount hold one more Lease: operator/deploy/rbac.yaml
+ * names only the Lease `keystile-operator`, and a suite running an operator of its own beside the local
+ * one gives it a Lease of its own. Apply it before starting that operator; `leaseGrantName` deletes it.
+ */
+export function leaseGrant(leaseName: string): string {
+  const name = leaseGrantName(leaseName);
+  return JSON.stringify({
+    apiVersion: 'v1',
+    kind: 'List',
+    items: [
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'Role',
+        metadata: { name, namespace: SYSTEM_NAMESPACE },
+        rules: [
+          {
+            apiGroups: ['coordination.k8s.io'],
+            resources: ['leases'],
+            resourceNames: [leaseName],
+            verbs: ['get', 'update'],
+          },
+        ],
+      },
+      {
+        apiVersion: 'rbac.authorization.k8s.io/v1',
+        kind: 'RoleBinding',
+        metadata: { name, namespace: SYSTEM_NAMESPACE },
+        roleRef: { apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name },
+        subjects: [{ kind: 'ServiceAccount', name: OPERATOR_SERVICE_ACCOUNT, namespace: SYSTEM_NAMESPACE }],
+      },
+    ],
+  });
+}
+
+/** The name of {@link leaseGrant}'s Role and RoleBinding. */
+export function leaseGrantName(leaseName: string): string {
+  return `lease-${leaseName}`;
+}
+
 /** Starts the operator (node operator/src/main.ts, or `entry`) as a background process of the local system. */
 export function startOperatorProcess(ctx: GroundContext, p: OperatorProcess): void {
   ctx.procs.start({

@@ -20,6 +20,11 @@
 {{- printf "%s-operator" (include "keystile.fullname" .) }}
 {{- end }}
 
+{{- /* The operator's Lease (KEYSTILE_LEASE_NAME), the one its Role may get and update. */}}
+{{- define "keystile.operator.leaseName" -}}
+{{- default (include "keystile.operator.fullname" .) .Values.operator.leaderElection.leaseName }}
+{{- end }}
+
 {{- define "keystile.gateway.fullname" -}}
 {{- printf "%s-gateway" (include "keystile.fullname" .) }}
 {{- end }}
