@@ -124,18 +124,20 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileEnforcerConfigStale',
-        expr: `(time() - ${E.configLastReload} > 900) and on (job, instance) increase(${E.configReloadErrors}[1h]) > 0 and on (job, instance) ${E.configLoaded} == 1`,
-        for: '5m',
+        // Its latest loads refused something, and none since refused nothing, for 15 minutes: a refusal
+        // followed by a clean load (a routine Incomplete: the index before its shards) never counts.
+        expr: `(time() - ${E.configLastReload}) and on (job, instance) (${E.configLastReloadError} > on (job, instance) ${E.configLastReload}) and on (job, instance) ${E.configLoaded} == 1`,
+        for: '15m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} serves a stale config`,
         description:
-          'The enforcer has refused configs in the last hour and its config is {{ $value | humanizeDuration }} old: it keeps enforcing what it loaded then. A key disabled or deleted since is still accepted by it.',
+          'The enforcer has refused the configs it was given for 15 minutes, and last loaded one in full {{ $value | humanizeDuration }} ago: it keeps enforcing what it had then. A key disabled or deleted since is still accepted by it.',
         runbook: [
           "Follow KeystileEnforcerConfigRefused for the reason of the refusals; `Incomplete` counts here too: a shard that never arrives (watch mode: a Role without the new shard's name; mounted mode: a volume without it).",
           'Compare the `Config generation` panel across the enforcers of the same stages: the stale one lags.',
           "Once the cause is fixed the enforcer swaps in the new config by itself (watch: at once; mounted: within the kubelet's sync period); restarting it is not needed.",
         ],
-        probe: `(time() - ${E.configLastReload}) and on (job, instance) increase(${E.configReloadErrors}[1h]) and on (job, instance) ${E.configLoaded}`,
+        probe: `(time() - ${E.configLastReload}) and on (job, instance) ${E.configLastReloadError} and on (job, instance) ${E.configLoaded}`,
       },
       {
         alert: 'KeystileEnforcerFailingClosed',

@@ -60,7 +60,7 @@ const parser = new ThresholdParser(config.workerThresholdBytes);
 if (config.source.kind !== 'none') parser.prewarm();
 const loader = new CatalogLoader(parser, {
   swapped: (catalog, ms) => {
-    metrics.swapped(catalog, ms / 1000, clock.now() / 1000);
+    metrics.swapped(catalog, ms / 1000);
     logger.info(
       {
         generation: catalog.generation,
@@ -76,8 +76,11 @@ const loader = new CatalogLoader(parser, {
     );
     void applier.trigger();
   },
+  upToDate: () => {
+    metrics.upToDate(clock.now() / 1000);
+  },
   refused: (origin, error) => {
-    metrics.refused(error.code);
+    metrics.refused(error.code, clock.now() / 1000);
     const log = error.code === ConfigError.Incomplete ? logger.info.bind(logger) : logger.warn.bind(logger);
     log(
       { origin, reason: error.code, error: error.message },

@@ -109,53 +109,51 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
-    name: 'a ready enforcer refusing configs with its last swap long ago is stale',
+    name: 'an enforcer refusing every config it is given for 15 minutes is stale',
     series: {
       [`up{${enforcer}}`]: '1x40',
       [`up{${enforcer3}}`]: '1x40',
+      // Loaded in full at 0; every load refused since 10m (the last refusal's time moves on).
       [`keystile_config_loaded{${enforcer}}`]: '1x40',
       [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x40',
-      [`keystile_config_reload_errors_total{${enforcer}, reason="Incomplete"}`]: '0 0 0 0 0 0 0 0 0 0 1+1x30',
-      // One refusal, at 10m.
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600+60x30',
+      // Refused once at 10m, then a load with nothing refused at 12m: fixed, not stale.
       [`keystile_config_loaded{${enforcer3}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '0x40',
-      [`keystile_config_reload_errors_total{${enforcer3}, reason="Invalid"}`]: '0x9 1x30',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '0x11 720x28',
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer3}}`]: '0x9 600x30',
     },
     checks: [
-      // Errors since 10m, the last swap at 0: stale once 15 minutes old and erring for 5.
-      { at: '14m', alert: 'KeystileEnforcerConfigStale', fires: [] },
-      {
-        at: '21m',
-        alert: 'KeystileEnforcerConfigStale',
-        fires: [
-          { labels: E1, value: '21m 0s' },
-          { labels: E3, value: '21m 0s' },
-        ],
-      },
+      { at: '24m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      { at: '26m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E1, value: '26m 0s' }] },
     ],
   },
   {
-    name: 'not stale: errors but a recent swap; an old swap but no errors; an enforcer not ready',
+    name: 'not stale: a routine refusal followed by a clean load, however long ago; never refused; not ready',
     series: {
-      [`up{${enforcer}}`]: '1x40',
-      [`up{${enforcer2}}`]: '1x40',
-      ['up{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '1x40',
-      // Swapped in every minute (its last reload is always now) despite errors.
-      [`keystile_config_loaded{${enforcer}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0+60x40',
-      [`keystile_config_reload_errors_total{${enforcer}, reason="Incomplete"}`]: '0+1x40',
-      // An old swap, nothing refused.
-      [`keystile_config_loaded{${enforcer2}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '0x40',
-      [`keystile_config_reload_errors_total{${enforcer2}, reason="Invalid"}`]: '3x40',
+      [`up{${enforcer}}`]: '1x60',
+      [`up{${enforcer2}}`]: '1x60',
+      ['up{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '1x60',
+      // An index before its shard (Incomplete) at 10m, the whole config a minute later, then nothing
+      // new for 50 minutes.
+      [`keystile_config_loaded{${enforcer}}`]: '1x60',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x10 660x50',
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600x51',
+      ...reloadErrors(enforcer, { Incomplete: '0x9 1x51' }),
+      // Loaded once, long ago, nothing refused.
+      [`keystile_config_loaded{${enforcer2}}`]: '1x60',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '0x60',
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer2}}`]: '0x60',
       // Not ready: NotReady's business, not this alert's.
-      ['keystile_config_loaded{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x40',
+      ['keystile_config_loaded{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x60',
       ['keystile_config_last_reload_success_timestamp_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']:
-        '0x40',
-      ['keystile_config_reload_errors_total{job="keystile-enforcer", instance="10.0.0.3:9190", reason="Invalid"}']:
-        '0+1x40',
+        '0x60',
+      ['keystile_config_last_reload_error_timestamp_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']:
+        '60+60x60',
     },
-    checks: [{ at: '30m', alert: 'KeystileEnforcerConfigStale', fires: [] }],
+    checks: [
+      { at: '30m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      { at: '59m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+    ],
   },
   {
     // One failed scrape (a timeout, a container restart) at 20m on E1, with nothing refused: its

@@ -196,4 +196,31 @@ describe('the catalog loader', () => {
     await loader.load({ kind: 'stages', stages: [stageTexts(d)] });
     expect(refusals[0]?.error.message).toContain('timeZone must be an IANA time zone');
   });
+
+  it('says a load is up to date only when it refused nothing: a swap, or a config confirmed as it was', async () => {
+    const events: string[] = [];
+    const loader = new CatalogLoader(new ThresholdParser(Infinity), {
+      swapped: () => events.push('swapped'),
+      refused: (_o, e) => events.push(`refused ${e.code}`),
+      upToDate: () => events.push('upToDate'),
+    });
+    const good = docs(8);
+    await loader.load({ kind: 'stages', stages: [stageTexts(good)] });
+    expect(events.splice(0)).toEqual(['swapped', 'upToDate']);
+    // A new index before its shard: refused (Incomplete), the last good config serves, not up to date.
+    const next = docs(8, false);
+    await loader.load({
+      kind: 'stages',
+      stages: [stageTexts({ ...next, keys: good.keys, secrets: good.secrets })],
+    });
+    expect(events.splice(0)).toEqual(['refused Incomplete']);
+    // The change withdrawn: what is given is what serves, though nothing is swapped.
+    await loader.load({ kind: 'stages', stages: [stageTexts(good)] });
+    expect(events.splice(0)).toEqual(['upToDate']);
+    // One stage refused beside another swapped in: not up to date.
+    const bad = { ...docs(3, true, BETA), keys: ['{'] };
+    await loader.load({ kind: 'stages', stages: [stageTexts(next), stageTexts(bad)] });
+    expect(events.splice(0)).toEqual([expect.stringMatching(/^refused /), 'swapped']);
+    await loader.close();
+  });
 });

@@ -25,6 +25,8 @@ export interface LoaderHooks {
   swapped(catalog: Catalog, ms: number): void;
   /** Something read from `origin` was refused; the last good config of it (if any) keeps serving. */
   refused(origin: string, error: Refusal): void;
+  /** A load refused nothing: the config in use (swapped in, or kept as it was) is the one given. */
+  upToDate?(): void;
 }
 
 /** What one load did. */
@@ -194,7 +196,10 @@ export class CatalogLoader implements CatalogView {
 
     const loadedAnything = stages.size > 0 || !refused.length;
     if (!loadedAnything && previous === undefined) return { swapped: false, refused };
-    if (previous && sameStages(previous.stages, stages)) return { swapped: false, refused };
+    if (previous && sameStages(previous.stages, stages)) {
+      if (refused.length === 0) this.#hooks.upToDate?.();
+      return { swapped: false, refused };
+    }
     let keyCount = 0;
     for (const s of stages.values()) keyCount += s.keyCount;
     const catalog: Catalog = Object.freeze({
@@ -204,6 +209,7 @@ export class CatalogLoader implements CatalogView {
     });
     this.#catalog = catalog;
     this.#hooks.swapped(catalog, this.#now() - started);
+    if (refused.length === 0) this.#hooks.upToDate?.();
     return { swapped: true, refused };
   }
 

@@ -30,6 +30,7 @@ export const METRIC_NAMES = Object.freeze({
   configRevision: 'keystile_config_revision_info',
   configReloadErrors: 'keystile_config_reload_errors_total',
   configLastReload: 'keystile_config_last_reload_success_timestamp_seconds',
+  configLastReloadError: 'keystile_config_last_reload_error_timestamp_seconds',
   configLoadSeconds: 'keystile_config_load_duration_seconds',
   adjustmentsApplied: 'keystile_adjustments_applied_total',
   storeErrors: 'keystile_store_errors_total',
@@ -101,6 +102,7 @@ export class EnforcerMetrics implements StoreTelemetry {
   readonly #keys: Gauge;
   readonly #revision: Gauge;
   readonly #reloadErrors: Counter;
+  readonly #lastReloadError: Gauge;
   readonly #lastReload: Gauge;
   readonly #loadSeconds: Histogram;
   readonly #adjustmentsApplied: Counter;
@@ -199,7 +201,12 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#lastReload = new Gauge({
       name: METRIC_NAMES.configLastReload,
-      help: 'When a config was last swapped in (Unix seconds).',
+      help: 'When a config load last ended with nothing refused: a new config swapped in, or the one in use confirmed current (Unix seconds).',
+      registers,
+    });
+    this.#lastReloadError = new Gauge({
+      name: METRIC_NAMES.configLastReloadError,
+      help: 'When a config load last refused something (Unix seconds; 0: never). Later than the last success: the enforcer serves an older config than it was given.',
       registers,
     });
     this.#loadSeconds = new Histogram({
@@ -294,7 +301,7 @@ export class EnforcerMetrics implements StoreTelemetry {
   }
 
   /** Records a swapped-in catalog. */
-  swapped(catalog: Catalog, loadSeconds: number, nowSeconds: number): void {
+  swapped(catalog: Catalog, loadSeconds: number): void {
     this.#loaded.set(1);
     this.#generation.set(catalog.generation);
     this.#stages.set(catalog.stages.size);
@@ -305,8 +312,12 @@ export class EnforcerMetrics implements StoreTelemetry {
       this.#keys.set(labels, s.keyCount);
       this.#revision.set({ ...labels, revision: s.revision }, 1);
     }
-    this.#lastReload.set(nowSeconds);
     this.#loadSeconds.observe(loadSeconds);
+  }
+
+  /** Records a config load that refused nothing: the config in use is the one given, as of now. */
+  upToDate(nowSeconds: number): void {
+    this.#lastReload.set(nowSeconds);
   }
 
   /** Counts a quota adjustment applied (not one found already applied). `plan`: the plan's id. */
@@ -339,8 +350,9 @@ export class EnforcerMetrics implements StoreTelemetry {
   }
 
   /** Counts a refused config load. */
-  refused(reason: ConfigError): void {
+  refused(reason: ConfigError, nowSeconds: number): void {
     this.#reloadErrors.inc({ reason });
+    this.#lastReloadError.set(nowSeconds);
   }
 
   #stage(key: string | undefined): { namespace: string; api: string; stage: string } {
