@@ -206,7 +206,7 @@ const gateway = obj(
       300,
     ),
     maxShards: int(
-      "The shards a stage may grow to; the enforcer's Role names each one (256: 512,000 keys a stage).",
+      "The shards a stage may grow to; the enforcer's Role names each one (256: 512,000 keys a stage). The Role must stay under about 1 MB, which the chart checks: at 256, about 45 stages of short names; lower it to serve more stages in one release.",
       256,
       1,
       256,

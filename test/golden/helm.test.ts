@@ -481,6 +481,22 @@ describe('the chart', () => {
     ]);
   });
 
+  it("refuses stages whose Role would be over what the API server stores, and renders them with fewer shards", () => {
+    // 60 stages of every shard (256) name 30,780 objects: a Role of about 1.2 MB.
+    const dir = mkdtempSync(join(tmpdir(), 'keystile-helm-stages-'));
+    const file = join(dir, 'stages.yaml');
+    const stages = Array.from({ length: 60 }, (_, i) => ({ api: 'orders', stage: `s${String(i).padStart(2, '0')}`, port: 9000 + i }));
+    writeFileSync(file, JSON.stringify({ gateway: { stages } }));
+    expect(() => template(['-f', valuesFile('gateway'), '-f', file, '--set', 'gateway.maxShards=256'])).toThrow(
+      /gateway: its Role would name 30780 objects \(about \d+ kB\), more than the API server stores in one object: lower gateway.maxShards/,
+    );
+    // With 64 shards a stage (128,000 keys) it renders, and the estimate was not below the real size.
+    const role = find(objects(template(['-f', valuesFile('gateway'), '-f', file, '--set', 'gateway.maxShards=64'])), 'Role', 'keystile-gateway');
+    const names = (role['rules'] as { resourceNames: string[] }[]).flatMap((r) => r.resourceNames);
+    expect(names).toHaveLength(60 * 129);
+    expect(JSON.stringify(role).length).toBeLessThan(60 * 129 * ('orders'.length + 3 + 30));
+  });
+
   it.each([
     ['gateway', 'http'],
     ['redis', 'grpc'],

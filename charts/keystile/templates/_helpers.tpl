@@ -198,5 +198,17 @@ what to change.
 {{- end }}
 {{- $servicePorts = append $servicePorts $p }}
 {{- end }}
+{{- /*
+The enforcer's Role names every object its stages may have (an index, and a keys and a secrets shard
+for each of maxShards): about (api + stage + 30) bytes a name. Over a megabyte the API server (etcd's
+request limit) would refuse the Role at install, after the rest was made.
+*/}}
+{{- $roleBytes := 0 }}
+{{- range .Values.gateway.stages }}
+{{- $roleBytes = add $roleBytes (mul (add1 (mul 2 (int $.Values.gateway.maxShards))) (add (len .api) (len .stage) 30)) }}
+{{- end }}
+{{- if gt (int $roleBytes) 1000000 }}
+{{- fail (printf "gateway: its Role would name %d objects (about %d kB), more than the API server stores in one object: lower gateway.maxShards (%d; each shard holds 2,000 keys) or serve fewer stages in one release" (mul (len .Values.gateway.stages) (add1 (mul 2 (int .Values.gateway.maxShards)))) (div $roleBytes 1000) (int .Values.gateway.maxShards)) }}
+{{- end }}
 {{- end }}
 {{- end }}
