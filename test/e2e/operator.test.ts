@@ -407,6 +407,27 @@ describe('the operator', () => {
     expect(all).not.toContain(hashKey(left));
   });
 
+  it('adopts the Secret an ApiKey deleted with --cascade=orphan left: the key created again keeps its value and owns it', async () => {
+    await apply(ns, key('orphaned'));
+    await until('its Secret', () => exists(ns, 'secret/keystile-key-orphaned'));
+    const value = b64((await get(ns, 'secret/keystile-key-orphaned')).data?.['value'] ?? '');
+    await kubectl(['-n', ns, 'delete', 'apikey/orphaned', '--cascade=orphan']);
+    await until(
+      'the Secret orphaned',
+      async () =>
+        ((await get(ns, 'secret/keystile-key-orphaned')).metadata.ownerReferences ?? []).length === 0,
+    );
+    await apply(ns, key('orphaned'));
+    const again = await get(ns, 'apikey/orphaned');
+    await until('the Secret owned by the new ApiKey', async () => {
+      const refs = ((await get(ns, 'secret/keystile-key-orphaned')).metadata.ownerReferences ?? []) as {
+        uid?: string;
+      }[];
+      return refs[0]?.uid === again.metadata.uid;
+    });
+    expect(b64((await get(ns, 'secret/keystile-key-orphaned')).data?.['value'] ?? '')).toBe(value);
+  });
+
   it('removes a stage when its last binding is deleted', async () => {
     await apply(ns, binding('b-temp', 'gold', { names: ['acme-prod'] }, [{ api: 'temp', stage: 'x' }]));
     await until('the temp stage rendered', () => exists(ns, 'configmap/keystile-temp.x'));

@@ -22,6 +22,7 @@ import {
   type KeySecretData,
   keySecretName,
   materialFromSecret,
+  hasController,
   ownedByAnother,
 } from '../keys/key-secret.ts';
 import { IncrementalRenderer } from '../render/incremental.ts';
@@ -228,6 +229,11 @@ export class Reconciler {
             'Rotate',
           );
         }
+      } else if (current && existing && !hasController(current)) {
+        // A Secret with no owner (its ApiKey deleted with --cascade=orphan, then created again): the key
+        // keeps its value, and the Secret is owned again, so the collector removes it with the key.
+        if (!(await write(existing))) return;
+        log.info({ apiKey: id, keyId: existing.keyId }, 'key secret adopted');
       }
     }
     this.#d.requeueNamespace(namespace);

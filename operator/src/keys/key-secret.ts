@@ -113,6 +113,11 @@ export function ownedByAnother(secret: V1Secret | undefined, keyUid: string | un
   return controller !== undefined && controller.kind === 'ApiKey' && controller.uid !== keyUid;
 }
 
+/** Whether a Secret has a controller (an owner reference with `controller: true`). */
+export function hasController(secret: V1Secret): boolean {
+  return secret.metadata?.ownerReferences?.some((r) => r.controller === true) ?? false;
+}
+
 /** A key Secret's content, decoded. */
 export type KeySecretData = Partial<Record<(typeof KEY_SECRET)[keyof typeof KEY_SECRET], string>>;
 
