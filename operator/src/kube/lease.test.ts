@@ -36,7 +36,17 @@ function leaseApi() {
       return Promise.resolve(lease);
     },
   } as unknown as CoordinationV1Api;
-  return { api, hang: () => (hanging = true) };
+  return {
+    api,
+    hang: () => (hanging = true),
+    /** Another replica holds it, renewing with its own clock's times. */
+    holdAs: (holder: string, renewTime: string) => {
+      lease = {
+        metadata: { resourceVersion: String(rv++) },
+        spec: { holderIdentity: holder, leaseDurationSeconds: 2, renewTime, leaseTransitions: 0 },
+      };
+    },
+  };
 }
 
 const until = async (what: string, probe: () => boolean, ms: number): Promise<void> => {
@@ -76,4 +86,32 @@ describe('LeaderElector', () => {
     expect(elector.leading).toBe(false);
     await elector.stop();
   });
+
+  it("does not take over a Lease its holder renews, however far behind the holder's clock is; does once it stops", async () => {
+    const { api, holdAs } = leaseApi();
+    // The holder's clock is an hour behind: each renewTime it writes is an hour old by ours.
+    const skewed = (): string => new Date(Date.now() - 3_600_000).toISOString().replace('Z', '000Z');
+    holdAs('b', skewed());
+    const renewing = setInterval(() => holdAs('b', skewed()), 100);
+    const elector = new LeaderElector(
+      api,
+      { namespace: 'keystile-system', name: 'op', identity: 'a', durationSeconds: 2, renewSeconds: 0.2 },
+      pino({ level: 'silent' }),
+    );
+    let leading = false;
+    elector.start(
+      () => (leading = true),
+      () => (leading = false),
+    );
+    try {
+      await new Promise((r) => setTimeout(r, 3000));
+      expect(leading).toBe(false);
+      clearInterval(renewing);
+      // No renewal for a lease duration, by this replica's clock: it takes over.
+      await until('leading after the holder stopped renewing', () => leading, 5000);
+    } finally {
+      clearInterval(renewing);
+      await elector.stop();
+    }
+  }, 15_000);
 });

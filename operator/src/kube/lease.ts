@@ -26,6 +26,9 @@ export class LeaderElector {
   #timer: NodeJS.Timeout | undefined;
   #deadline: NodeJS.Timeout | undefined;
   #stopped = false;
+  /** The Lease record last read (holder, renewTime, transitions), and when, by this replica's clock. */
+  #observed = '';
+  #observedAt = 0;
 
   constructor(api: CoordinationV1Api, options: LeaseOptions, log: Logger) {
     this.#api = api;
@@ -133,10 +136,20 @@ export class LeaderElector {
     }
     const spec = lease.spec ?? {};
     const holder = spec.holderIdentity;
-    const renewed = spec.renewTime ? Date.parse(String(spec.renewTime)) : 0;
     const duration = (spec.leaseDurationSeconds ?? durationSeconds) * 1000;
+    // Expiry is timed by this replica's clock from when it last saw the record change, as client-go
+    // does: the holder's renewTime is its own clock's, and a holder whose clock runs behind would
+    // otherwise look expired while it still renews (two leaders).
+    const record = `${holder ?? ''}|${String(spec.renewTime ?? '')}|${String(spec.leaseTransitions ?? '')}`;
+    if (record !== this.#observed) {
+      this.#observed = record;
+      this.#observedAt = now.getTime();
+    }
     const held =
-      holder !== undefined && holder !== '' && holder !== identity && renewed + duration > now.getTime();
+      holder !== undefined &&
+      holder !== '' &&
+      holder !== identity &&
+      this.#observedAt + duration > now.getTime();
     if (held) return false;
     const takingOver = holder !== identity;
     lease.spec = {
