@@ -5,7 +5,7 @@ import { describe, expect, it } from 'vitest';
 import { loadConfig } from '../../enforcer/src/config.ts';
 import { type InjectIo, injectCommand, parseInjectArgs } from './inject-command.ts';
 import { inject, type InjectOptions } from './inject.ts';
-import { DEFAULT_IMAGES, KEYSTILE_VERSION, sidecarBootstrap } from './inject-sidecars.ts';
+import { DEFAULT_IMAGES, INJECTED, KEYSTILE_VERSION, sidecarBootstrap } from './inject-sidecars.ts';
 
 const APP = `# the app
 apiVersion: apps/v1
@@ -126,6 +126,22 @@ describe('keystile inject', () => {
       });
       expect(c.securityContext['runAsUser']).toBeGreaterThan(0);
     }
+  });
+
+  it('keeps Envoy serving while the pod leaves its endpoints, and the enforcer longer, within the grace period', () => {
+    const docs = objects(inject(APP, options(['--api', 'orders', '--stage', 'prod'])).output);
+    const pod = podOf(find(docs, 'Deployment'));
+    const hook = (name: string): number | undefined =>
+      (
+        pod.containers.find((c) => c.name === name) as
+          { lifecycle?: { preStop?: { sleep?: { seconds?: number } } } } | undefined
+      )?.lifecycle?.preStop?.sleep?.seconds;
+    const envoy = hook(INJECTED.envoy);
+    const enforcer = hook(INJECTED.enforcer);
+    expect(envoy).toBeGreaterThan(0);
+    expect(enforcer).toBeGreaterThan(envoy ?? Infinity);
+    // Kubernetes' default grace period, as the pod sets none.
+    expect(enforcer).toBeLessThan(30);
   });
 
   it("points the Service's port that reached the app at Envoy, and leaves the rest alone", () => {
