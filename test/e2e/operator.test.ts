@@ -428,6 +428,42 @@ describe('the operator', () => {
     expect(b64((await get(ns, 'secret/keystile-key-orphaned')).data?.['value'] ?? '')).toBe(value);
   });
 
+  it('refuses a key as soon as its deletion is asked, not when its finalizers are done', async () => {
+    await apply(ns, {
+      ...key('held'),
+      metadata: { name: 'held', finalizers: ['e2e.keystile.dev/hold'] },
+    });
+    await apply(
+      ns,
+      binding('b-held', 'gold', { names: ['held'] }, [
+        { api: 'held', stage: 'x' },
+        { api: 'orders', stage: 'prod' },
+      ]),
+    );
+    await until('held rendered', async () =>
+      (await stage(ns, 'orders', 'prod')).keys.some((k) => k.name === 'held'),
+    );
+    await kubectl(['-n', ns, 'delete', 'apikey/held', '--wait=false']);
+    try {
+      await until(
+        'held gone from the rendered stage while its finalizer holds it',
+        async () => !(await stage(ns, 'orders', 'prod')).keys.some((k) => k.name === 'held'),
+      );
+      expect(await exists(ns, 'apikey/held')).toBe(true);
+    } finally {
+      await kubectl([
+        '-n',
+        ns,
+        'patch',
+        'apikey/held',
+        '--type=merge',
+        '-p',
+        '{"metadata":{"finalizers":null}}',
+      ]);
+      await kubectl(['-n', ns, 'delete', 'planbinding/b-held', '--ignore-not-found']);
+    }
+  });
+
   it('removes a stage when its last binding is deleted', async () => {
     await apply(ns, binding('b-temp', 'gold', { names: ['acme-prod'] }, [{ api: 'temp', stage: 'x' }]));
     await until('the temp stage rendered', () => exists(ns, 'configmap/keystile-temp.x'));

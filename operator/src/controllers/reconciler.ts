@@ -256,7 +256,9 @@ export class Reconciler {
     }
     this.#terminating.delete(namespace);
     const plans = informers.plans.list(namespace) as UsagePlan[];
-    const keys = informers.keys.list(namespace) as ApiKey[];
+    // A key being deleted is refused at once, not when its finalizers (a user's, or a foreground
+    // deletion waiting for its Secret) are done: it is rendered as if gone.
+    const keys = (informers.keys.list(namespace) as ApiKey[]).filter((k) => !k.metadata.deletionTimestamp);
     const bindings = informers.bindings.list(namespace) as PlanBinding[];
     const adjustments = informers.adjustments.list(namespace) as UsageAdjustment[];
     const empty = plans.length + keys.length + bindings.length + adjustments.length === 0;
