@@ -5,6 +5,7 @@
  * once every node reports `cluster_state:ok`. No replicas: a test that stops a node stops its slots.
  */
 import { Redis } from 'ioredis';
+import { freePort } from '../../enforcer/src/launch.ts';
 import { RedisServer } from './redis.ts';
 import { waitFor } from './wait.ts';
 
@@ -23,11 +24,18 @@ export class RedisCluster {
   /** Starts `masters` (default 3) nodes and forms the cluster. */
   static async start(masters = 3): Promise<RedisCluster> {
     const nodes: RedisServer[] = [];
+    const busPorts: number[] = [];
     try {
       for (let i = 0; i < masters; i++) {
+        // The cluster bus port is a free one of its own: by default it is the port + 10000, which
+        // nothing checked was free (an ephemeral port in use there failed the node's start).
+        const busPort = await freePort();
+        busPorts.push(busPort);
         nodes.push(
           await RedisServer.start({
             args: [
+              '--cluster-port',
+              String(busPort),
               '--cluster-enabled',
               'yes',
               '--cluster-config-file',
@@ -50,7 +58,8 @@ export class RedisCluster {
           }),
         );
         const [seed] = admins;
-        for (const n of nodes.slice(1)) await seed?.call('CLUSTER', 'MEET', '127.0.0.1', String(n.port));
+        for (const [i, n] of nodes.entries())
+          if (i > 0) await seed?.call('CLUSTER', 'MEET', '127.0.0.1', String(n.port), String(busPorts[i]));
         await waitFor(
           `a Redis Cluster of ${masters} nodes`,
           async () => {
