@@ -52,6 +52,26 @@ function resources(opts: { disabled?: string[]; without?: string[] } = {}): stri
     .join('---\n');
 }
 
+/** A kubeconfig in `dir` for this cluster, authenticating with `token` (a ServiceAccount's). */
+async function tokenKubeconfig(dir: string, ns: string, token: string): Promise<string> {
+  const view = await kubectlJson<{
+    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
+  }>(['config', 'view', '--raw', '--minify']);
+  const kubeconfig = join(dir, 'enforcer.kubeconfig');
+  writeFileSync(
+    kubeconfig,
+    stringify({
+      apiVersion: 'v1',
+      kind: 'Config',
+      clusters: [{ name: 'c', cluster: view.clusters[0]!.cluster }],
+      users: [{ name: 'enforcer', user: { token } }],
+      contexts: [{ name: 'c', context: { cluster: 'c', user: 'enforcer', namespace: ns } }],
+      'current-context': 'c',
+    }),
+  );
+  return kubeconfig;
+}
+
 /** Asks the enforcer's HTTP check port directly (the transports are covered by enforcer-envoy). */
 async function check(e: EnforcerProcess, stage: string, key: string): Promise<number> {
   const res = await fetch(`http://127.0.0.1:${e.httpPort}/keystile/${stage}/v1/orders`, {
@@ -121,22 +141,7 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
     const token = (
       await kubectl(['-n', ns, 'create', 'token', 'keystile-enforcer', '--duration=10m'])
     ).trim();
-    const view = await kubectlJson<{
-      clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
-    }>(['config', 'view', '--raw', '--minify']);
-    const cluster = view.clusters[0]!.cluster;
-    const kubeconfig = join(dir, 'enforcer.kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster }],
-        users: [{ name: 'enforcer', user: { token } }],
-        contexts: [{ name: 'c', context: { cluster: 'c', user: 'enforcer', namespace: ns } }],
-        'current-context': 'c',
-      }),
-    );
+    const kubeconfig = await tokenKubeconfig(dir, ns, token);
     enforcer = await startEnforcerProcess({
       watch: { namespace: ns, stages: ['orders/prod'] },
       env: { KUBECONFIG: kubeconfig },
@@ -292,21 +297,7 @@ describe('watch mode, started before its rights are granted', () => {
     ).trim();
     // The ServiceAccount exists, its Role is not bound yet: every list is refused (403).
     await kubectl(['-n', ns, 'delete', 'rolebinding', 'keystile-enforcer']);
-    const view = await kubectlJson<{
-      clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
-    }>(['config', 'view', '--raw', '--minify']);
-    const kubeconfig = join(dir, 'enforcer.kubeconfig');
-    writeFileSync(
-      kubeconfig,
-      stringify({
-        apiVersion: 'v1',
-        kind: 'Config',
-        clusters: [{ name: 'c', cluster: view.clusters[0]!.cluster }],
-        users: [{ name: 'enforcer', user: { token } }],
-        contexts: [{ name: 'c', context: { cluster: 'c', user: 'enforcer', namespace: ns } }],
-        'current-context': 'c',
-      }),
-    );
+    const kubeconfig = await tokenKubeconfig(dir, ns, token);
     const e = await startEnforcerProcess({
       watch: { namespace: ns, stages: ['orders/prod'] },
       env: { KUBECONFIG: kubeconfig },

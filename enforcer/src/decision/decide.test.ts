@@ -429,6 +429,19 @@ describe('decide: key pairs', () => {
   });
 });
 
+/** Stores that fail: `consume` throwing, or rejecting. */
+const down = (): Promise<never> => Promise.reject(new Error('down'));
+const throwing: CounterStore = {
+  consume: () => {
+    throw new Error('down');
+  },
+  adjust: down,
+  readQuotas: down,
+  readDays: down,
+  close: () => Promise.resolve(),
+};
+const rejecting: CounterStore = { ...throwing, consume: down };
+
 describe('decide: configured answers, problem documents, failures', () => {
   it("answers with the plan's configured response for its denial type", async () => {
     const f = await fixture([
@@ -492,44 +505,16 @@ describe('decide: configured answers, problem documents, failures', () => {
 
   it('fails closed with 503 when the store fails, synchronously or not', async () => {
     const f = await fixture();
-    const down = (): Promise<never> => Promise.reject(new Error('down'));
-    const throwing: CounterStore = {
-      consume: () => {
-        throw new Error('down');
-      },
-      adjust: down,
-      readQuotas: down,
-      readDays: down,
-      close: () => Promise.resolve(),
-    };
     expect(f.run(req({ 'x-api-key': gold.value }), {}, throwing)).toMatchObject({
       status: 503,
       reason: 'InternalError',
     });
-    const rejecting: CounterStore = {
-      consume: down,
-      adjust: down,
-      readQuotas: down,
-      readDays: down,
-      close: () => Promise.resolve(),
-    };
     const d = decide(f.catalog, req({ 'x-api-key': gold.value }), rejecting, f.clock, decideContext(OPTIONS));
     await expect(d).resolves.toMatchObject({ status: 503, reason: 'InternalError' });
   });
 });
 
 describe('decide: fail-open allows strip the key as a normal allow does', () => {
-  const down = (): Promise<never> => Promise.reject(new Error('down'));
-  const throwing: CounterStore = {
-    consume: () => {
-      throw new Error('down');
-    },
-    adjust: down,
-    readQuotas: down,
-    readDays: down,
-    close: () => Promise.resolve(),
-  };
-  const rejecting: CounterStore = { ...throwing, consume: down };
   const OPEN: DecideOptions = { ...OPTIONS, failOpen: true };
   /** The parts of an allow that reach the upstream. */
   const upstreamOf = (d: Decision) => ({
