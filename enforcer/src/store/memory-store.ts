@@ -297,7 +297,9 @@ export class MemoryStore implements CounterStore {
  * asked with two period ends: the period's id (the key's last part) is its first local day, so a
  * plan's time zone (or period kind) changed in the period keeps the key and moves the end. The record
  * then counts until the later end (the caller keeps that end on the record), as Redis keeps the key
- * past the first end (its TTL's margin); the count never restarts in between.
+ * past the first end (its TTL's margin). A record no request reached before its first end is forgotten
+ * by the next sweep (and is not checkpointed), and then the count restarts: the sweep does not keep
+ * ended records for a day, which would hold yesterday's counters of every key a day longer.
  */
 function liveQuota(record: QuotaRecord | undefined, periodEnd: number, now: number): QuotaRecord | undefined {
   if (record === undefined || record.periodEnd > now) return record;

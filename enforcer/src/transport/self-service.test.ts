@@ -29,6 +29,7 @@ const expired = generateKey('expiredexpir');
 const betaOnly = generateKey('betaonlybeta');
 const member = generateKey('membermember');
 const unknown = generateKey('unknownunkno');
+const loner = generateKey('lonerlonerlo');
 const pair = generateKeyPair();
 
 async function fixture(): Promise<Catalog> {
@@ -55,6 +56,7 @@ async function fixture(): Promise<Catalog> {
           values: [{ value: expired.value }],
         },
         { id: member.keyId, plan: 'team', customer: 'initech', values: [{ value: member.value }] },
+        { id: loner.keyId, plan: 'team', values: [{ value: loner.value }] },
         {
           id: 'pairpairpair',
           plan: 'gold',
@@ -264,6 +266,23 @@ describe('the self-service view', () => {
     expect(post.headers['allow']).toBe('GET, HEAD');
     const query = await view.inject({ url: `${VIEW}?stage=other`, headers: { 'x-api-key': good.value } });
     expect(query.json()).toMatchObject({ apiStage: PROD });
+    for (const method of ['TRACE', 'PROPFIND', 'MKCOL', 'LOCK'] as const) {
+      const other = await view.inject({ method, url: VIEW, headers: { 'x-api-key': good.value } });
+      expect(other.statusCode, method).toBe(405);
+      expect(other.headers['allow'], method).toBe('GET, HEAD');
+    }
+  });
+
+  it('answers a URL it cannot decode with 400, never quoting it (its query may hold a key)', async () => {
+    const res = await view.inject({ url: `${VIEW}/%E0%A4%A?api_key=${good.value}` });
+    expect(res.statusCode).toBe(400);
+    expect(res.body).not.toContain(good.value);
+  });
+
+  it('says a key without a customer on a plan counting by Customer is counted alone', async () => {
+    const res = await view.inject({ url: VIEW, headers: { 'x-api-key': loner.value } });
+    expect(res.json()).toMatchObject({ plan: 'team', countBy: 'Key' });
+    expect(res.json()).not.toHaveProperty('customer');
   });
 
   it('answers 503 with no config loaded (also when failing open: there is nothing to show) and when the store fails', async () => {

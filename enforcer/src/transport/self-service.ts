@@ -12,11 +12,12 @@
  * stranger nothing a check port would not. Then the quota counter is read (`store.readQuotas`), never
  * consumed. Nothing here answers 5xx for bad input: an unusable path is a 404, a wrong method a 405.
  */
+import { METHODS, STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseStageKey, stageKey } from '../../../contract/src/identity.ts';
 import { type SelfServiceAnswer, SELF_SERVICE_PATH } from '../../../contract/src/usage-api.ts';
-import type { CatalogView } from '../catalog/catalog.ts';
+import { type CatalogView, subjectOf } from '../catalog/catalog.ts';
 import { type Decision, deny } from '../decision/answers.ts';
 import type { Clock } from '../decision/clock.ts';
 import {
@@ -63,7 +64,8 @@ export function selfServiceAnswer(id: Identified, count: QuotaCount | undefined)
     apiStage: id.stage.key,
     plan: plan.name,
     ...(key.customer !== undefined && { customer: key.customer }),
-    countBy: plan.countBy,
+    // What it is counted by: a key without a customer on a plan counting by Customer counts alone.
+    countBy: subjectOf(plan, key).kind === 'customer' ? 'Customer' : 'Key',
     ...(plan.throttle !== undefined && {
       throttle: { rate: plan.throttle.rate, burst: plan.throttle.burst },
     }),
@@ -155,10 +157,16 @@ export function buildSelfServiceApp(opts: SelfServiceOptions): FastifyInstance {
     requestIdHeader: false,
     bodyLimit: 1 << 16,
     http: { maxHeaderSize: opts.maxHeaderSize ?? 64 * 1024 },
-    frameworkErrors: (err, _request, reply) => {
-      void sendMessage(reply, 400, `bad request: ${err.message}`);
+    // Never the framework's message: it may quote the URL, with a key in its query.
+    frameworkErrors: (_err, _request, reply) => {
+      void sendMessage(reply, 400, 'Bad Request');
     },
   });
+  // Every method Node parses is routed (a 405 below), as on the check port: none falls to a 404.
+  for (const method of METHODS) {
+    if (method === 'CONNECT' || app.supportedMethods.includes(method)) continue;
+    app.addHttpMethod(method, { hasBody: true });
+  }
   // A body is never read (GET); whatever comes is drained.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => {
@@ -225,7 +233,8 @@ export function buildSelfServiceApp(opts: SelfServiceOptions): FastifyInstance {
   const path = `${SELF_SERVICE_PATH}/:namespace/:api/:stage`;
   app.get(path, view);
   app.route({
-    method: ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS'],
+    // Every other method (POST, TRACE, PROPFIND...): 405 with Allow, as documented, never a 404.
+    method: app.supportedMethods.filter((m) => m !== 'GET' && m !== 'HEAD'),
     url: path,
     handler: (_request, reply) => sendMessage(reply, 405, 'Method Not Allowed', { allow: 'GET, HEAD' }),
   });
@@ -233,7 +242,9 @@ export function buildSelfServiceApp(opts: SelfServiceOptions): FastifyInstance {
   app.setErrorHandler((err, _request, reply) => {
     const status = (err as { statusCode?: unknown }).statusCode;
     if (typeof status === 'number' && status >= 400 && status < 500) {
-      return sendMessage(reply, status, err instanceof Error ? err.message : 'Bad Request');
+      // The status's own words, never the framework's message: that may quote the URL, with a key in
+      // its query.
+      return sendMessage(reply, status, STATUS_CODES[status] ?? 'Bad Request');
     }
     opts.logger.error({ err: err instanceof Error ? err.message : String(err) }, 'self-service failed');
     return sendDecision(reply, deny(Reason.InternalError, {}, options, { 'retry-after': '1' }));
