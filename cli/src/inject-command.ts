@@ -129,6 +129,15 @@ export function parseInjectArgs(argv: readonly string[]): {
     if (!m) throw new UsageError(`--enforcer-secret-env: '${text}' is not VAR=SECRET/KEY`);
     return { name: m[1] ?? '', secret: m[2] ?? '', key: m[4] ?? '' };
   });
+  const sa = v['service-account'];
+  // A ServiceAccount's name is a DNS subdomain: anything else the API server refuses, after the apply began.
+  if (
+    sa !== undefined &&
+    !/^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/.test(sa)
+  )
+    throw new UsageError(
+      `--service-account: '${sa}' is not a ServiceAccount name (lower-case letters, digits, '-' and '.', up to 253 characters)`,
+    );
   for (const image of [v['enforcer-image'], v['envoy-image']]) {
     if (image.trim() === '' || /\s/.test(image)) throw new UsageError(`'${image}' is not an image reference`);
   }

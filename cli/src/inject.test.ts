@@ -359,6 +359,13 @@ describe('keystile inject, the command', () => {
       /--proxy-port must be a whole number from 1 to 65535/,
     );
     expect(run(['--enforcer-secret-env', 'X=abc'], APP).log).toMatch(/'X=abc' is not VAR=SECRET\/KEY/);
+    expect(run(['--service-account', 'Bad_Name'], APP)).toMatchObject({ code: 2, out: '' });
+    expect(run(['--service-account', 'Bad_Name'], APP).log).toMatch(
+      /'Bad_Name' is not a ServiceAccount name/,
+    );
+    expect(run(['--service-account', 'orders.reader', '--api', 'orders', '--stage', 'prod'], APP).code).toBe(
+      0,
+    );
     expect(run([], undefined)).toMatchObject({ code: 2 });
     expect(run(['/no/such/file.yaml'], undefined)).toMatchObject({ code: 1, out: '' });
     expect(run(['--api', 'orders', '--stage', 'prod', '--port', 'nope'], APP)).toMatchObject({

@@ -99,6 +99,68 @@ describe('keystile render', () => {
     expect(generatedValue(w.dir)).toBe(first);
   });
 
+  it('follows an imported value and a raised rotation sequence across runs, as the operator does', () => {
+    const w = workspace(RESOURCES);
+    expect(renderCommand(w.args, w.log)).toBe(0);
+    const first = generatedValue(w.dir);
+    const hashes = (): string[] => {
+      const parsed = parseStandalone(readFileSync(join(w.dir, 'config.json'), 'utf8'));
+      if (!parsed.ok) throw new Error(parsed.error);
+      return parsed.value.stages.flatMap((st) =>
+        st.secrets.flatMap((text) =>
+          (JSON.parse(text) as { credentials: { hashes?: { sha256: string }[] }[] }).credentials.flatMap(
+            (c) => (c.hashes ?? []).map((h) => h.sha256),
+          ),
+        ),
+      );
+    };
+    // The imported value changed, and acme's rotation sequence raised: both rotate, the old values kept
+    // for the grace period.
+    writeFileSync(
+      join(w.dir, 'resources.yaml'),
+      RESOURCES.replace('apikey1234abcdefghij0123456789', 'apikey5678abcdefghij0123456789').replace(
+        'spec: { customer: acme }',
+        'spec: { customer: acme, rotation: { sequence: 1 } }',
+      ),
+    );
+    expect(renderCommand(w.args, w.log)).toBe(0);
+    const second = generatedValue(w.dir);
+    expect(second).not.toBe(first);
+    expect(hashes()).toEqual(
+      expect.arrayContaining([
+        hashKey('apikey5678abcdefghij0123456789'),
+        hashKey('apikey1234abcdefghij0123456789'),
+        hashKey(second),
+        hashKey(first),
+      ]),
+    );
+    expect(w.lines.join('\n')).toMatch(/ApiKey legacy: a new value; the previous one is accepted until/);
+    // The imported Secret removed: the key is not rendered, and its value withdrawn for good.
+    writeFileSync(
+      join(w.dir, 'resources.yaml'),
+      RESOURCES.replace(
+        '---\napiVersion: v1\nkind: Secret\nmetadata: { name: legacy-value }\nstringData: { value: apikey1234abcdefghij0123456789 }\n',
+        '',
+      ),
+    );
+    expect(renderCommand(w.args, w.log)).toBe(0);
+    expect(hashes()).not.toContain(hashKey('apikey1234abcdefghij0123456789'));
+    expect(hashes()).not.toContain(hashKey('apikey5678abcdefghij0123456789'));
+  });
+
+  it('writes neither file when one cannot be written', () => {
+    const w = workspace(RESOURCES);
+    const args = [
+      join(w.dir, 'resources.yaml'),
+      '--out',
+      join(w.dir, 'config.json'),
+      '--secrets',
+      join(w.dir, 'no', 'keys.yaml'),
+    ];
+    expect(() => renderCommand(args, w.log)).toThrow(/ENOENT/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
   it('refuses a bad resource naming the field, and writes nothing', () => {
     const w = workspace(RESOURCES.replace('burstLimit: 200', 'burstLimit: -1'));
     expect(renderCommand(w.args, w.log)).toBe(1);

@@ -4,7 +4,7 @@
  * would write. Generated key values go to a secrets file of key Secrets (the operator's format), reused on
  * the next run so values never change; hand them to customers from there.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -63,14 +63,11 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
   for (const key of input.keys) {
     const ns = key.metadata.namespace ?? values.namespace;
     const secretName = `${ns}/${keySecretName(key.metadata.name)}`;
-    let data = keySecrets.get(secretName);
-    if (!data) {
-      const made = makeKeySecret(key, input.secrets, now, log);
-      if (!made) continue;
-      data = made;
-      keySecrets.set(secretName, data);
-      generated += key.spec.valueFrom === 'Secret' ? 0 : 1;
-    }
+    const planned = planKey(key, keySecrets.get(secretName), input.secrets, now, log);
+    if (planned.store) keySecrets.set(secretName, planned.store);
+    if (planned.generated) generated += 1;
+    const data = planned.render ? planned.store : undefined;
+    if (!data) continue;
     const m = materialFromSecret(key.spec.type ?? 'ApiKey', data, now);
     if (!m) continue;
     const byNs = materials.get(ns) ?? new Map<string, KeyMaterial>();
@@ -113,8 +110,12 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     kind: 'KeystileStandaloneConfig',
     stages: outputs.flatMap((o) => o.stages.map((s) => s.documents)),
   };
-  writePrivate(values.out, `${JSON.stringify(config, null, 2)}\n`);
-  writePrivate(values.secrets, keySecretsYaml(keySecrets));
+  // Both files or neither: a config written beside a secrets file that failed would hold the hashes of
+  // values saved nowhere.
+  writeAllPrivate([
+    [values.secrets, keySecretsYaml(keySecrets)],
+    [values.out, `${JSON.stringify(config, null, 2)}\n`],
+  ]);
   if (values.manifests) writeManifests(values.manifests, outputs);
 
   for (const o of outputs) report(o, log);
@@ -125,36 +126,43 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
 }
 
 /**
- * Makes the key Secret data for a key that has none yet, as the operator would (keys/key-plan.ts): a
- * generated value or pair, or the imported one checked and hashed. Undefined, with a warning, when the
- * key cannot be rendered.
+ * What a key's Secret holds after this run, as the operator would decide it (keys/key-plan.ts) from what
+ * the secrets file held: a value generated once and again at each raised rotation sequence; an imported
+ * one following its input Secret (a changed value is a rotation with its grace period; a missing or bad
+ * one withdraws the value it held). `render`: whether the key is rendered.
  */
-function makeKeySecret(
+function planKey(
   key: ApiKey,
+  existing: KeySecretData | undefined,
   secrets: readonly SecretDoc[],
   now: Date,
   log: (l: string) => void,
-): KeySecretData | undefined {
+): { store: KeySecretData | undefined; render: boolean; generated: boolean } {
   const name = key.metadata.name;
-  let imported: Record<string, string> | undefined;
+  let imported: Record<string, string> | 'missing' | undefined;
   if (key.spec.valueFrom === 'Secret') {
     const ref = key.spec.secretRef;
     const doc = secrets.find(
       (s) => s.metadata.name === ref?.name && (s.metadata.namespace ?? '') === (key.metadata.namespace ?? ''),
     );
-    if (!doc || !ref) {
+    imported = doc ? secretData(doc) : 'missing';
+    if (!doc)
       log(
         `warning: ApiKey ${name}: Secret ${ref?.name ?? '?'} is not among the inputs; the key is not rendered`,
       );
-      return undefined;
-    }
-    imported = secretData(doc);
   }
-  const plan = planKeySecret({ key, existing: undefined, imported, now });
-  if (plan.kind === 'write') return plan.data;
-  if (plan.kind === 'problem')
+  const plan = planKeySecret({ key, existing, ...(imported !== undefined && { imported }), now });
+  if (plan.kind === 'keep') return { store: existing, render: true, generated: false };
+  if (plan.kind === 'write') {
+    if (plan.rotated)
+      log(
+        `ApiKey ${name}: a new value; the previous one is accepted until ${plan.rotated.previousValidUntil}`,
+      );
+    return { store: plan.data, render: true, generated: key.spec.valueFrom !== 'Secret' };
+  }
+  if (imported !== 'missing')
     log(`warning: ApiKey ${name}: ${plan.reason}: ${plan.message}; the key is not rendered`);
-  return undefined;
+  return { store: plan.withdraw ?? existing, render: false, generated: false };
 }
 
 /** Why the enforcer would refuse a stage's documents (the contract schema's words), if it would. */
@@ -193,6 +201,25 @@ function keySecretsYaml(secrets: ReadonlyMap<string, KeySecretData>): string {
       });
     });
   return `# Key values generated by 'keystile render'. Secret: hand each value to its customer, keep this file safe.\n${docs.join('---\n')}`;
+}
+
+/**
+ * Writes each file readable by its owner alone, all or none: each to a temporary file beside it first,
+ * then renamed into place once every one is written.
+ */
+function writeAllPrivate(files: readonly (readonly [string, string])[]): void {
+  const temps: [string, string][] = [];
+  try {
+    for (const [file, content] of files) {
+      const temp = `${file}.tmp-${process.pid}`;
+      writePrivate(temp, content);
+      temps.push([temp, file]);
+    }
+  } catch (err) {
+    for (const [temp] of temps) rmSync(temp, { force: true });
+    throw err;
+  }
+  for (const [temp, file] of temps) renameSync(temp, file);
 }
 
 function writePrivate(file: string, content: string): void {
