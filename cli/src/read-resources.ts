@@ -48,13 +48,26 @@ function isList(v: unknown): v is { items: unknown[] } {
 
 function add(item: unknown, where: string, ns: string, out: ReadResult): void {
   if (item === null || item === undefined) return;
+  if (typeof item !== 'object' || Array.isArray(item)) {
+    out.problems.push(`${where}: not a resource (an object with apiVersion, kind and metadata)`);
+    return;
+  }
   const obj = item as {
     apiVersion?: string;
     kind?: string;
     metadata?: { name?: string; namespace?: string };
   };
+  const ours = obj.apiVersion === API_VERSION || (obj.apiVersion === 'v1' && obj.kind === 'Secret');
+  if (ours && (typeof obj.metadata !== 'object' || obj.metadata === null || Array.isArray(obj.metadata))) {
+    out.problems.push(`${where}: ${obj.kind ?? '?'}: metadata: must be an object with a name`);
+    return;
+  }
   if (obj.metadata && obj.metadata.namespace === undefined) obj.metadata.namespace = ns;
   if (obj.apiVersion === 'v1' && obj.kind === 'Secret') {
+    if (typeof obj.metadata?.name !== 'string') {
+      out.problems.push(`${where}: Secret: metadata.name: required`);
+      return;
+    }
     out.secrets.push(obj as SecretDoc);
     return;
   }

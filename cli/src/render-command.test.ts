@@ -148,6 +148,24 @@ describe('keystile render', () => {
     expect(hashes()).not.toContain(hashKey('apikey5678abcdefghij0123456789'));
   });
 
+  it('names the file and document of a malformed resource or secrets file, and writes nothing', () => {
+    const w = workspace(
+      `${RESOURCES}---\napiVersion: keystile.dev/v1alpha1\nkind: ApiKey\nmetadata: foo\nspec: {}\n`,
+    );
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(/resources\.yaml, document 6: ApiKey: metadata: must be an object/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+
+    const v = workspace(RESOURCES);
+    writeFileSync(join(v.dir, 'keys.yaml'), 'kind: Secret\nfoo: [\n');
+    expect(() => renderCommand(v.args, v.log)).toThrow(/keys\.yaml, document 1: /);
+    writeFileSync(join(v.dir, 'keys.yaml'), 'kind: Secret\nstringData: {}\n');
+    expect(() => renderCommand(v.args, v.log)).toThrow(
+      /keys\.yaml, document 1: Secret: metadata\.name: required/,
+    );
+    expect(existsSync(join(v.dir, 'config.json'))).toBe(false);
+  });
+
   it('writes neither file when one cannot be written', () => {
     const w = workspace(RESOURCES);
     const args = [

@@ -179,11 +179,16 @@ function stageRefusals(docs: StandaloneConfig['stages'][number]): string[] {
 function readKeySecrets(file: string): Map<string, KeySecretData> {
   const out = new Map<string, KeySecretData>();
   if (!existsSync(file)) return out;
-  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+  parseAllDocuments(readFileSync(file, 'utf8')).forEach((doc, i) => {
+    // The values of every key rendered before: a file that cannot be read is a stop, never a fresh start
+    // (new values would replace the ones customers hold).
+    const where = `${file}, document ${i + 1}`;
+    if (doc.errors.length > 0) throw new Error(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
     const s = doc.toJS() as SecretDoc | null;
-    if (s?.kind === 'Secret')
-      out.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, secretData(s));
-  }
+    if (s?.kind !== 'Secret') return;
+    if (typeof s.metadata?.name !== 'string') throw new Error(`${where}: Secret: metadata.name: required`);
+    out.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, secretData(s));
+  });
   return out;
 }
 
