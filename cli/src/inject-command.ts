@@ -129,6 +129,13 @@ export function parseInjectArgs(argv: readonly string[]): {
     if (!m) throw new UsageError(`--enforcer-secret-env: '${text}' is not VAR=SECRET/KEY`);
     return { name: m[1] ?? '', secret: m[2] ?? '', key: m[4] ?? '' };
   });
+  // A password in a URL would be written into the pod spec, readable by whoever reads the workload.
+  for (const arg of v['enforcer-arg']) {
+    if (/^[a-z]+s?:\/\/[^/@\s]*:[^/@\s]*@/i.test(arg.slice(arg.indexOf('=') + 1)))
+      throw new UsageError(
+        `--enforcer-arg: ${arg.slice(0, arg.indexOf('='))} carries a password in its URL, which would be written into the pod spec: give the password with --enforcer-secret-env KEYSTILE_REDIS_PASSWORD=<secret>/<key>`,
+      );
+  }
   const sa = v['service-account'];
   // A ServiceAccount's name is a DNS subdomain: anything else the API server refuses, after the apply began.
   if (

@@ -359,6 +359,16 @@ describe('keystile inject, the command', () => {
       /--proxy-port must be a whole number from 1 to 65535/,
     );
     expect(run(['--enforcer-secret-env', 'X=abc'], APP).log).toMatch(/'X=abc' is not VAR=SECRET\/KEY/);
+    const withPassword = run(['--enforcer-arg=--redis-url=redis://:s3cret@redis:6379/0'], APP);
+    expect(withPassword).toMatchObject({ code: 2, out: '' });
+    expect(withPassword.log).toMatch(/--redis-url carries a password in its URL/);
+    expect(withPassword.log).not.toContain('s3cret');
+    expect(
+      run(
+        ['--enforcer-arg=--redis-url=redis://keystile@redis:6379/0', '--api', 'orders', '--stage', 'prod'],
+        APP,
+      ).code,
+    ).toBe(0);
     expect(run(['--service-account', 'Bad_Name'], APP)).toMatchObject({ code: 2, out: '' });
     expect(run(['--service-account', 'Bad_Name'], APP).log).toMatch(
       /'Bad_Name' is not a ServiceAccount name/,
