@@ -13,7 +13,7 @@
  *                          another's grace period): JSON, [{"sha256"|"secretKey": ..., "validUntil": ...}]
  *   rotation-sequence      the spec.rotation.sequence the current value was made for
  */
-import type { V1Secret } from '@kubernetes/client-node';
+import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { hashKey } from '../../../contract/src/key-format.ts';
 import type { KeyMaterial } from '../render/types.ts';
 
@@ -68,20 +68,31 @@ export function earlierValues(data: KeySecretData): EarlierValue[] {
 }
 
 /**
+ * The replaced values of the data whose grace has not ended at `now`: the previous value first, then
+ * the earlier ones.
+ */
+function liveReplaced(data: KeySecretData, now: Date): EarlierValue[] {
+  const live = (until: string): boolean => Date.parse(until) > now.getTime();
+  const until = data['previous-valid-until'];
+  const previous: EarlierValue[] =
+    until === undefined || !live(until)
+      ? []
+      : [
+          ...(data['previous-sha256'] ? [{ sha256: data['previous-sha256'], validUntil: until }] : []),
+          ...(data['previous-secret-key']
+            ? [{ secretKey: data['previous-secret-key'], validUntil: until }]
+            : []),
+        ];
+  return [...previous, ...earlierValues(data).filter((e) => live(e.validUntil))];
+}
+
+/**
  * What a rotation at `now` carries over from `existing` besides the value it replaces: the replaced
  * previous value and the earlier ones, each while its own grace lasts, so that a second rotation within
  * a grace period does not cut the first one's short. The `previous-earlier` data, or nothing.
  */
 export function carryOver(existing: KeySecretData, now: Date): Partial<KeySecretData> {
-  const live = (until: string | undefined): until is string =>
-    until !== undefined && Date.parse(until) > now.getTime();
-  const earlier = earlierValues(existing).filter((e) => live(e.validUntil));
-  const until = existing['previous-valid-until'];
-  if (live(until)) {
-    if (existing['previous-sha256']) earlier.push({ sha256: existing['previous-sha256'], validUntil: until });
-    if (existing['previous-secret-key'])
-      earlier.push({ secretKey: existing['previous-secret-key'], validUntil: until });
-  }
+  const earlier = liveReplaced(existing, now);
   if (earlier.length === 0) return {};
   const kept = earlier
     .sort((a, b) => Date.parse(b.validUntil) - Date.parse(a.validUntil))
@@ -109,13 +120,17 @@ export function keySecretName(apiKey: string): string {
  */
 export function ownedByAnother(secret: V1Secret | undefined, keyUid: string | undefined): boolean {
   if (!secret || !keyUid) return false;
-  const controller = secret.metadata?.ownerReferences?.find((r) => r.controller === true);
+  const controller = controllerOf(secret);
   return controller !== undefined && controller.kind === 'ApiKey' && controller.uid !== keyUid;
 }
 
 /** Whether a Secret has a controller (an owner reference with `controller: true`). */
 export function hasController(secret: V1Secret): boolean {
-  return secret.metadata?.ownerReferences?.some((r) => r.controller === true) ?? false;
+  return controllerOf(secret) !== undefined;
+}
+
+function controllerOf(secret: V1Secret): V1OwnerReference | undefined {
+  return secret.metadata?.ownerReferences?.find((r) => r.controller === true);
 }
 
 /** A key Secret's content, decoded. */
@@ -132,39 +147,26 @@ export function materialFromSecret(
 ): KeyMaterial | undefined {
   const keyId = data.keyId;
   if (!keyId) return undefined;
-  const until = data['previous-valid-until'];
-  const previousLive = until !== undefined && Date.parse(until) > now.getTime();
-  const earlier = earlierValues(data).filter((e) => Date.parse(e.validUntil) > now.getTime());
+  const replaced = liveReplaced(data, now);
+  const validUntil = (e: EarlierValue): string => new Date(e.validUntil).toISOString();
   if (type === 'KeyPair') {
     if (!data.secretId || !data.secretKey) return undefined;
-    const previous = data['previous-secret-key'];
     return {
       keyId,
       secretId: data.secretId,
       secretKeys: [
         { value: data.secretKey },
-        ...(previousLive && previous && until
-          ? [{ value: previous, validUntil: new Date(until).toISOString() }]
-          : []),
-        ...earlier.flatMap((e) =>
-          e.secretKey ? [{ value: e.secretKey, validUntil: new Date(e.validUntil).toISOString() }] : [],
-        ),
+        ...replaced.flatMap((e) => (e.secretKey ? [{ value: e.secretKey, validUntil: validUntil(e) }] : [])),
       ],
     };
   }
   const current = data.value !== undefined ? hashKey(data.value) : data.sha256;
   if (!current) return undefined;
-  const previous = data['previous-sha256'];
   return {
     keyId,
     hashes: [
       { sha256: current },
-      ...(previousLive && previous && until
-        ? [{ sha256: previous, validUntil: new Date(until).toISOString() }]
-        : []),
-      ...earlier.flatMap((e) =>
-        e.sha256 ? [{ sha256: e.sha256, validUntil: new Date(e.validUntil).toISOString() }] : [],
-      ),
+      ...replaced.flatMap((e) => (e.sha256 ? [{ sha256: e.sha256, validUntil: validUntil(e) }] : [])),
     ],
   };
 }
