@@ -154,13 +154,15 @@ export function checkFrameworkErrors(
   };
 }
 
-/** Registers the check on every method and path of `app`. */
-export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
+/**
+ * Makes `app` take every request Node parses: every method (CONNECT aside) can be routed, and a body of
+ * any type is drained unread (the check's, which Envoy sends only with with_request_body; a view's).
+ */
+export function acceptEveryRequest(app: FastifyInstance): void {
   for (const method of METHODS) {
     if (method === 'CONNECT' || app.supportedMethods.includes(method)) continue;
     app.addHttpMethod(method, { hasBody: true });
   }
-  // The check's body (Envoy sends one only with with_request_body) is never read: drain it, whatever its type.
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', (_request, payload, done) => {
     payload.on('error', () => undefined);
@@ -169,6 +171,11 @@ export function registerHttpCheck(app: FastifyInstance, checker: Checker): void 
       done(null, undefined);
     });
   });
+}
+
+/** Registers the check on every method and path of `app`. */
+export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
+  acceptEveryRequest(app);
   const handler = httpCheckHandler(checker);
   app.route({ method: app.supportedMethods, url: '*', handler });
   app.setNotFoundHandler(handler);

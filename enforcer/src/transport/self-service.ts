@@ -12,7 +12,7 @@
  * stranger nothing a check port would not. Then the quota counter is read (`store.readQuotas`), never
  * consumed. Nothing here answers 5xx for bad input: an unusable path is a 404, a wrong method a 405.
  */
-import { METHODS, STATUS_CODES } from 'node:http';
+import { STATUS_CODES } from 'node:http';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import { parseStageKey, stageKey } from '../../../contract/src/identity.ts';
@@ -29,7 +29,7 @@ import {
 } from '../decision/decide.ts';
 import { Reason } from '../errors.ts';
 import type { CounterStore, QuotaCount } from '../store/store.ts';
-import { writeAnswer } from './http-check.ts';
+import { acceptEveryRequest, writeAnswer } from './http-check.ts';
 
 /** The header Envoy sets to the client's path when a route rewrites it (a client's own value is replaced). */
 export const ORIGINAL_PATH_HEADER = 'x-envoy-original-path';
@@ -162,20 +162,9 @@ export function buildSelfServiceApp(opts: SelfServiceOptions): FastifyInstance {
       void sendMessage(reply, 400, 'Bad Request');
     },
   });
-  // Every method Node parses is routed (a 405 below), as on the check port: none falls to a 404.
-  for (const method of METHODS) {
-    if (method === 'CONNECT' || app.supportedMethods.includes(method)) continue;
-    app.addHttpMethod(method, { hasBody: true });
-  }
-  // A body is never read (GET); whatever comes is drained.
-  app.removeAllContentTypeParsers();
-  app.addContentTypeParser('*', (_request, payload, done) => {
-    payload.on('error', () => undefined);
-    payload.resume();
-    payload.on('end', () => {
-      done(null, undefined);
-    });
-  });
+  // Every method Node parses is routed (a 405 below), as on the check port: none falls to a 404. A body
+  // is never read (GET); whatever comes is drained.
+  acceptEveryRequest(app);
 
   const view = async (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> => {
     const stage = selfServiceStage(request.params as Record<string, string>);
