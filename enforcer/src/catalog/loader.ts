@@ -196,21 +196,20 @@ export class CatalogLoader implements CatalogView {
 
     const loadedAnything = stages.size > 0 || !refused.length;
     if (!loadedAnything && previous === undefined) return { swapped: false, refused };
-    if (previous && sameStages(previous.stages, stages)) {
-      if (refused.length === 0) this.#hooks.upToDate?.();
-      return { swapped: false, refused };
+    const swapped = !(previous && sameStages(previous.stages, stages));
+    if (swapped) {
+      let keyCount = 0;
+      for (const s of stages.values()) keyCount += s.keyCount;
+      const catalog: Catalog = Object.freeze({
+        generation: (previous?.generation ?? 0) + 1,
+        stages,
+        keyCount,
+      });
+      this.#catalog = catalog;
+      this.#hooks.swapped(catalog, this.#now() - started);
     }
-    let keyCount = 0;
-    for (const s of stages.values()) keyCount += s.keyCount;
-    const catalog: Catalog = Object.freeze({
-      generation: (previous?.generation ?? 0) + 1,
-      stages,
-      keyCount,
-    });
-    this.#catalog = catalog;
-    this.#hooks.swapped(catalog, this.#now() - started);
     if (refused.length === 0) this.#hooks.upToDate?.();
-    return { swapped: true, refused };
+    return { swapped, refused };
   }
 
   /** Ends the parser's worker. */
