@@ -18,7 +18,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enforcerRbacYaml } from '../../enforcer/src/kube/rbac.ts';
 import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
 import { keySecret, keyValue, render } from '../../enforcer/testing/e2e.ts';
-import { createNamespace, kubectl, kubectlJson } from '../ground/harness.ts';
+import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
+import { serviceAccountKubeconfig } from '../ground/keystile.ts';
+import { groundContext } from '../ground/local-system.ts';
 import { waitFor } from '../ground/wait.ts';
 
 /** Three keys on a plan of the orders API's prod stage. */
@@ -52,24 +54,15 @@ function resources(opts: { disabled?: string[]; without?: string[] } = {}): stri
     .join('---\n');
 }
 
-/** A kubeconfig in `dir` for this cluster, authenticating with `token` (a ServiceAccount's). */
-async function tokenKubeconfig(dir: string, ns: string, token: string): Promise<string> {
-  const view = await kubectlJson<{
-    clusters: { cluster: { server: string; 'certificate-authority-data': string } }[];
-  }>(['config', 'view', '--raw', '--minify']);
-  const kubeconfig = join(dir, 'enforcer.kubeconfig');
-  writeFileSync(
-    kubeconfig,
-    stringify({
-      apiVersion: 'v1',
-      kind: 'Config',
-      clusters: [{ name: 'c', cluster: view.clusters[0]!.cluster }],
-      users: [{ name: 'enforcer', user: { token } }],
-      contexts: [{ name: 'c', context: { cluster: 'c', user: 'enforcer', namespace: ns } }],
-      'current-context': 'c',
-    }),
+/** A kubeconfig in `dir` authenticating as the enforcer's ServiceAccount in `ns` (enforcerRbacYaml's). */
+function enforcerKubeconfig(ns: string, dir: string): string {
+  return serviceAccountKubeconfig(
+    groundContext(),
+    ground().kubeconfig,
+    ns,
+    'keystile-enforcer',
+    join(dir, 'enforcer.kubeconfig'),
   );
-  return kubeconfig;
 }
 
 /** Asks the enforcer's HTTP check port directly (the transports are covered by enforcer-envoy). */
@@ -138,10 +131,7 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
       ['apply', '-f', '-'],
       enforcerRbacYaml({ namespace: ns, stages: [{ api: 'orders', stage: 'prod' }] }),
     );
-    const token = (
-      await kubectl(['-n', ns, 'create', 'token', 'keystile-enforcer', '--duration=10m'])
-    ).trim();
-    const kubeconfig = await tokenKubeconfig(dir, ns, token);
+    const kubeconfig = enforcerKubeconfig(ns, dir);
     enforcer = await startEnforcerProcess({
       watch: { namespace: ns, stages: ['orders/prod'] },
       env: { KUBECONFIG: kubeconfig },
@@ -292,12 +282,9 @@ describe('watch mode, started before its rights are granted', () => {
     await kubectl(['apply', '-f', '-'], docs.map((d) => stringify(d)).join('---\n'));
     const rbac = enforcerRbacYaml({ namespace: ns, stages: [{ api: 'orders', stage: 'prod' }] });
     await kubectl(['apply', '-f', '-'], rbac);
-    const token = (
-      await kubectl(['-n', ns, 'create', 'token', 'keystile-enforcer', '--duration=10m'])
-    ).trim();
+    const kubeconfig = enforcerKubeconfig(ns, dir);
     // The ServiceAccount exists, its Role is not bound yet: every list is refused (403).
     await kubectl(['-n', ns, 'delete', 'rolebinding', 'keystile-enforcer']);
-    const kubeconfig = await tokenKubeconfig(dir, ns, token);
     const e = await startEnforcerProcess({
       watch: { namespace: ns, stages: ['orders/prod'] },
       env: { KUBECONFIG: kubeconfig },
