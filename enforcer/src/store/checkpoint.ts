@@ -1,8 +1,10 @@
 /**
  * The memory store's checkpoint: its counters written to a file at an interval and on SIGTERM, and read
  * back at start, so a restart does not hand out a fresh month of quota (nor a fresh burst). The file is
- * NDJSON, written in slices (no stall on many counters) to a temporary file renamed over the old one,
- * so a crash mid-write leaves the previous checkpoint whole. Counters of a period that ended are
+ * NDJSON, written in slices (no stall on many counters) to a temporary file, synced, renamed over the
+ * old one and the rename synced, so a crash mid-write leaves the previous checkpoint whole and a crash
+ * after it keeps the new one. It is read back a line at a time: its size is bounded by the counters,
+ * not by the longest string V8 can hold. Counters of a period that ended are
  * dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
  * at most one interval's worth.
  *
@@ -10,7 +12,8 @@
  * only when not empty), `["b", key, tokens, updatedAt, fullAt]`, `["d", key, count, expiresAt]`. A quota
  * counter and the adjustments applied to it are one line: a crash keeps or loses them together.
  */
-import { open, readFile, rename, rm } from 'node:fs/promises';
+import { type FileHandle, open, rename, rm } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
 import type { MemoryStore } from './memory-store.ts';
 
@@ -65,7 +68,18 @@ export async function writeCheckpoint(store: MemoryStore, path: string, now: num
     await handle.close();
   }
   await rename(tmp, path);
+  await syncDirectory(dirname(path));
   return count;
+}
+
+/** Makes a rename in `dir` durable (its entry is written with the directory, not with the file). */
+async function syncDirectory(dir: string): Promise<void> {
+  const handle = await open(dir, 'r');
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
+  }
 }
 
 /** What {@link readCheckpoint} found. */
@@ -79,54 +93,73 @@ export interface CheckpointRead {
 }
 
 /**
- * Reads a checkpoint into `store`. A missing file restores nothing; a file of another version, or
- * unreadable, throws (the caller decides whether to start anyway). Malformed lines are skipped.
+ * Reads a checkpoint into `store`. A missing file restores nothing; a file that is not a checkpoint of
+ * this version (another version, an empty or damaged first line) or that cannot be read throws an error
+ * naming it (the caller decides whether to start anyway). Malformed lines are skipped.
  */
 export async function readCheckpoint(store: MemoryStore, path: string, now: number): Promise<CheckpointRead> {
-  let text: string;
+  let handle: FileHandle;
   try {
-    text = await readFile(path, 'utf8');
+    handle = await open(path, 'r');
   } catch (err) {
     if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { restored: 0, skipped: 0, found: false };
     throw err;
   }
-  const lines = text.split('\n');
-  const header = JSON.parse(lines[0] ?? '') as { version?: unknown };
-  if (header.version !== CHECKPOINT_VERSION) {
-    throw new Error(`${path} is not a checkpoint of version ${CHECKPOINT_VERSION}`);
-  }
+  let header = true;
   let restored = 0;
   let skipped = 0;
-  for (let i = 1; i < lines.length; i++) {
-    const line = lines[i];
-    if (!line) continue;
-    let row: unknown;
-    try {
-      row = JSON.parse(line);
-    } catch {
-      skipped++;
-      continue;
+  try {
+    for await (const line of handle.readLines({ encoding: 'utf8', autoClose: false })) {
+      if (header) {
+        if (parseOrUndefined(line)?.version !== CHECKPOINT_VERSION) {
+          throw new Error(`${path} is not a checkpoint of version ${CHECKPOINT_VERSION}`);
+        }
+        header = false;
+      } else if (line !== '') {
+        if (restoreLine(store, line, now)) restored++;
+        else skipped++;
+      }
     }
-    if (!Array.isArray(row) || typeof row[1] !== 'string') {
-      skipped++;
-      continue;
-    }
-    const [kind, key, a, b, c, d, e] = row as [unknown, string, unknown, unknown, unknown, unknown, unknown];
-    const tail = kind === 'q' ? quotaTail(c, d, e) : undefined;
-    if (kind === 'q' && isCount(a) && isTime(b) && b > now && tail !== undefined) {
-      store.restoreQuota(key, { used: a, periodEnd: b, ...tail });
-      restored++;
-    } else if (kind === 'd' && isCount(a) && isTime(b) && b > now) {
-      store.restoreDay(key, { count: a, expiresAt: b });
-      restored++;
-    } else if (kind === 'b' && isCount(a) && isTime(b) && isTime(c) && c > now) {
-      store.restoreBucket(key, { tokens: a, updatedAt: b, fullAt: c });
-      restored++;
-    } else {
-      skipped++;
-    }
+  } finally {
+    await handle.close();
   }
+  if (header) throw new Error(`${path} is not a checkpoint of version ${CHECKPOINT_VERSION}: it is empty`);
   return { restored, skipped, found: true };
+}
+
+function parseOrUndefined(line: string): { version?: unknown } | undefined {
+  try {
+    const value: unknown = JSON.parse(line);
+    return typeof value === 'object' && value !== null ? value : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Puts one counter line back into `store`; false when it is malformed or of a period that ended. */
+function restoreLine(store: MemoryStore, line: string, now: number): boolean {
+  let row: unknown;
+  try {
+    row = JSON.parse(line);
+  } catch {
+    return false;
+  }
+  if (!Array.isArray(row) || typeof row[1] !== 'string') return false;
+  const [kind, key, a, b, c, d, e] = row as [unknown, string, unknown, unknown, unknown, unknown, unknown];
+  const tail = kind === 'q' ? quotaTail(c, d, e) : undefined;
+  if (kind === 'q' && isCount(a) && isTime(b) && b > now && tail !== undefined) {
+    store.restoreQuota(key, { used: a, periodEnd: b, ...tail });
+    return true;
+  }
+  if (kind === 'd' && isCount(a) && isTime(b) && b > now) {
+    store.restoreDay(key, { count: a, expiresAt: b });
+    return true;
+  }
+  if (kind === 'b' && isCount(a) && isTime(b) && isTime(c) && c > now) {
+    store.restoreBucket(key, { tokens: a, updatedAt: b, fullAt: c });
+    return true;
+  }
+  return false;
 }
 
 function isCount(v: unknown): v is number {
@@ -167,6 +200,7 @@ export class Checkpointer {
   readonly #onError: (err: unknown) => void;
   #timer: NodeJS.Timeout | undefined;
   #writing: Promise<unknown> = Promise.resolve();
+  #inFlight = 0;
 
   /** Checkpoints `store` to `path`; `onError` hears of a failed write (the next one tries again). */
   constructor(store: MemoryStore, path: string, now: () => number, onError: (err: unknown) => void) {
@@ -176,14 +210,20 @@ export class Checkpointer {
     this.#onError = onError;
   }
 
-  /** Starts checkpointing every `intervalMs` (also sweeping counters that are no longer needed). */
+  /**
+   * Starts checkpointing every `intervalMs` (also sweeping counters that are no longer needed). A tick
+   * that finds a checkpoint still being written skips: a slow disk never queues up writes.
+   */
   start(intervalMs: number): void {
-    this.#timer = setInterval(() => void this.write(), intervalMs);
+    this.#timer = setInterval(() => {
+      if (this.#inFlight === 0) void this.write();
+    }, intervalMs);
     this.#timer.unref();
   }
 
   /** Writes a checkpoint now (after any write in progress). Never rejects. */
   write(): Promise<unknown> {
+    this.#inFlight++;
     this.#writing = this.#writing.then(async () => {
       try {
         this.#store.sweep(this.#now());
@@ -191,6 +231,8 @@ export class Checkpointer {
       } catch (err) {
         this.#onError(err);
         await rm(`${this.#path}.tmp-${process.pid}`, { force: true }).catch(() => undefined);
+      } finally {
+        this.#inFlight--;
       }
     });
     return this.#writing;

@@ -206,6 +206,45 @@ describe('the checkpoint', () => {
       skipped: 3,
       found: true,
     });
+    // An empty file or a damaged first line is named, never read as a fresh start.
+    writeFileSync(join(dir, 'empty.json'), '');
+    await expect(readCheckpoint(new MemoryStore(), join(dir, 'empty.json'), T0)).rejects.toThrow(
+      `${join(dir, 'empty.json')} is not a checkpoint of version keystile.dev/counters/v1: it is empty`,
+    );
+    writeFileSync(join(dir, 'damaged.json'), `{"version":"keystile.dev/coun\n["q","a",1,${MONTH_END}]\n`);
+    await expect(readCheckpoint(new MemoryStore(), join(dir, 'damaged.json'), T0)).rejects.toThrow(
+      `${join(dir, 'damaged.json')} is not a checkpoint`,
+    );
+  });
+
+  it('never queues interval writes behind a slow one', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
+    const store = new MemoryStore();
+    // Enough counters that one write takes several of the 1 ms intervals.
+    for (let i = 0; i < 30_000; i++) {
+      store.consume(
+        request(T0, { quotaKey: `ks:{shop/gold|key:k${i}}:quota:2026-06-01`, bucketKey: undefined }),
+      );
+    }
+    let sweeps = 0;
+    const sweep = store.sweep.bind(store);
+    store.sweep = (now) => {
+      sweeps++;
+      sweep(now);
+    };
+    const checkpointer = new Checkpointer(
+      store,
+      file,
+      () => T0,
+      () => undefined,
+    );
+    checkpointer.start(1);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    const before = sweeps;
+    await checkpointer.stop();
+    // The write in progress when stop() was called, and the last one: nothing queued behind them.
+    expect(sweeps - before).toBeLessThanOrEqual(2);
+    expect(readFileSync(file, 'utf8').trim().split('\n')).toHaveLength(30_001);
   });
 
   it('writes a last checkpoint on stop, atomically replacing the previous one', async () => {

@@ -81,7 +81,13 @@ export async function openStore(settings: StoreSettings, deps: OpenStoreDeps): P
   const memory = new MemoryStore();
   let checkpointer: Checkpointer | undefined;
   if (settings.countersFile !== undefined) {
-    const read = await readCheckpoint(memory, settings.countersFile, deps.now());
+    const read = await readCheckpoint(memory, settings.countersFile, deps.now()).catch((err: unknown) => {
+      // Not a fresh start in disguise: starting empty would hand every key a fresh quota.
+      throw new Error(
+        `${err instanceof Error ? err.message : String(err)}; not starting with fresh counters: move the file away to do that`,
+        { cause: err },
+      );
+    });
     logger.info({ file: settings.countersFile, ...read }, 'counters restored from the checkpoint');
     checkpointer = new Checkpointer(memory, settings.countersFile, deps.now, (err) => {
       logger.error(
