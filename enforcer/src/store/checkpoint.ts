@@ -4,8 +4,8 @@
  * NDJSON, written in slices (no stall on many counters) to a temporary file, synced, renamed over the
  * old one and the rename synced, so a crash mid-write leaves the previous checkpoint whole and a crash
  * after it keeps the new one. It is read back a line at a time: its size is bounded by the counters,
- * not by the longest string V8 can hold. Counters of a period that ended are
- * dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
+ * not by the longest string V8 can hold. Quota counters of a period that ended more than a day ago
+ * (`quotaKept`), and buckets and days past their end, are dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
  * at most one interval's worth.
  *
  * Lines: `["q", key, used, periodEnd, granted, [adjustment ids], [alerted thresholds]]` (the last three
@@ -15,7 +15,7 @@
 import { type FileHandle, open, rename, rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { setImmediate as yieldToLoop } from 'node:timers/promises';
-import type { MemoryStore } from './memory-store.ts';
+import { type MemoryStore, quotaKept } from './memory-store.ts';
 
 /** The first line of a checkpoint. */
 export const CHECKPOINT_VERSION = 'keystile.dev/counters/v1';
@@ -38,7 +38,7 @@ export async function writeCheckpoint(store: MemoryStore, path: string, now: num
     };
     // Snapshots of the keys first: the maps may change between slices.
     for (const [key, q] of [...store.quotas()]) {
-      if (q.periodEnd <= now) continue;
+      if (!quotaKept(q.periodEnd, now)) continue;
       const plain = q.granted === 0 && q.adjustments.length === 0 && q.alerts.length === 0;
       lines.push(
         JSON.stringify(
@@ -147,7 +147,7 @@ function restoreLine(store: MemoryStore, line: string, now: number): boolean {
   if (!Array.isArray(row) || typeof row[1] !== 'string') return false;
   const [kind, key, a, b, c, d, e] = row as [unknown, string, unknown, unknown, unknown, unknown, unknown];
   const tail = kind === 'q' ? quotaTail(c, d, e) : undefined;
-  if (kind === 'q' && isCount(a) && isTime(b) && b > now && tail !== undefined) {
+  if (kind === 'q' && isCount(a) && isTime(b) && quotaKept(b, now) && tail !== undefined) {
     store.restoreQuota(key, { used: a, periodEnd: b, ...tail });
     return true;
   }

@@ -72,7 +72,7 @@ describe('the memory store', () => {
     expect(store.consume(request(T0, { cost: 1 }))).toMatchObject({ allowed: false, deniedBy: 'quota' });
   });
 
-  it('forgets a quota after its period and a bucket once it is full', () => {
+  it('forgets a quota a day after its period and a bucket once it is full', () => {
     const store = new MemoryStore();
     store.consume(request(T0));
     store.consume(
@@ -84,9 +84,10 @@ describe('the memory store', () => {
     // Two tokens taken at 1 token/s: full again, the same as no bucket, two seconds later.
     store.sweep(T0 + 2000);
     expect(store.size).toEqual({ buckets: 0, quotas: 1, days: 1 });
-    store.sweep(MONTH_END);
-    expect(store.size).toEqual({ buckets: 0, quotas: 0, days: 1 });
     store.sweep(MONTH_END + 1);
+    expect(store.size).toEqual({ buckets: 0, quotas: 1, days: 0 });
+    expect(store.listQuotas(MONTH_END + 1)).toEqual([]);
+    store.sweep(MONTH_END + 86_400_000);
     expect(store.size).toEqual({ buckets: 0, quotas: 0, days: 0 });
   });
 
@@ -105,8 +106,29 @@ describe('the memory store', () => {
       quota: { used: 3, remaining: 0 },
     });
     expect(store.listQuotas(MONTH_END + 3_600_000)).toMatchObject([{ used: 3, periodEnd: LA_END }]);
-    store.sweep(LA_END);
+    store.sweep(LA_END + 86_400_000);
     expect(store.size.quotas).toBe(0);
+  });
+
+  it('keeps the count when no request reaches the record before its first end, through a sweep and a restart', async () => {
+    const store = new MemoryStore();
+    const quotaOnly = (now: number, periodEnd: number): ConsumeRequest =>
+      request(now, { bucketKey: undefined, bucketLimit: undefined, periodEnd });
+    for (let i = 0; i < 3; i++) store.consume(quotaOnly(T0, MONTH_END));
+    // The plan moves to America/Los_Angeles; its next request comes after the UTC end.
+    const LA_END = MONTH_END + 7 * 3_600_000;
+    store.sweep(MONTH_END + 1);
+    const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
+    await writeCheckpoint(store, file, MONTH_END + 1);
+    const restarted = new MemoryStore();
+    expect(await readCheckpoint(restarted, file, MONTH_END + 2)).toMatchObject({ restored: 1 });
+    expect(restarted.consume(quotaOnly(MONTH_END + 3_600_000, LA_END))).toMatchObject({
+      allowed: false,
+      deniedBy: 'quota',
+      quota: { used: 3, remaining: 0 },
+    });
+    restarted.sweep(LA_END + 86_400_000);
+    expect(restarted.size.quotas).toBe(0);
   });
 
   it("never counts an ended period's record in a later period that starts on the same day (a DAY quota made MONTH)", () => {
@@ -125,7 +147,7 @@ describe('the memory store', () => {
 });
 
 describe('the checkpoint', () => {
-  it('survives a restart: the quota used and the bucket state come back, ended periods do not', async () => {
+  it('survives a restart: the quota used and the bucket state come back, periods ended a day ago do not', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'keystile-store-')), 'counters.json');
     const before = new MemoryStore();
     before.consume(request(T0));
@@ -133,7 +155,7 @@ describe('the checkpoint', () => {
     before.consume(
       request(T0, {
         quotaKey: 'ks:{shop/gold|key:b}:quota:2026-05-01',
-        periodEnd: T0 - 1,
+        periodEnd: T0 - 86_400_000,
         bucketKey: undefined,
       }),
     );

@@ -19,6 +19,7 @@ import type {
   QuotaCount,
   QuotaOutcome,
 } from './store.ts';
+import { QUOTA_KEPT_AFTER_END_MS } from './store.ts';
 
 /** A bucket as stored: its state, and when it will be full again (then it may be forgotten). */
 export interface StoredBucket extends BucketState {
@@ -229,10 +230,13 @@ export class MemoryStore implements CounterStore {
     return list;
   }
 
-  /** Forgets full buckets, quotas of periods that ended and days past their retention. */
+  /**
+   * Forgets full buckets, quotas of periods that ended more than {@link QUOTA_KEPT_AFTER_END_MS} ago
+   * and days past their retention.
+   */
   sweep(now: number): void {
     for (const [key, b] of this.#buckets) if (b.fullAt <= now) this.#buckets.delete(key);
-    for (const [key, q] of this.#quotas) if (q.periodEnd <= now) this.#quotas.delete(key);
+    for (const [key, q] of this.#quotas) if (!quotaKept(q.periodEnd, now)) this.#quotas.delete(key);
     for (const [key, d] of this.#days) if (d.expiresAt <= now) this.#days.delete(key);
   }
 
@@ -297,19 +301,20 @@ export class MemoryStore implements CounterStore {
  * asked with two period ends: the period's id (the key's last part) is its first local day, so a
  * plan's time zone (or period kind) changed in the period keeps the key and moves the end. The record
  * then counts until the later end (the caller keeps that end on the record), as Redis keeps the key
- * past the first end (its TTL's margin). A record no request reached before its first end is forgotten
- * by the next sweep (and is not checkpointed), and then the count restarts: the sweep does not keep
- * ended records for a day, which would hold yesterday's counters of every key a day longer.
+ * past the first end (its TTL's margin). The sweep and the checkpoint keep an ended record as long
+ * ({@link quotaKept}), so a record no request reached before its first end still counts after it.
  */
 function liveQuota(record: QuotaRecord | undefined, periodEnd: number, now: number): QuotaRecord | undefined {
   if (record === undefined || record.periodEnd > now) return record;
   // Ended: live for a later end only within a day of its own (a time zone moves an end by hours), so
   // that an old period's record never counts in a new period that merely starts on the same day.
-  return periodEnd > record.periodEnd && now < record.periodEnd + REVIVAL_MS ? record : undefined;
+  return periodEnd > record.periodEnd && quotaKept(record.periodEnd, now) ? record : undefined;
 }
 
-/** How long after its end a quota record still counts for a request whose period ends later: a day. */
-const REVIVAL_MS = 86_400_000;
+/** Whether a quota record ending at `periodEnd` is still kept at `now` (swept, checkpointed, revived). */
+export function quotaKept(periodEnd: number, now: number): boolean {
+  return now < periodEnd + QUOTA_KEPT_AFTER_END_MS;
+}
 
 /**
  * The thresholds (percent of the quota: the limit plus what was granted) the counter has reached and

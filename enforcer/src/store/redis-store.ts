@@ -25,7 +25,14 @@ import type { HostPort } from '../../../contract/src/host-port.ts';
 import { checkAdjustment } from './memory-store.ts';
 import { ADD, ADJUST, CONSUME, CONSUME_PARTS, CONSUME_REPLY } from './redis-scripts.ts';
 import { TurnBatcher } from './turn-batch.ts';
-import type { AdjustRequest, ConsumeRequest, ConsumeResult, CounterStore, QuotaCount } from './store.ts';
+import {
+  type AdjustRequest,
+  type ConsumeRequest,
+  type ConsumeResult,
+  type CounterStore,
+  QUOTA_KEPT_AFTER_END_MS,
+  type QuotaCount,
+} from './store.ts';
 
 /** How to reach Redis. */
 export type RedisConnection =
@@ -58,8 +65,8 @@ export interface RedisStoreOptions {
 
 /** Default for {@link RedisStoreOptions.commandTimeoutMs}. */
 export const DEFAULT_COMMAND_TIMEOUT_MS = 250;
-/** Default for {@link RedisStoreOptions.quotaMarginMs}: a day. */
-export const DEFAULT_QUOTA_MARGIN_MS = 86_400_000;
+/** Default for {@link RedisStoreOptions.quotaMarginMs}: a day, as the memory store keeps them. */
+export const DEFAULT_QUOTA_MARGIN_MS = QUOTA_KEPT_AFTER_END_MS;
 
 const DAY_MS = 86_400_000;
 

@@ -8,6 +8,13 @@
  */
 import type { BucketLimit } from '../decision/token-bucket.ts';
 
+/**
+ * How long both stores keep a quota counter after its period's end: a day. A plan's time zone changed
+ * in the period moves the end by hours and keeps the counter's key (its id is the period's first
+ * local day), so the count carries over; usage readers read the period just ended.
+ */
+export const QUOTA_KEPT_AFTER_END_MS = 86_400_000;
+
 /** One decision's counters. A part that does not apply (no throttle, no quota) is left out. */
 export interface ConsumeRequest {
   /** The bucket's counter key (`ks:{plan|subject}:bucket[:route]`), when a throttle applies. */
