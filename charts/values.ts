@@ -312,6 +312,25 @@ const counters = obj(
       0,
       10_000,
     ),
+    persistence: obj(
+      "Keeps the gateway's memory-store counters on a PersistentVolumeClaim. Without it they are checkpointed to an emptyDir: a restarted container keeps them, but a new pod (an upgrade, a node drain, an eviction) starts every key's quota from zero. With it the gateway (one replica, the memory store) is replaced with the Recreate strategy: the old pod writes its last checkpoint before the new one reads it, so no count is lost, and no request is answered in between.",
+      {
+        enabled: bool('Use a claim for the counters.', false),
+        existingClaim: str(
+          'A claim of your own, in the release namespace. Empty: the chart creates one.',
+          '',
+          {
+            pattern: `^$|${DNS_LABEL}`,
+          },
+        ),
+        storageClassName: str("The created claim's StorageClass. Empty: the cluster's default."),
+        size: str(
+          "The created claim's size: the checkpoint takes about 100 bytes a counter (a key's quota, bucket and days).",
+          '1Gi',
+          { pattern: '^[0-9]+(\\.[0-9]+)?(Ki|Mi|Gi|Ti|k|M|G|T)?$' },
+        ),
+      },
+    ),
     redis: obj(
       'The Redis the enforcers (and the operator, for usage) share. Give one of url, clusterNodes, sentinels.',
       {

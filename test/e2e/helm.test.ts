@@ -180,9 +180,16 @@ describe('the Helm chart on the control plane', () => {
     await kubectl(['delete', 'namespace', ns, '--wait=false']);
   });
 
-  it.each(['default', 'gateway', 'redis', 'monitoring'])(
-    'renders ci/%s-values.yaml into objects the API server accepts (server-side dry run)',
-    async (set) => {
+  it.each([
+    ['default', []],
+    ['gateway', []],
+    ['redis', []],
+    ['monitoring', []],
+    // The counters' PersistentVolumeClaim and the Recreate strategy.
+    ['gateway', ['--set', 'counters.persistence.enabled=true']],
+  ])(
+    'renders ci/%s-values.yaml %j into objects the API server accepts (server-side dry run)',
+    async (set, flags: string[]) => {
       const rendered = await helm([
         'template',
         release,
@@ -197,6 +204,7 @@ describe('the Helm chart on the control plane', () => {
         ...(set === 'gateway'
           ? ['--set', `gateway.watchNamespace=${ns}`, '--set', `gateway.upstream.namespace=${ns}`]
           : []),
+        ...flags,
       ]);
       const out = await kubectl(['apply', '--dry-run=server', '-n', ns, '-f', '-'], rendered);
       const kinds = objects(rendered).length;

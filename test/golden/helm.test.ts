@@ -666,6 +666,63 @@ describe('the chart', () => {
     );
   });
 
+  it("keeps the gateway's counters across pods on a claim, replacing the pod only after the old one let go", () => {
+    const spec = (d: Obj): Record<string, unknown> => d['spec'] as Record<string, unknown>;
+    const countersVolume = (d: Obj): Record<string, unknown> | undefined =>
+      (spec(d)['template'] as { spec: { volumes: { name: string }[] } }).spec.volumes.find(
+        (v) => v.name === 'counters',
+      );
+    // Without it: an emptyDir (a new pod starts from zero), the rolling update's overlap.
+    const plain = renderedObjects('gateway');
+    expect(countersVolume(find(plain, 'Deployment', 'keystile-gateway'))).toMatchObject({ emptyDir: {} });
+    expect(spec(find(plain, 'Deployment', 'keystile-gateway'))['strategy']).toBeUndefined();
+    expect(plain.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
+
+    const kept = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        'counters.persistence.enabled=true',
+        '--set',
+        'counters.persistence.storageClassName=standard',
+        '--set',
+        'counters.persistence.size=2Gi',
+      ]),
+    );
+    const gateway = find(kept, 'Deployment', 'keystile-gateway');
+    expect(spec(gateway)['strategy']).toEqual({ type: 'Recreate' });
+    expect(countersVolume(gateway)).toEqual({
+      name: 'counters',
+      persistentVolumeClaim: { claimName: 'keystile-gateway-counters' },
+    });
+    expect(spec(find(kept, 'PersistentVolumeClaim', 'keystile-gateway-counters'))).toEqual({
+      accessModes: ['ReadWriteOnce'],
+      storageClassName: 'standard',
+      resources: { requests: { storage: '2Gi' } },
+    });
+    // The enforcer checkpoints onto it, writable by the pod's fsGroup.
+    expect(environment(container(gateway, 'enforcer'))['KEYSTILE_COUNTERS_FILE']).toMatch(/^\/var\/lib\/keystile\//);
+    expect(podSpec(gateway).securityContext['fsGroup']).toBe(65532);
+
+    // A claim of the user's own: used, not created.
+    const own = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        'counters.persistence.enabled=true',
+        '--set',
+        'counters.persistence.existingClaim=gateway-counters',
+      ]),
+    );
+    expect(countersVolume(find(own, 'Deployment', 'keystile-gateway'))).toEqual({
+      name: 'counters',
+      persistentVolumeClaim: { claimName: 'gateway-counters' },
+    });
+    expect(own.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
+  });
+
   it('embeds the rule groups and dashboards of charts/keystile/files', () => {
     const objs = renderedObjects('monitoring');
     const rule = find(objs, 'PrometheusRule', 'keystile');
@@ -801,6 +858,22 @@ describe('the chart', () => {
     [['--set', 'counters.store=redis'], /counters.store is redis: set counters.redis.url/],
     [['--set', 'operator.leaderElection.enabled=false'], /run one replica \(operator.replicas=1\)/],
     [['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].servicePort=80'], /Service port 80 of orders\/beta/],
+    [
+      ['--set', 'counters.persistence.enabled=true'],
+      /counters.persistence keeps the gateway's counters: enable the gateway/,
+    ],
+    [
+      ['-f', valuesFile('redis'), '--set', 'counters.persistence.enabled=true'],
+      /counters.persistence keeps the memory store's counters, and the store is redis/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'counters.persistence.enabled=true', '--set', 'counters.store=memory', '--set', 'gateway.replicas=2'],
+      /one claim holds one enforcer's counters; run gateway.replicas=1/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'counters.persistence.enabled=true', '--set', 'counters.persistence.size=lots'],
+      /counters\/persistence\/size.*pattern/s,
+    ],
     [
       ['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].port=9191'],
       /port 9191 of orders\/beta is taken/,

@@ -131,6 +131,11 @@ memory would each grant the whole quota.
 {{- end }}
 {{- end }}
 
+{{- /* The claim holding the gateway's counters (counters.persistence). */}}
+{{- define "keystile.gateway.countersClaim" -}}
+{{- default (printf "%s-counters" (include "keystile.gateway.fullname" .)) .Values.counters.persistence.existingClaim }}
+{{- end }}
+
 {{- /* Which Redis is given: url, cluster, sentinel or none. */}}
 {{- define "keystile.redisKind" -}}
 {{- $r := .Values.counters.redis }}
@@ -164,6 +169,17 @@ what to change.
 {{- fail (printf "counters.store is auto and %s enforcers serve the same plans (gateway.replicas and counters.sidecarEnforcers), so their counters must be shared: set counters.redis.url (or clusterNodes, or sentinels). To let each enforcer count alone, and each grant the whole quota, set counters.store=memory." (include "keystile.enforcerCount" .)) }}
 {{- else }}
 {{- fail "counters.store is redis: set counters.redis.url (or clusterNodes, or sentinels)" }}
+{{- end }}
+{{- end }}
+{{- if .Values.counters.persistence.enabled }}
+{{- if not .Values.gateway.enabled }}
+{{- fail "counters.persistence keeps the gateway's counters: enable the gateway (gateway.enabled), or turn persistence off" }}
+{{- end }}
+{{- if ne $store "memory" }}
+{{- fail (printf "counters.persistence keeps the memory store's counters, and the store is %s: turn persistence off (Redis keeps them)" $store) }}
+{{- end }}
+{{- if gt (int .Values.gateway.replicas) 1 }}
+{{- fail "counters.persistence: one claim holds one enforcer's counters; run gateway.replicas=1, or several replicas on Redis" }}
 {{- end }}
 {{- end }}
 {{- if .Values.gateway.enabled }}
