@@ -5,8 +5,8 @@
  * old one and the rename synced, so a crash mid-write leaves the previous checkpoint whole and a crash
  * after it keeps the new one. It is read back a line at a time: its size is bounded by the counters,
  * not by the longest string V8 can hold. Quota counters of a period that ended more than a day ago
- * (`quotaKept`), and buckets and days past their end, are dropped on load. Counters that change between two checkpoints are lost by a crash (not by SIGTERM):
- * at most one interval's worth.
+ * (`quotaKept`), and buckets and days past their end, are dropped on load. Counters that change
+ * between two checkpoints are lost by a crash (not by SIGTERM): at most one interval's worth.
  *
  * Lines: `["q", key, used, periodEnd, granted, [adjustment ids], [alerted thresholds]]` (the last three
  * only when not empty), `["b", key, tokens, updatedAt, fullAt]`, `["d", key, count, expiresAt]`. A quota
@@ -72,15 +72,23 @@ export async function writeCheckpoint(store: MemoryStore, path: string, now: num
   return count;
 }
 
-/** Makes a rename in `dir` durable (its entry is written with the directory, not with the file). */
+/**
+ * Makes a rename in `dir` durable (its entry is written with the directory, not with the file). A
+ * filesystem that cannot sync a directory (EINVAL and the like, as some network filesystems answer)
+ * keeps the checkpoint as durable as it can: the file itself was synced.
+ */
 async function syncDirectory(dir: string): Promise<void> {
   const handle = await open(dir, 'r');
   try {
     await handle.sync();
+  } catch (err) {
+    if (!DIRECTORY_SYNC_UNSUPPORTED.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
   } finally {
     await handle.close();
   }
 }
+
+const DIRECTORY_SYNC_UNSUPPORTED: ReadonlySet<string> = new Set(['EINVAL', 'ENOTSUP', 'EBADF', 'EISDIR']);
 
 /** What {@link readCheckpoint} found. */
 export interface CheckpointRead {
