@@ -1,17 +1,20 @@
 // `npm run bench [-- NAME...]`: runs the benchmarks (default: all). Each prints its own figures, as
 // ratios against a baseline measured in the same run where the target is a ratio.
 //
-// Only the operator's benchmark needs the local system (it is started for it if it is not running,
-// and stopped again after); the others start the servers they measure themselves and run first, on a
+// Only the operator's and the revocation benchmarks need the local system (revocation also `npm
+// start`'s examples, enforcer and Envoys): it is started for them if it is not running, and stopped
+// again after; the others start the servers they measure themselves and run first, on a
 // machine with nothing else of Keystile's running, since whatever else runs shares their CPUs.
 import { spawnSync } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { runningProcesses, startLocalSystem, stopLocalSystem } from '../test/ground/local-system.ts';
 
-const BENCHES = ['enforcer', 'counters', 'redis-memory', 'operator'] as const;
-/** The benchmarks that run on the local system. */
-const ON_LOCAL_SYSTEM: ReadonlySet<string> = new Set(['operator']);
+const BENCHES = ['enforcer', 'counters', 'redis-memory', 'operator', 'revocation'] as const;
+/** The benchmarks that run on the local system... */
+const ON_LOCAL_SYSTEM: ReadonlySet<string> = new Set(['operator', 'revocation']);
+/** ...and those that need `npm start`'s examples, enforcer and Envoys on it too. */
+const ON_DEMO: ReadonlySet<string> = new Set(['revocation']);
 const asked = process.argv.slice(2);
 const names = asked.length > 0 ? asked : [...BENCHES];
 for (const n of names) {
@@ -33,9 +36,21 @@ try {
       failed = true;
       continue;
     }
-    if (ON_LOCAL_SYSTEM.has(name)) {
+    if (ON_DEMO.has(name)) {
+      const before = new Set(runningProcesses().map((p) => p.name));
+      const start = spawnSync(
+        process.execPath,
+        [join(import.meta.dirname, '..', 'test', 'ground', 'cli.ts'), 'start'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      const now = runningProcesses().map((p) => p.name);
+      started = [...started, ...now.filter((n) => !before.has(n))];
+      if (start.status !== 0) throw new Error(`npm start failed:\n${start.stdout}${start.stderr}`);
+    } else if (ON_LOCAL_SYSTEM.has(name)) {
       const system = await startLocalSystem();
-      started = system.started;
+      started = [...started, ...system.started];
     } else if (runningProcesses().length > 0) {
       console.log(
         `\n(the local system is running: its processes share the CPUs this benchmark measures; \`npm stop\` for quieter figures)`,
