@@ -162,7 +162,7 @@ export class UsagePoller {
       }
       combined = combineAnswers(endpointPoll.answers);
       const first = !view.polled;
-      const changed = view.recordServed(combined.served, now.getTime());
+      const changed = view.recordServed(combined.served, now.getTime(), endpointPoll.errors.length === 0);
       // The first poll makes every plan's CountersShared known; later ones change only where the
       // picture of who serves what changed.
       if (first) for (const p of informers.plans.list()) changed.add(p.metadata?.namespace ?? '');

@@ -45,18 +45,24 @@ export class UsageView {
   }
 
   /**
-   * Records who answered a poll at `now`, forgets those not heard for {@link SERVED_MEMORY_INTERVALS}
-   * intervals (one missed answer does not flip a condition), and returns the namespaces whose picture
-   * changed (the first poll: every namespace heard of).
+   * Records who answered a poll at `now` and returns the namespaces whose picture changed (the first
+   * poll: every namespace heard of). After a `complete` poll (every endpoint answered), what it did not
+   * hear is gone: a replaced pod (a rolling update) no longer counts beside its successor. After a poll
+   * with errors, those not heard are forgotten only after {@link SERVED_MEMORY_INTERVALS} intervals, so
+   * one missed answer does not flip a condition.
    */
-  recordServed(served: ReadonlyMap<string, ReadonlyMap<string, StoreKind>>, now: number): Set<string> {
+  recordServed(
+    served: ReadonlyMap<string, ReadonlyMap<string, StoreKind>>,
+    now: number,
+    complete: boolean,
+  ): Set<string> {
     const before = this.#fingerprints();
     for (const [stage, instances] of served) {
       const m = this.#served.get(stage) ?? new Map<string, { store: StoreKind; at: number }>();
       for (const [instance, store] of instances) m.set(instance, { store, at: now });
       this.#served.set(stage, m);
     }
-    const horizon = now - SERVED_MEMORY_INTERVALS * this.#config.intervalMs;
+    const horizon = complete ? now : now - SERVED_MEMORY_INTERVALS * this.#config.intervalMs;
     for (const [stage, m] of this.#served) {
       for (const [instance, v] of m) if (v.at < horizon) m.delete(instance);
       if (m.size === 0) this.#served.delete(stage);
