@@ -5,6 +5,20 @@ import { Conditions, Duration, Obj, ObjectName, ObservedGeneration, StringEnum }
 /** Customer names: what usage is billed to, and what a Customer-counting plan shares limits across. */
 export const CUSTOMER_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$';
 
+/**
+ * An RFC 3339 date-time as JavaScript's Date reads it: the API server's own date-time check also admits
+ * forms Date cannot read (a comma before the fraction, an offset of +99:99), and an expiry the operator
+ * cannot read would stop its namespace from rendering.
+ */
+export const DATE_TIME_PATTERN =
+  '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+
+/**
+ * The instants an expiry may name, [from, until): the contract holds instants with four-digit years, and
+ * an offset can carry a date of year 9999 into year 10000 (or one of year 0 into year -1).
+ */
+export const EXPIRY_RANGE = { from: '1970-01-01T00:00:00Z', until: '9999-01-01T00:00:00Z' } as const;
+
 /** ApiKey.spec */
 export const ApiKeySpec = Obj(
   {
@@ -33,8 +47,15 @@ export const ApiKeySpec = Obj(
     expiresAt: Type.Optional(
       Type.String({
         description:
-          'When the key stops working (RFC 3339). Checked by the enforcer on every request and reflected in the Ready condition when it passes.',
+          'When the key stops working (RFC 3339, e.g. 2030-01-01T00:00:00Z; a fraction of a second after a dot; Z or an offset such as +02:00), from 1970 to the end of 9998. Checked by the enforcer on every request and reflected in the Ready condition when it passes.',
         format: 'date-time',
+        pattern: DATE_TIME_PATTERN,
+        'x-kubernetes-validations': [
+          {
+            rule: `self >= timestamp('${EXPIRY_RANGE.from}') && self < timestamp('${EXPIRY_RANGE.until}')`,
+            message: 'expiresAt must be from 1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z',
+          },
+        ],
       }),
     ),
     customer: Type.Optional(

@@ -479,6 +479,21 @@ const REFUSED: readonly Refused[] = [
     field: 'spec.expiresAt',
     message: 'must be of type date-time',
   },
+  // Date-times the API server's own check admits but JavaScript's Date cannot read: the operator could
+  // not render the namespace.
+  ...['2030-01-01T00:00:00,5Z', '2030-01-01T00:00:00+99:99', '2030-01-01T00:00:00ZT'].map((expiresAt) => ({
+    name: `the expiry ${expiresAt} (a date-time JavaScript cannot read)`,
+    manifest: key({ expiresAt }),
+    field: 'spec.expiresAt',
+    message: 'should match',
+  })),
+  // In UTC, years the contract cannot hold (10000, -1); and before 1970.
+  ...['9999-12-31T23:59:59-05:00', '0000-01-01T00:00:00+01:00', '1969-12-31T23:59:59Z'].map((expiresAt) => ({
+    name: `the expiry ${expiresAt} (out of range)`,
+    manifest: key({ expiresAt }),
+    field: 'spec.expiresAt',
+    message: 'expiresAt must be from 1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z',
+  })),
   {
     name: 'a customer with spaces',
     manifest: key({ customer: 'Acme Corp' }),
