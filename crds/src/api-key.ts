@@ -19,6 +19,9 @@ export const DATE_TIME_PATTERN =
  */
 export const EXPIRY_RANGE = { from: '1970-01-01T00:00:00Z', until: '9999-01-01T00:00:00Z' } as const;
 
+/** The longest rotation.gracePeriod: a year (a longer one could run past the contract's years). */
+export const MAX_GRACE_PERIOD = '8760h';
+
 /** ApiKey.spec */
 export const ApiKeySpec = Obj(
   {
@@ -104,8 +107,12 @@ export const ApiKeySpec = Obj(
           ),
           gracePeriod: Type.Optional(
             Duration(
-              'How long a replaced value stays valid after a rotation (or after an imported Secret changes), e.g. 24h. 0s ends it at once.',
+              `How long a replaced value stays valid after a rotation (or after an imported Secret changes), e.g. 24h; at most ${MAX_GRACE_PERIOD} (a year). 0s ends it at once.`,
               '24h',
+              {
+                duration: MAX_GRACE_PERIOD,
+                message: `gracePeriod may be at most ${MAX_GRACE_PERIOD} (a year)`,
+              },
             ),
           ),
         },

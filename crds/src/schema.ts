@@ -92,13 +92,26 @@ export function LocalRef(description: string, what: string): TObject<{ name: TSt
   );
 }
 
-/** A Go duration as Kubernetes spells them (`90s`, `15m`, `24h`, `1h30m`). */
-export function Duration(description: string, defaultValue?: string): TString {
+/**
+ * A Go duration as Kubernetes spells them (`90s`, `15m`, `24h`, `1h30m`). With `max`, a CEL rule refuses
+ * a longer one with `max.message` (a duration too long for Go's, about 292 years, is refused by CEL's
+ * own conversion error, naming the field too).
+ */
+export function Duration(
+  description: string,
+  defaultValue?: string,
+  max?: { readonly duration: string; readonly message: string },
+): TString {
   return Type.String({
     description,
     maxLength: 32,
     pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$',
     ...(defaultValue !== undefined && { default: defaultValue }),
+    ...(max && {
+      'x-kubernetes-validations': [
+        { rule: `duration(self) <= duration('${max.duration}')`, message: max.message },
+      ] satisfies CelRule[],
+    }),
   });
 }
 

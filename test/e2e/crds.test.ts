@@ -494,6 +494,14 @@ const REFUSED: readonly Refused[] = [
     field: 'spec.expiresAt',
     message: 'expiresAt must be from 1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z',
   })),
+  // Longer than a year; the first two are also too long for a Go duration (CEL's conversion error, with
+  // the rule's message after it).
+  ...['9999999999h', '70000000h', '8761h'].map((gracePeriod) => ({
+    name: `a grace period of ${gracePeriod}`,
+    manifest: key({ rotation: { gracePeriod } }),
+    field: 'spec.rotation.gracePeriod',
+    message: 'gracePeriod may be at most 8760h (a year)',
+  })),
   {
     name: 'a customer with spaces',
     manifest: key({ customer: 'Acme Corp' }),

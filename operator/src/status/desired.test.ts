@@ -69,6 +69,14 @@ describe('keyStatus', () => {
     ).toEqual({ sequence: 2 });
   });
 
+  it('reports a grace end past year 9999 (an older operator wrote it) as the last instant the API server takes', () => {
+    const far = { ...data, 'previous-valid-until': '+010012-01-01T00:00:00.000Z', 'rotation-sequence': '1' };
+    expect(keyStatus(key(), { secretName: 'x', data: far }, undefined, now).rotation).toEqual({
+      sequence: 1,
+      previousValidUntil: '9999-12-31T23:59:59Z',
+    });
+  });
+
   it('holds observedGeneration while a raised rotation sequence has no value yet, and moves it once it has', () => {
     const made = { ...data, 'rotation-sequence': '0' };
     // Generation 3 raised the sequence to 1; the status last observed generation 2.

@@ -12,6 +12,7 @@ import type {
   UsagePlan,
   UsagePlanStatus,
 } from '../../../crds/src/index.ts';
+import { INSTANT_RANGE } from '../../../contract/src/format.ts';
 import type { KeySecretData } from '../keys/key-secret.ts';
 import type { AdjustmentResult } from '../render/adjustments.ts';
 import type { BindingResult, KeyResult, PlanResult } from '../render/types.ts';
@@ -138,6 +139,7 @@ export function keyStatus(
           : 'the key has a value; no PlanBinding places it on a stage yet',
     };
   const until = data?.['previous-valid-until'];
+  const untilMs = until === undefined ? NaN : Date.parse(until);
   const rotationSeq = Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
   return {
     ...(k.status?.usage && { usage: k.status.usage }),
@@ -149,7 +151,12 @@ export function keyStatus(
     ...(data && {
       rotation: {
         sequence: Number.isFinite(rotationSeq) ? rotationSeq : 0,
-        ...(until !== undefined && Date.parse(until) > now.getTime() && { previousValidUntil: until }),
+        ...(until !== undefined &&
+          untilMs > now.getTime() && {
+            // Past year 9999 (a grace period admitted before the CRD bounded it) the API server would
+            // refuse the date-time, and with it every status write: the last instant it takes instead.
+            previousValidUntil: untilMs > INSTANT_RANGE.last ? '9999-12-31T23:59:59Z' : until,
+          }),
       },
     }),
     plans: [...placements],
