@@ -143,6 +143,16 @@ export function ruleRows(schema: Schema, path: string): RuleRow[] {
   return rows;
 }
 
+/** The CEL rules on a kind's whole object (they can read metadata.name), with the field their error names. */
+export function objectRuleRows(def: KindDefinition): RuleRow[] {
+  return (def.rules ?? []).map((r) => ({
+    reportedOn: r.fieldPath?.replace(/^\./, '') ?? '<nil>',
+    rule: r.rule,
+    message: r.message ?? (r.messageExpression ? `computed: ${r.messageExpression}` : ''),
+    onUpdateOnly: r.rule.includes('oldSelf'),
+  }));
+}
+
 /** A Markdown table cell: one line, pipes escaped (also inside code spans, as GFM tables require). */
 function cell(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
@@ -163,7 +173,7 @@ function fieldTable(rows: readonly FieldRow[]): string {
 function kindSection(def: KindDefinition): string {
   const spec = plainSchema(def.spec);
   const status = plainSchema(def.status);
-  const rules = ruleRows(spec, 'spec');
+  const rules = [...objectRuleRows(def), ...ruleRows(spec, 'spec')];
   return [
     `## ${def.kind}`,
     def.description,

@@ -22,6 +22,9 @@ export const EXPIRY_RANGE = { from: '1970-01-01T00:00:00Z', until: '9999-01-01T0
 /** The longest rotation.gracePeriod: a year (a longer one could run past the contract's years). */
 export const MAX_GRACE_PERIOD = '8760h';
 
+/** The Secret the operator keeps a key's value (or hash) in is named this, then the ApiKey's name. */
+export const KEY_SECRET_PREFIX = 'keystile-key-';
+
 /** ApiKey.spec */
 export const ApiKeySpec = Obj(
   {
@@ -99,7 +102,7 @@ export const ApiKeySpec = Obj(
           sequence: Type.Optional(
             Type.Integer({
               description:
-                'Raise it to ask for a new value (Generated keys): the operator generates one, and the old value stays valid for gracePeriod. It never goes down.',
+                'Raise it to ask for a new value (Generated keys): the operator generates one, and the old value stays valid for gracePeriod. It never goes down. An imported key (valueFrom: Secret) rotates by a new value in its Secret, and keeps 0.',
               minimum: 0,
               maximum: 1_000_000_000,
               default: 0,
@@ -143,10 +146,20 @@ export const ApiKeySpec = Obj(
         fieldPath: '.type',
       },
       {
-        // On the spec, not on rotation: removing rotation must not reset the sequence either.
-        rule: '(has(self.rotation) && has(self.rotation.sequence) ? self.rotation.sequence : 0) >= (has(oldSelf.rotation) && has(oldSelf.rotation.sequence) ? oldSelf.rotation.sequence : 0)',
+        // On the spec, not on rotation: removing rotation must not reset the sequence either. An imported
+        // key's sequence means nothing (the rule below keeps it 0): one admitted before that rule may
+        // bring it down, or it could never be changed again.
+        rule: "self.valueFrom == 'Secret' || (has(self.rotation) && has(self.rotation.sequence) ? self.rotation.sequence : 0) >= (has(oldSelf.rotation) && has(oldSelf.rotation.sequence) ? oldSelf.rotation.sequence : 0)",
         message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
         fieldPath: '.rotation',
+      },
+      {
+        // The operator never rotates an imported value (the user's Secret holds it), so a raised sequence
+        // would be ignored while status reported it as the sequence of the current value.
+        rule: "self.valueFrom != 'Secret' || !has(self.rotation) || !has(self.rotation.sequence) || self.rotation.sequence == 0",
+        message:
+          "rotation.sequence rotates generated keys: an imported key (valueFrom: Secret) rotates when its Secret's value changes",
+        fieldPath: '.rotation.sequence',
       },
       {
         rule: 'self.valueFrom == oldSelf.valueFrom',

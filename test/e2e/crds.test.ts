@@ -503,6 +503,19 @@ const REFUSED: readonly Refused[] = [
     message: 'gracePeriod may be at most 8760h (a year)',
   })),
   {
+    name: "a key imported from the Secret the operator writes for it (it would overwrite the user's value)",
+    manifest: key({ valueFrom: 'Secret', secretRef: { name: 'keystile-key-bad-key' } }),
+    field: 'spec.secretRef.name',
+    message:
+      'secretRef.name keystile-key-bad-key is the Secret the operator writes for this ApiKey (keystile-key-<name>)',
+  },
+  {
+    name: 'a rotation sequence on an imported key (the operator never rotates its value)',
+    manifest: key({ valueFrom: 'Secret', secretRef: { name: 'legacy' }, rotation: { sequence: 1 } }),
+    field: 'spec.rotation.sequence',
+    message: 'rotation.sequence rotates generated keys',
+  },
+  {
     name: 'a customer with spaces',
     manifest: key({ customer: 'Acme Corp' }),
     field: 'spec.customer',
@@ -601,6 +614,13 @@ const REFUSED_CHANGES: readonly RefusedChange[] = [
     patch: { spec: { rotation: { sequence: 2 } } },
     field: 'spec.rotation',
     message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
+  },
+  {
+    name: "raising an imported ApiKey's rotation.sequence (its value rotates with its Secret)",
+    manifest: resource('ApiKey', 'imported', { valueFrom: 'Secret', secretRef: { name: 'legacy' } }),
+    patch: { spec: { rotation: { sequence: 1 } } },
+    field: 'spec.rotation.sequence',
+    message: 'rotation.sequence rotates generated keys',
   },
   {
     name: "changing an ApiKey's type",

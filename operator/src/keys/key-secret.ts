@@ -16,6 +16,7 @@
 import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { contractInstant, INSTANT_RANGE } from '../../../contract/src/format.ts';
 import { hashKey } from '../../../contract/src/key-format.ts';
+import { KEY_SECRET_PREFIX } from '../../../crds/src/api-key.ts';
 import type { KeyMaterial } from '../render/types.ts';
 
 /** The data keys of a key Secret. */
@@ -110,7 +111,7 @@ export function graceEnds(data: KeySecretData): number[] {
 
 /** The name of the Secret the operator generates for an ApiKey. */
 export function keySecretName(apiKey: string): string {
-  return `keystile-key-${apiKey}`;
+  return `${KEY_SECRET_PREFIX}${apiKey}`;
 }
 
 /**

@@ -69,6 +69,15 @@ describe('keyStatus', () => {
     ).toEqual({ sequence: 2 });
   });
 
+  it('reports no rotation sequence for an imported key, whatever its spec says (it is never rotated by one)', () => {
+    const imported = { keyId: 'cbarucba7hks', sha256: 'a'.repeat(64) };
+    // Admitted before the CRD refused a sequence on an imported key.
+    const k = key({ valueFrom: 'Secret', secretRef: { name: 'legacy' }, rotation: { sequence: 4 } });
+    expect(keyStatus(k, { secretName: 'x', data: imported }, undefined, now).rotation).toEqual({
+      sequence: 0,
+    });
+  });
+
   it('reports a grace end past year 9999 (an older operator wrote it) as the last instant the API server takes', () => {
     const far = { ...data, 'previous-valid-until': '+010012-01-01T00:00:00.000Z', 'rotation-sequence': '1' };
     expect(keyStatus(key(), { secretName: 'x', data: far }, undefined, now).rotation).toEqual({

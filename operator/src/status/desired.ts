@@ -140,7 +140,9 @@ export function keyStatus(
     };
   const until = data?.['previous-valid-until'];
   const untilMs = until === undefined ? NaN : Date.parse(until);
-  const rotationSeq = Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
+  // An imported key is never rotated by sequence (its Secret's value changes instead): it has none.
+  const rotationSeq =
+    k.spec.valueFrom === 'Secret' ? 0 : Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
   return {
     ...(k.status?.usage && { usage: k.status.usage }),
     observedGeneration: gen,
