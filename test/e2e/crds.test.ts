@@ -386,6 +386,19 @@ const REFUSED: readonly Refused[] = [
     message: 'path v1/reports is not a route pattern',
   },
   {
+    name: "a route cost above the quota's limit (a request on it could never be allowed)",
+    manifest: plan({ quota: month, routes: [{ path: '/v1/reports' }, { path: '/v1/export', cost: 1001 }] }),
+    field: 'spec.routes',
+    message: "a route's cost may not exceed quota.limit",
+  },
+  // Envoy normalises dot segments (also encoded) away before the enforcer sees a path.
+  ...['/v1/../admin', '/v1/./reports', '/v1/%2e%2E/admin', '/v1/.%2e', '/v1/./**'].map((path) => ({
+    name: `the route path ${path} (a dot segment: the route would never match)`,
+    manifest: plan({ routes: [{ path }] }),
+    field: 'spec.routes[0].path',
+    message: `path ${path} has a '.' or '..' segment`,
+  })),
+  {
     name: 'a route cost of 0',
     manifest: plan({ routes: [{ path: '/v1/reports/**', cost: 0 }] }),
     field: 'spec.routes[0].cost',
@@ -442,6 +455,12 @@ const REFUSED: readonly Refused[] = [
     manifest: plan({ responses: [{ type: 'QuotaExceeded', status: 429, body: 'no', contentType: 'text' }] }),
     field: 'spec.responses[0].contentType',
     message: 'contentType text is not a media type',
+  },
+  {
+    name: 'an answer content type without a body (it would be ignored)',
+    manifest: plan({ responses: [{ type: 'QuotaExceeded', status: 429, contentType: 'text/plain' }] }),
+    field: 'spec.responses[0].contentType',
+    message: 'contentType is the type of body: set a body, or remove contentType',
   },
   {
     name: 'a displayName with spaces',
@@ -616,6 +635,13 @@ const REFUSED_CHANGES: readonly RefusedChange[] = [
     message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
   },
   {
+    name: "lowering a plan's quota below a route's cost",
+    manifest: resource('UsagePlan', 'costly', { quota: month, routes: [{ path: '/v1/export', cost: 500 }] }),
+    patch: { spec: { quota: { limit: 100 } } },
+    field: 'spec.routes',
+    message: "a route's cost may not exceed quota.limit",
+  },
+  {
     name: "raising an imported ApiKey's rotation.sequence (its value rotates with its Secret)",
     manifest: resource('ApiKey', 'imported', { valueFrom: 'Secret', secretRef: { name: 'legacy' } }),
     patch: { spec: { rotation: { sequence: 1 } } },
@@ -664,6 +690,33 @@ describe('the API server refuses', () => {
     });
     const out = await kubectl(['create', '-n', ns, '--dry-run=server', '-f', '-'], JSON.stringify(manifest));
     expect(out).toMatch(/usageplan.keystile.dev\/\S+ created \(server dry run\)/);
+  });
+
+  it('admits what the bounds leave in: the last expiry, a year of grace, a cost of the whole quota, dots in a segment', async () => {
+    const manifests = [
+      resource('ApiKey', 'edges', {
+        expiresAt: '9998-12-31T23:59:59.999999999Z',
+        rotation: { gracePeriod: '8760h' },
+      }),
+      resource('ApiKey', 'offset', { expiresAt: '1970-01-01T01:00:00+01:00' }),
+      resource('ApiKey', 'imported-edges', {
+        valueFrom: 'Secret',
+        secretRef: { name: 'keystile-key-another-key' },
+        rotation: { sequence: 0, gracePeriod: '1h' },
+      }),
+      resource('UsagePlan', 'edges', {
+        quota: month,
+        routes: [{ path: '/.well-known/...', cost: month.limit }],
+        responses: [{ type: 'Forbidden', status: 403, contentType: 'text/plain', body: '' }],
+      }),
+    ];
+    for (const manifest of manifests) {
+      const out = await kubectl(
+        ['create', '-n', ns, '--dry-run=server', '-f', '-'],
+        JSON.stringify(manifest),
+      );
+      expect(out).toMatch(/ created \(server dry run\)/);
+    }
   });
 
   it.each(REFUSED_CHANGES)('$name, naming $field', async ({ manifest, patch, field, message }) => {
