@@ -178,7 +178,10 @@ function kindSection(def: KindDefinition): string {
     `## ${def.kind}`,
     def.description,
     `\`kubectl get ${def.plural}\`; short names ${def.shortNames.map(code).join(', ')}; singular ${code(def.singular)}. ` +
-      `Namespaced, in the \`keystile\` category (\`kubectl get keystile\`).`,
+      `Namespaced, in the \`keystile\` category (\`kubectl get keystile\`).` +
+      (def.nameMaxLength === undefined
+        ? ''
+        : ` Names (\`metadata.name\`) are at most ${def.nameMaxLength} characters.`),
     `### ${def.kind} printer columns`,
     markdownTable(
       ['column', 'value', 'shows', 'shown'],

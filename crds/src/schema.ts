@@ -74,20 +74,29 @@ export function DnsLabel(description: string): TString {
   });
 }
 
-/** A Kubernetes object name (DNS-1123 subdomain). */
-export function ObjectName(description: string): TString {
+/**
+ * A Kubernetes object name (DNS-1123 subdomain), at most 253 characters, or `maxLength` when the kind
+ * named is shorter (an ApiKey's name is at most {@link API_KEY_NAME_MAX_LENGTH}).
+ */
+export function ObjectName(description: string, maxLength = 253): TString {
   return Type.String({
     description,
     minLength: 1,
-    maxLength: 253,
+    maxLength,
     pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
   });
 }
 
-/** A reference to an object in the same namespace, by name. */
-export function LocalRef(description: string, what: string): TObject<{ name: TString }> {
+/**
+ * The longest ApiKey name: the Secret holding a key's value is labelled with the ApiKey's name, and a
+ * label value is at most 63 characters.
+ */
+export const API_KEY_NAME_MAX_LENGTH = 63;
+
+/** A reference to an object in the same namespace, by name (at most `maxLength` characters). */
+export function LocalRef(description: string, what: string, maxLength?: number): TObject<{ name: TString }> {
   return Type.Object(
-    { name: ObjectName(`The name of the ${what}, in the same namespace.`) },
+    { name: ObjectName(`The name of the ${what}, in the same namespace.`, maxLength) },
     { description },
   );
 }

@@ -290,11 +290,21 @@ const REFUSED: readonly Refused[] = [
   },
   {
     name: 'an ApiKey named with more than 63 characters (the label on its value Secret could not hold it)',
-    // A rule on the whole object (the only place the name can be checked): the API server says `<nil>`
-    // where a field would be, and the message names the name.
     manifest: resource('ApiKey', `k${'e'.repeat(62)}y`, {}),
-    field: '<nil>',
-    message: "an ApiKey's name is at most 63 characters",
+    field: 'metadata.name',
+    message: 'Too long: may not be more than 63 bytes',
+  },
+  {
+    name: 'a binding naming an ApiKey by a name no ApiKey can have (over 63 characters)',
+    manifest: binding({ keys: { names: [`k${'e'.repeat(62)}y`] }, apiStages: stages }),
+    field: 'spec.keys.names[0]',
+    message: 'Too long: may not be more than 63 bytes',
+  },
+  {
+    name: 'an adjustment naming an ApiKey by a name no ApiKey can have (over 63 characters)',
+    manifest: adjustment({ keyRef: { name: `k${'e'.repeat(62)}y` }, amount: 100 }),
+    field: 'spec.keyRef.name',
+    message: 'Too long: may not be more than 63 bytes',
   },
   {
     name: 'a binding whose keys.names is empty, with no selector',
