@@ -257,12 +257,15 @@ export const ApiKeyStatus = Type.Object(
     ),
     plans: Type.Optional(
       Type.Array(Type.String({ description: "A plan and stage, as 'plan:api/stage'.", maxLength: 512 }), {
-        description: 'Where the key is bound: its plan on each API stage.',
+        description: 'Where the key is bound: its plan on each API stage (the first 256, sorted).',
         maxItems: 256,
       }),
     ),
     usage: Type.Optional(
-      Type.Array(KeyUsage, { description: 'Usage in the current period, per plan.', maxItems: 64 }),
+      Type.Array(KeyUsage, {
+        description: 'Usage in the current period, per plan (the first 64 plans by name).',
+        maxItems: 64,
+      }),
     ),
   },
   { description: 'What the operator observed. Never holds the key value.' },

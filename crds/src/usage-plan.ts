@@ -395,7 +395,7 @@ export const UsagePlanStatus = Type.Object(
     ),
     apiStages: Type.Optional(
       Type.Array(Type.String({ description: "An API stage, as 'api/stage'.", maxLength: 128 }), {
-        description: 'The API stages the plan is bound to.',
+        description: 'The API stages the plan is bound to (the first 256, sorted).',
         maxItems: 256,
       }),
     ),
