@@ -79,6 +79,22 @@ describe('validateResource (offline, structural)', () => {
     ]);
   });
 
+  it("refuses an ApiKey's name over 63 characters, and an expiry JavaScript cannot read", () => {
+    const key = (name: string, spec: Record<string, unknown>) => ({
+      apiVersion: 'keystile.dev/v1alpha1',
+      kind: 'ApiKey',
+      metadata: { name },
+      spec,
+    });
+    expect(validateResource(key('k'.repeat(63), {}))).toEqual([]);
+    expect(validateResource(key('k'.repeat(64), {}))).toEqual([
+      { field: 'metadata.name', message: 'must be at most 63 characters' },
+    ]);
+    expect(validateResource(key('k', { expiresAt: '2030-01-01T00:00:00.5+02:00' }))).toEqual([]);
+    for (const expiresAt of ['2030-01-01T00:00:00,5Z', '2030-01-01T00:00:00+99:99'])
+      expect(validateResource(key('k', { expiresAt })).map((e) => e.field)).toContain('spec.expiresAt');
+  });
+
   it('refuses an unknown kind and a wrong apiVersion', () => {
     expect(
       validateResource({

@@ -143,6 +143,16 @@ export function ruleRows(schema: Schema, path: string): RuleRow[] {
   return rows;
 }
 
+/** The CEL rules on a kind's whole object (they can read metadata.name), with the field their error names. */
+export function objectRuleRows(def: KindDefinition): RuleRow[] {
+  return (def.rules ?? []).map((r) => ({
+    reportedOn: r.fieldPath?.replace(/^\./, '') ?? '<nil>',
+    rule: r.rule,
+    message: r.message ?? (r.messageExpression ? `computed: ${r.messageExpression}` : ''),
+    onUpdateOnly: r.rule.includes('oldSelf'),
+  }));
+}
+
 /** A Markdown table cell: one line, pipes escaped (also inside code spans, as GFM tables require). */
 function cell(text: string): string {
   return text.replace(/\s*\n\s*/g, ' ').replace(/\|/g, '\\|');
@@ -163,12 +173,15 @@ function fieldTable(rows: readonly FieldRow[]): string {
 function kindSection(def: KindDefinition): string {
   const spec = plainSchema(def.spec);
   const status = plainSchema(def.status);
-  const rules = ruleRows(spec, 'spec');
+  const rules = [...objectRuleRows(def), ...ruleRows(spec, 'spec')];
   return [
     `## ${def.kind}`,
     def.description,
     `\`kubectl get ${def.plural}\`; short names ${def.shortNames.map(code).join(', ')}; singular ${code(def.singular)}. ` +
-      `Namespaced, in the \`keystile\` category (\`kubectl get keystile\`).`,
+      `Namespaced, in the \`keystile\` category (\`kubectl get keystile\`).` +
+      (def.nameMaxLength === undefined
+        ? ''
+        : ` Names (\`metadata.name\`) are at most ${def.nameMaxLength} characters.`),
     `### ${def.kind} printer columns`,
     markdownTable(
       ['column', 'value', 'shows', 'shown'],

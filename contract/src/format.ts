@@ -35,6 +35,21 @@ const Version = Type.String({
 const Sha256 = Type.String({ description: 'A SHA-256, lower-case hex.', pattern: '^[0-9a-f]{64}$' });
 const Instant = Type.String({ description: 'An RFC 3339 instant.', format: 'date-time' });
 
+/**
+ * The instants (epoch ms) the contract can hold: RFC 3339 wants a four-digit year, which
+ * `Date.prototype.toISOString` writes from year 0 to year 9999 (beyond, it writes `+010000-...`).
+ */
+export const INSTANT_RANGE = {
+  first: Date.parse('0000-01-01T00:00:00.000Z'),
+  last: Date.parse('9999-12-31T23:59:59.999Z'),
+} as const;
+
+/** An instant as the contract holds it (`toISOString`), or undefined outside {@link INSTANT_RANGE}. */
+export function contractInstant(ms: number): string | undefined {
+  if (!(ms >= INSTANT_RANGE.first && ms <= INSTANT_RANGE.last)) return undefined;
+  return new Date(ms).toISOString();
+}
+
 /** An API stage's identity: namespace, api, stage. */
 export const ApiStageId = Type.Object(
   {

@@ -5,6 +5,26 @@ import { Conditions, Duration, Obj, ObjectName, ObservedGeneration, StringEnum }
 /** Customer names: what usage is billed to, and what a Customer-counting plan shares limits across. */
 export const CUSTOMER_PATTERN = '^[A-Za-z0-9]([A-Za-z0-9._-]*[A-Za-z0-9])?$';
 
+/**
+ * An RFC 3339 date-time as JavaScript's Date reads it: the API server's own date-time check also admits
+ * forms Date cannot read (a comma before the fraction, an offset of +99:99), and an expiry the operator
+ * cannot read would stop its namespace from rendering.
+ */
+export const DATE_TIME_PATTERN =
+  '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-]([01][0-9]|2[0-3]):[0-5][0-9])$';
+
+/**
+ * The instants an expiry may name, [from, until): the contract holds instants with four-digit years, and
+ * an offset can carry a date of year 9999 into year 10000 (or one of year 0 into year -1).
+ */
+export const EXPIRY_RANGE = { from: '1970-01-01T00:00:00Z', until: '9999-01-01T00:00:00Z' } as const;
+
+/** The longest rotation.gracePeriod: a year (a longer one could run past the contract's years). */
+export const MAX_GRACE_PERIOD = '8760h';
+
+/** The Secret the operator keeps a key's value (or hash) in is named this, then the ApiKey's name. */
+export const KEY_SECRET_PREFIX = 'keystile-key-';
+
 /** ApiKey.spec */
 export const ApiKeySpec = Obj(
   {
@@ -33,8 +53,15 @@ export const ApiKeySpec = Obj(
     expiresAt: Type.Optional(
       Type.String({
         description:
-          'When the key stops working (RFC 3339). Checked by the enforcer on every request and reflected in the Ready condition when it passes.',
+          'When the key stops working (RFC 3339, e.g. 2030-01-01T00:00:00Z; a fraction of a second after a dot; Z or an offset such as +02:00), from 1970 to the end of 9998. Checked by the enforcer on every request and reflected in the Ready condition when it passes.',
         format: 'date-time',
+        pattern: DATE_TIME_PATTERN,
+        'x-kubernetes-validations': [
+          {
+            rule: `self >= timestamp('${EXPIRY_RANGE.from}') && self < timestamp('${EXPIRY_RANGE.until}')`,
+            message: 'expiresAt must be from 1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z',
+          },
+        ],
       }),
     ),
     customer: Type.Optional(
@@ -75,7 +102,7 @@ export const ApiKeySpec = Obj(
           sequence: Type.Optional(
             Type.Integer({
               description:
-                'Raise it to ask for a new value (Generated keys): the operator generates one, and the old value stays valid for gracePeriod. It never goes down.',
+                'Raise it to ask for a new value (Generated keys): the operator generates one, and the old value stays valid for gracePeriod. It never goes down. An imported key (valueFrom: Secret) rotates by a new value in its Secret, and keeps 0.',
               minimum: 0,
               maximum: 1_000_000_000,
               default: 0,
@@ -83,8 +110,12 @@ export const ApiKeySpec = Obj(
           ),
           gracePeriod: Type.Optional(
             Duration(
-              'How long a replaced value stays valid after a rotation (or after an imported Secret changes), e.g. 24h. 0s ends it at once.',
+              `How long a replaced value stays valid after a rotation (or after an imported Secret changes), e.g. 24h; at most ${MAX_GRACE_PERIOD} (a year). 0s ends it at once.`,
               '24h',
+              {
+                duration: MAX_GRACE_PERIOD,
+                message: `gracePeriod may be at most ${MAX_GRACE_PERIOD} (a year)`,
+              },
             ),
           ),
         },
@@ -115,10 +146,20 @@ export const ApiKeySpec = Obj(
         fieldPath: '.type',
       },
       {
-        // On the spec, not on rotation: removing rotation must not reset the sequence either.
-        rule: '(has(self.rotation) && has(self.rotation.sequence) ? self.rotation.sequence : 0) >= (has(oldSelf.rotation) && has(oldSelf.rotation.sequence) ? oldSelf.rotation.sequence : 0)',
+        // On the spec, not on rotation: removing rotation must not reset the sequence either. An imported
+        // key's sequence means nothing (the rule below keeps it 0): one admitted before that rule may
+        // bring it down, or it could never be changed again.
+        rule: "self.valueFrom == 'Secret' || (has(self.rotation) && has(self.rotation.sequence) ? self.rotation.sequence : 0) >= (has(oldSelf.rotation) && has(oldSelf.rotation.sequence) ? oldSelf.rotation.sequence : 0)",
         message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
         fieldPath: '.rotation',
+      },
+      {
+        // The operator never rotates an imported value (the user's Secret holds it), so a raised sequence
+        // would be ignored while status reported it as the sequence of the current value.
+        rule: "self.valueFrom != 'Secret' || !has(self.rotation) || !has(self.rotation.sequence) || self.rotation.sequence == 0",
+        message:
+          "rotation.sequence rotates generated keys: an imported key (valueFrom: Secret) rotates when its Secret's value changes",
+        fieldPath: '.rotation.sequence',
       },
       {
         rule: 'self.valueFrom == oldSelf.valueFrom',
@@ -216,12 +257,15 @@ export const ApiKeyStatus = Type.Object(
     ),
     plans: Type.Optional(
       Type.Array(Type.String({ description: "A plan and stage, as 'plan:api/stage'.", maxLength: 512 }), {
-        description: 'Where the key is bound: its plan on each API stage.',
+        description: 'Where the key is bound: its plan on each API stage (the first 256, sorted).',
         maxItems: 256,
       }),
     ),
     usage: Type.Optional(
-      Type.Array(KeyUsage, { description: 'Usage in the current period, per plan.', maxItems: 64 }),
+      Type.Array(KeyUsage, {
+        description: 'Usage in the current period, per plan (the first 64 plans by name).',
+        maxItems: 64,
+      }),
     ),
   },
   { description: 'What the operator observed. Never holds the key value.' },

@@ -53,7 +53,13 @@ export function crdFor(def: KindDefinition): Crd {
                   description:
                     'Kind is a string value representing the REST resource this object represents. https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#types-kinds',
                 },
-                metadata: { type: 'object' },
+                metadata:
+                  def.nameMaxLength === undefined
+                    ? { type: 'object' }
+                    : {
+                        type: 'object',
+                        properties: { name: { type: 'string', maxLength: def.nameMaxLength } },
+                      },
                 spec: plainSchema(def.spec),
                 status: plainSchema(def.status),
               },

@@ -1,10 +1,10 @@
 /** The four kinds of keystile.dev/v1alpha1, with what their CRDs show: names, columns, schemas. */
 import type { TSchema } from '@sinclair/typebox';
-import { ApiKeySpec, ApiKeyStatus } from './api-key.ts';
+import { ApiKeySpec, ApiKeyStatus, KEY_SECRET_PREFIX } from './api-key.ts';
 import { PlanBindingSpec, PlanBindingStatus } from './plan-binding.ts';
 import { UsageAdjustmentSpec, UsageAdjustmentStatus } from './usage-adjustment.ts';
 import { UsagePlanSpec, UsagePlanStatus } from './usage-plan.ts';
-import type { CelRule } from './schema.ts';
+import { API_KEY_NAME_MAX_LENGTH, type CelRule } from './schema.ts';
 
 /** The API group. */
 export const GROUP = 'keystile.dev';
@@ -32,8 +32,10 @@ export interface KindDefinition {
   readonly spec: TSchema;
   readonly status: TSchema;
   readonly columns: readonly PrinterColumn[];
-  /** CEL rules on the whole object (the only place `self.metadata.name` can be checked). */
+  /** CEL rules on the whole object (the only place `self.metadata.name` can be read). */
   readonly rules?: readonly CelRule[];
+  /** The longest name an object of the kind may have, when shorter than Kubernetes' 253 characters. */
+  readonly nameMaxLength?: number;
 }
 
 const ready: PrinterColumn = {
@@ -61,12 +63,16 @@ export const KINDS: readonly KindDefinition[] = [
     kind: 'ApiKey',
     plural: 'apikeys',
     singular: 'apikey',
+    // The Secret holding the key's value is labelled with the ApiKey's name, and a label value is at
+    // most 63 characters: a longer name could never get a value.
+    nameMaxLength: API_KEY_NAME_MAX_LENGTH,
     rules: [
       {
-        // The Secret holding the key's value is labelled with the ApiKey's name, and a label value is
-        // at most 63 characters: a longer name could never get a value.
-        rule: 'self.metadata.name.size() <= 63',
-        message: "an ApiKey's name is at most 63 characters: it labels the Secret that holds the key's value",
+        // The operator writes (and owns) the Secret of that name: imported from it, the user's Secret
+        // would be overwritten and its value lost.
+        rule: `self.spec.valueFrom != 'Secret' || !has(self.spec.secretRef) || self.spec.secretRef.name != '${KEY_SECRET_PREFIX}' + self.metadata.name`,
+        messageExpression: `'secretRef.name ' + self.spec.secretRef.name + ' is the Secret the operator writes for this ApiKey (${KEY_SECRET_PREFIX}<name>): import the value from a Secret of another name'`,
+        fieldPath: '.spec.secretRef.name',
       },
     ],
     shortNames: ['ak', 'apik'],

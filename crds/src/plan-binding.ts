@@ -4,6 +4,7 @@ import {
   Conditions,
   DnsLabel,
   LabelSelector,
+  API_KEY_NAME_MAX_LENGTH,
   LocalRef,
   Obj,
   ObjectName,
@@ -26,7 +27,7 @@ export const PlanBindingSpec = Obj(
     keys: Obj(
       {
         names: Type.Optional(
-          Type.Array(ObjectName('An ApiKey name.'), {
+          Type.Array(ObjectName('An ApiKey name.', API_KEY_NAME_MAX_LENGTH), {
             description: 'ApiKeys by name.',
             minItems: 1,
             maxItems: 5000,

@@ -74,31 +74,53 @@ export function DnsLabel(description: string): TString {
   });
 }
 
-/** A Kubernetes object name (DNS-1123 subdomain). */
-export function ObjectName(description: string): TString {
+/**
+ * A Kubernetes object name (DNS-1123 subdomain), at most 253 characters, or `maxLength` when the kind
+ * named is shorter (an ApiKey's name is at most {@link API_KEY_NAME_MAX_LENGTH}).
+ */
+export function ObjectName(description: string, maxLength = 253): TString {
   return Type.String({
     description,
     minLength: 1,
-    maxLength: 253,
+    maxLength,
     pattern: '^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$',
   });
 }
 
-/** A reference to an object in the same namespace, by name. */
-export function LocalRef(description: string, what: string): TObject<{ name: TString }> {
+/**
+ * The longest ApiKey name: the Secret holding a key's value is labelled with the ApiKey's name, and a
+ * label value is at most 63 characters.
+ */
+export const API_KEY_NAME_MAX_LENGTH = 63;
+
+/** A reference to an object in the same namespace, by name (at most `maxLength` characters). */
+export function LocalRef(description: string, what: string, maxLength?: number): TObject<{ name: TString }> {
   return Type.Object(
-    { name: ObjectName(`The name of the ${what}, in the same namespace.`) },
+    { name: ObjectName(`The name of the ${what}, in the same namespace.`, maxLength) },
     { description },
   );
 }
 
-/** A Go duration as Kubernetes spells them (`90s`, `15m`, `24h`, `1h30m`). */
-export function Duration(description: string, defaultValue?: string): TString {
+/**
+ * A Go duration as Kubernetes spells them (`90s`, `15m`, `24h`, `1h30m`). With `max`, a CEL rule refuses
+ * a longer one with `max.message` (a duration too long for Go's, about 292 years, is refused by CEL's
+ * own conversion error, naming the field too).
+ */
+export function Duration(
+  description: string,
+  defaultValue?: string,
+  max?: { readonly duration: string; readonly message: string },
+): TString {
   return Type.String({
     description,
     maxLength: 32,
     pattern: '^([0-9]+(\\.[0-9]+)?(ms|s|m|h))+$',
     ...(defaultValue !== undefined && { default: defaultValue }),
+    ...(max && {
+      'x-kubernetes-validations': [
+        { rule: `duration(self) <= duration('${max.duration}')`, message: max.message },
+      ] satisfies CelRule[],
+    }),
   });
 }
 

@@ -1,14 +1,18 @@
 /** UsageAdjustment: a one-off grant or take-back of remaining quota (AWS's UpdateUsage), applied exactly once. */
 import { type Static, Type } from '@sinclair/typebox';
 import { CUSTOMER_PATTERN } from './api-key.ts';
-import { Conditions, LocalRef, Obj, ObservedGeneration } from './schema.ts';
+import { API_KEY_NAME_MAX_LENGTH, Conditions, LocalRef, Obj, ObservedGeneration } from './schema.ts';
 
 /** UsageAdjustment.spec: immutable once created, so it can be applied exactly once. */
 export const UsageAdjustmentSpec = Obj(
   {
     planRef: LocalRef('The UsagePlan whose current period is adjusted.', 'UsagePlan'),
     keyRef: Type.Optional(
-      LocalRef('The ApiKey whose remaining quota changes (plans that count by Key).', 'ApiKey'),
+      LocalRef(
+        'The ApiKey whose remaining quota changes (plans that count by Key).',
+        'ApiKey',
+        API_KEY_NAME_MAX_LENGTH,
+      ),
     ),
     customer: Type.Optional(
       Type.String({

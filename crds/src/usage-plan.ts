@@ -38,6 +38,12 @@ export const WEEKDAYS = [
 export const ROUTE_PATH_PATTERN =
   "^/(([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*)(/([A-Za-z0-9._~!$&'()+,;=:@%-]+|\\*))*)?(/\\*\\*)?$";
 
+/**
+ * A '.' or '..' segment in a route path, also percent-encoded (`%2e`): Envoy normalises them away
+ * (`normalize_path`) before the enforcer sees the path, so a route naming one would never match.
+ */
+export const DOT_SEGMENT_PATTERN = '/(\\.|%2[eE]){1,2}(/|$)';
+
 /** The characters of an HTTP token (RFC 9110 tchar) other than letters, for a character class ('-' last). */
 const TCHAR_NOT_LETTERS = "!#$%&'*+.^_`|~0-9-";
 
@@ -211,6 +217,12 @@ export const Route = Obj(
           "'path ' + self.path + \" is not a route pattern: '/'-separated segments, each literal or '*', optionally ending in '/**'\"",
         fieldPath: '.path',
       },
+      {
+        rule: `!self.path.matches(r"${DOT_SEGMENT_PATTERN}")`,
+        messageExpression:
+          "'path ' + self.path + \" has a '.' or '..' segment: Envoy normalises those away before matching, so the route would never match; write the path without them\"",
+        fieldPath: '.path',
+      },
     ],
   },
 );
@@ -238,6 +250,11 @@ export const DenialResponse = Obj(
   {
     description: "The answer for one denial type, replacing Keystile's default (as AWS's gateway responses).",
     rules: [
+      {
+        rule: '!has(self.contentType) || has(self.body)',
+        message: 'contentType is the type of body: set a body, or remove contentType',
+        fieldPath: '.contentType',
+      },
       {
         rule: `!has(self.contentType) || self.contentType.matches(r"${MEDIA_TYPE_PATTERN}")`,
         messageExpression:
@@ -356,6 +373,14 @@ export const UsagePlanSpec = Obj(
         message: 'alerts need a quota: thresholds are percentages of quota.limit',
         fieldPath: '.alerts',
       },
+      {
+        // A request on such a route would need more than a whole period's quota: always QuotaExceeded,
+        // with a Retry-After that never comes true.
+        rule: '!has(self.quota) || !has(self.routes) || self.routes.all(r, !has(r.cost) || r.cost <= self.quota.limit)',
+        message:
+          "a route's cost may not exceed quota.limit: a request on it would need more than a whole period's quota, and always be refused",
+        fieldPath: '.routes',
+      },
     ],
   },
 );
@@ -370,7 +395,7 @@ export const UsagePlanStatus = Type.Object(
     ),
     apiStages: Type.Optional(
       Type.Array(Type.String({ description: "An API stage, as 'api/stage'.", maxLength: 128 }), {
-        description: 'The API stages the plan is bound to.',
+        description: 'The API stages the plan is bound to (the first 256, sorted).',
         maxItems: 256,
       }),
     ),

@@ -52,7 +52,7 @@ function fieldOf(prefix: string, err: ErrorObject): string {
 }
 
 /**
- * Checks a Keystile resource's apiVersion, kind, name and spec (filling in the schema's defaults, as the
+ * Checks a Keystile resource's apiVersion, kind, name (its length too) and spec (filling in the schema's defaults, as the
  * API server does). Returns the problems, empty when it is valid.
  */
 export function validateResource(obj: unknown): FieldError[] {
@@ -62,8 +62,11 @@ export function validateResource(obj: unknown): FieldError[] {
   const validate = typeof o.kind === 'string' ? specValidators.get(o.kind) : undefined;
   if (!validate) return [{ field: 'kind', message: `must be one of ${KINDS.map((k) => k.kind).join(', ')}` }];
   const errors: FieldError[] = [];
+  const maxName = KINDS.find((k) => k.kind === o.kind)?.nameMaxLength;
   if (typeof o.metadata?.name !== 'string' || o.metadata.name === '') {
     errors.push({ field: 'metadata.name', message: 'is required' });
+  } else if (maxName !== undefined && o.metadata.name.length > maxName) {
+    errors.push({ field: 'metadata.name', message: `must be at most ${maxName} characters` });
   }
   if (o.spec === undefined) return [...errors, { field: 'spec', message: 'is required' }];
   if (!validate(o.spec)) {

@@ -290,11 +290,21 @@ const REFUSED: readonly Refused[] = [
   },
   {
     name: 'an ApiKey named with more than 63 characters (the label on its value Secret could not hold it)',
-    // A rule on the whole object (the only place the name can be checked): the API server says `<nil>`
-    // where a field would be, and the message names the name.
     manifest: resource('ApiKey', `k${'e'.repeat(62)}y`, {}),
-    field: '<nil>',
-    message: "an ApiKey's name is at most 63 characters",
+    field: 'metadata.name',
+    message: 'Too long: may not be more than 63 bytes',
+  },
+  {
+    name: 'a binding naming an ApiKey by a name no ApiKey can have (over 63 characters)',
+    manifest: binding({ keys: { names: [`k${'e'.repeat(62)}y`] }, apiStages: stages }),
+    field: 'spec.keys.names[0]',
+    message: 'Too long: may not be more than 63 bytes',
+  },
+  {
+    name: 'an adjustment naming an ApiKey by a name no ApiKey can have (over 63 characters)',
+    manifest: adjustment({ keyRef: { name: `k${'e'.repeat(62)}y` }, amount: 100 }),
+    field: 'spec.keyRef.name',
+    message: 'Too long: may not be more than 63 bytes',
   },
   {
     name: 'a binding whose keys.names is empty, with no selector',
@@ -386,6 +396,19 @@ const REFUSED: readonly Refused[] = [
     message: 'path v1/reports is not a route pattern',
   },
   {
+    name: "a route cost above the quota's limit (a request on it could never be allowed)",
+    manifest: plan({ quota: month, routes: [{ path: '/v1/reports' }, { path: '/v1/export', cost: 1001 }] }),
+    field: 'spec.routes',
+    message: "a route's cost may not exceed quota.limit",
+  },
+  // Envoy normalises dot segments (also encoded) away before the enforcer sees a path.
+  ...['/v1/../admin', '/v1/./reports', '/v1/%2e%2E/admin', '/v1/.%2e', '/v1/./**'].map((path) => ({
+    name: `the route path ${path} (a dot segment: the route would never match)`,
+    manifest: plan({ routes: [{ path }] }),
+    field: 'spec.routes[0].path',
+    message: `path ${path} has a '.' or '..' segment`,
+  })),
+  {
     name: 'a route cost of 0',
     manifest: plan({ routes: [{ path: '/v1/reports/**', cost: 0 }] }),
     field: 'spec.routes[0].cost',
@@ -444,6 +467,12 @@ const REFUSED: readonly Refused[] = [
     message: 'contentType text is not a media type',
   },
   {
+    name: 'an answer content type without a body (it would be ignored)',
+    manifest: plan({ responses: [{ type: 'QuotaExceeded', status: 429, contentType: 'text/plain' }] }),
+    field: 'spec.responses[0].contentType',
+    message: 'contentType is the type of body: set a body, or remove contentType',
+  },
+  {
     name: 'a displayName with spaces',
     manifest: key({ displayName: 'Acme production' }),
     field: 'spec.displayName',
@@ -478,6 +507,42 @@ const REFUSED: readonly Refused[] = [
     manifest: key({ expiresAt: 'next month' }),
     field: 'spec.expiresAt',
     message: 'must be of type date-time',
+  },
+  // Date-times the API server's own check admits but JavaScript's Date cannot read: the operator could
+  // not render the namespace.
+  ...['2030-01-01T00:00:00,5Z', '2030-01-01T00:00:00+99:99', '2030-01-01T00:00:00ZT'].map((expiresAt) => ({
+    name: `the expiry ${expiresAt} (a date-time JavaScript cannot read)`,
+    manifest: key({ expiresAt }),
+    field: 'spec.expiresAt',
+    message: 'should match',
+  })),
+  // In UTC, years the contract cannot hold (10000, -1); and before 1970.
+  ...['9999-12-31T23:59:59-05:00', '0000-01-01T00:00:00+01:00', '1969-12-31T23:59:59Z'].map((expiresAt) => ({
+    name: `the expiry ${expiresAt} (out of range)`,
+    manifest: key({ expiresAt }),
+    field: 'spec.expiresAt',
+    message: 'expiresAt must be from 1970-01-01T00:00:00Z to before 9999-01-01T00:00:00Z',
+  })),
+  // Longer than a year; the first two are also too long for a Go duration (CEL's conversion error, with
+  // the rule's message after it).
+  ...['9999999999h', '70000000h', '8761h'].map((gracePeriod) => ({
+    name: `a grace period of ${gracePeriod}`,
+    manifest: key({ rotation: { gracePeriod } }),
+    field: 'spec.rotation.gracePeriod',
+    message: 'gracePeriod may be at most 8760h (a year)',
+  })),
+  {
+    name: "a key imported from the Secret the operator writes for it (it would overwrite the user's value)",
+    manifest: key({ valueFrom: 'Secret', secretRef: { name: 'keystile-key-bad-key' } }),
+    field: 'spec.secretRef.name',
+    message:
+      'secretRef.name keystile-key-bad-key is the Secret the operator writes for this ApiKey (keystile-key-<name>)',
+  },
+  {
+    name: 'a rotation sequence on an imported key (the operator never rotates its value)',
+    manifest: key({ valueFrom: 'Secret', secretRef: { name: 'legacy' }, rotation: { sequence: 1 } }),
+    field: 'spec.rotation.sequence',
+    message: 'rotation.sequence rotates generated keys',
   },
   {
     name: 'a customer with spaces',
@@ -580,6 +645,20 @@ const REFUSED_CHANGES: readonly RefusedChange[] = [
     message: 'rotation.sequence cannot go down (nor rotation be removed): raise it to rotate',
   },
   {
+    name: "lowering a plan's quota below a route's cost",
+    manifest: resource('UsagePlan', 'costly', { quota: month, routes: [{ path: '/v1/export', cost: 500 }] }),
+    patch: { spec: { quota: { limit: 100 } } },
+    field: 'spec.routes',
+    message: "a route's cost may not exceed quota.limit",
+  },
+  {
+    name: "raising an imported ApiKey's rotation.sequence (its value rotates with its Secret)",
+    manifest: resource('ApiKey', 'imported', { valueFrom: 'Secret', secretRef: { name: 'legacy' } }),
+    patch: { spec: { rotation: { sequence: 1 } } },
+    field: 'spec.rotation.sequence',
+    message: 'rotation.sequence rotates generated keys',
+  },
+  {
     name: "changing an ApiKey's type",
     manifest: resource('ApiKey', 'typed', { type: 'ApiKey' }),
     patch: { spec: { type: 'KeyPair' } },
@@ -621,6 +700,33 @@ describe('the API server refuses', () => {
     });
     const out = await kubectl(['create', '-n', ns, '--dry-run=server', '-f', '-'], JSON.stringify(manifest));
     expect(out).toMatch(/usageplan.keystile.dev\/\S+ created \(server dry run\)/);
+  });
+
+  it('admits what the bounds leave in: the last expiry, a year of grace, a cost of the whole quota, dots in a segment', async () => {
+    const manifests = [
+      resource('ApiKey', 'edges', {
+        expiresAt: '9998-12-31T23:59:59.999999999Z',
+        rotation: { gracePeriod: '8760h' },
+      }),
+      resource('ApiKey', 'offset', { expiresAt: '1970-01-01T01:00:00+01:00' }),
+      resource('ApiKey', 'imported-edges', {
+        valueFrom: 'Secret',
+        secretRef: { name: 'keystile-key-another-key' },
+        rotation: { sequence: 0, gracePeriod: '1h' },
+      }),
+      resource('UsagePlan', 'edges', {
+        quota: month,
+        routes: [{ path: '/.well-known/...', cost: month.limit }],
+        responses: [{ type: 'Forbidden', status: 403, contentType: 'text/plain', body: '' }],
+      }),
+    ];
+    for (const manifest of manifests) {
+      const out = await kubectl(
+        ['create', '-n', ns, '--dry-run=server', '-f', '-'],
+        JSON.stringify(manifest),
+      );
+      expect(out).toMatch(/ created \(server dry run\)/);
+    }
   });
 
   it.each(REFUSED_CHANGES)('$name, naming $field', async ({ manifest, patch, field, message }) => {

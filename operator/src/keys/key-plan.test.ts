@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { hashKey, parseKey } from '../../../contract/src/key-format.ts';
+import { parseSecretsShard } from '../../../contract/src/validate.ts';
 import type { ApiKey } from '../../../crds/src/index.ts';
 import { graceEnds, materialFromSecret } from './key-secret.ts';
 import { planKeySecret } from './key-plan.ts';
@@ -120,6 +121,48 @@ describe('planKeySecret', () => {
       p1.data.secretKey,
       pair.data.secretKey,
     ]);
+  });
+
+  it('rotates with a grace period longer than the CRD admits (an older CRD did) as with the longest it admits', () => {
+    const first = planKeySecret({ key: apiKey(), existing: undefined, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    // 9999999999h is past what Date can hold; 70000000h would end in year 10012, which the contract refuses.
+    for (const gracePeriod of ['9999999999h', '70000000h', '8761h', '99999999999999999999999999h']) {
+      const rotated = planKeySecret({
+        key: apiKey({ rotation: { sequence: 1, gracePeriod } }),
+        existing: first.data,
+        now,
+      });
+      expect(rotated, gracePeriod).toMatchObject({
+        kind: 'write',
+        rotated: { previousValidUntil: '2027-11-23T12:00:00Z' },
+      });
+    }
+  });
+
+  it("renders a grace end past the contract's years (written by an older operator) as its last instant", () => {
+    const data = {
+      keyId: 'cbarucba7hks',
+      sha256: hashKey('apikey1234abcdefghij0123456789'),
+      'previous-sha256': hashKey('apikey1234abcdefghij0123456788'),
+      'previous-valid-until': '+010012-01-01T00:00:00.000Z',
+      'previous-earlier': JSON.stringify([
+        { sha256: hashKey('apikey1234abcdefghij0123456787'), validUntil: '+275760-09-13T00:00:00.000Z' },
+      ]),
+    };
+    const hashes = materialFromSecret('ApiKey', data, now)?.hashes ?? [];
+    expect(hashes.map((h) => h.validUntil)).toEqual([
+      undefined,
+      '9999-12-31T23:59:59.999Z',
+      '9999-12-31T23:59:59.999Z',
+    ]);
+    const shard = JSON.stringify({
+      version: 'keystile.dev/contract/v1',
+      apiStage: { namespace: 'shop', api: 'orders', stage: 'prod' },
+      shard: 0,
+      credentials: [{ id: data.keyId, type: 'ApiKey', hashes }],
+    });
+    expect(parseSecretsShard(shard)).toMatchObject({ ok: true });
   });
 
   it('generates Tencent-style key pairs and rotates the SecretKey, keeping the SecretId', () => {

@@ -17,6 +17,8 @@ import {
   newKeyId,
   type RandomSource,
 } from '../../../contract/src/key-format.ts';
+import { contractInstant, INSTANT_RANGE } from '../../../contract/src/format.ts';
+import { MAX_GRACE_PERIOD } from '../../../crds/src/api-key.ts';
 import type { ApiKey } from '../../../crds/src/index.ts';
 import { Reason } from '../status/reasons.ts';
 import { parseDuration } from './duration.ts';
@@ -53,14 +55,27 @@ export interface KeyPlanInput {
 
 const DEFAULT_GRACE = '24h';
 
+/**
+ * The longest grace period (ms): what the CRD admits. A longer one (admitted before the CRD bounded it)
+ * counts as this much, so that its end is still an instant the contract holds.
+ */
+const MAX_GRACE_MS = parseDuration(MAX_GRACE_PERIOD) ?? 0;
+
+/** When a value replaced at `now` stops working, as the key Secret records it (whole seconds, UTC). */
+export function graceEnd(now: Date, gracePeriod: string | undefined): string {
+  // A grace period that is not a duration ends the replaced value at once.
+  const graceMs = Math.min(parseDuration(gracePeriod ?? DEFAULT_GRACE) ?? 0, MAX_GRACE_MS);
+  const at = contractInstant(Math.min(now.getTime() + graceMs, INSTANT_RANGE.last));
+  return (at ?? now.toISOString()).replace(/\.\d{3}Z$/, 'Z');
+}
+
 /** Plans the key Secret. */
 export function planKeySecret(input: KeyPlanInput): KeyPlan {
   const { key, existing, now } = input;
   const random = input.random ?? randomBytes;
   const type = key.spec.type ?? 'ApiKey';
   const sequence = key.spec.rotation?.sequence ?? 0;
-  const graceMs = parseDuration(key.spec.rotation?.gracePeriod ?? DEFAULT_GRACE) ?? 0;
-  const until = new Date(now.getTime() + graceMs).toISOString().replace(/\.\d{3}Z$/, 'Z');
+  const until = graceEnd(now, key.spec.rotation?.gracePeriod);
   const keyId = existing?.keyId ?? newKeyId(random);
 
   if (key.spec.valueFrom === 'Secret') {

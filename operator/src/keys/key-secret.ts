@@ -14,7 +14,9 @@
  *   rotation-sequence      the spec.rotation.sequence the current value was made for
  */
 import type { V1OwnerReference, V1Secret } from '@kubernetes/client-node';
+import { contractInstant, INSTANT_RANGE } from '../../../contract/src/format.ts';
 import { hashKey } from '../../../contract/src/key-format.ts';
+import { KEY_SECRET_PREFIX } from '../../../crds/src/api-key.ts';
 import type { KeyMaterial } from '../render/types.ts';
 
 /** The data keys of a key Secret. */
@@ -109,7 +111,7 @@ export function graceEnds(data: KeySecretData): number[] {
 
 /** The name of the Secret the operator generates for an ApiKey. */
 export function keySecretName(apiKey: string): string {
-  return `keystile-key-${apiKey}`;
+  return `${KEY_SECRET_PREFIX}${apiKey}`;
 }
 
 /**
@@ -148,7 +150,10 @@ export function materialFromSecret(
   const keyId = data.keyId;
   if (!keyId) return undefined;
   const replaced = liveReplaced(data, now);
-  const validUntil = (e: EarlierValue): string => new Date(e.validUntil).toISOString();
+  // A grace end past the contract's last instant (written before the CRD bounded gracePeriod) is
+  // rendered as that instant: still in the future, and an instant every enforcer reads.
+  const validUntil = (e: EarlierValue): string =>
+    contractInstant(Math.min(Date.parse(e.validUntil), INSTANT_RANGE.last)) ?? now.toISOString();
   if (type === 'KeyPair') {
     if (!data.secretId || !data.secretKey) return undefined;
     return {

@@ -118,7 +118,10 @@ class World {
       spec: {
         type,
         ...(this.rnd() < 0.15 && { enabled: false }),
-        ...(expires !== undefined && { expiresAt: new Date(expires).toISOString() }),
+        // Now and then an expiry the renderer cannot read (admitted before the CRD checked it).
+        ...(expires !== undefined && {
+          expiresAt: this.rnd() < 0.2 ? '2030-01-01T00:00:00,5Z' : new Date(expires).toISOString(),
+        }),
         ...(this.rnd() < 0.5 && { customer: this.pick(['acme', 'globex']) ?? 'acme' }),
       },
     });

@@ -12,7 +12,8 @@
  * A change that cannot be followed key by key renders the namespace in full (and rebuilds what is kept):
  * a plan or binding changed (either may change many keys' outcomes), a key's value is also another key's
  * (which keeps it depends on their age), two keys share a key id, a plan with maxKeys is full (which keys
- * get in depends on their order), a key expired since the last render, or most keys changed at once.
+ * get in depends on their order), a key expired since the last render, a key's expiry cannot be read, or
+ * most keys changed at once.
  */
 import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import type {
@@ -38,7 +39,7 @@ import {
   resolveBindings,
   resolveKeyInBinding,
 } from './bindings.ts';
-import { renderKey, toCredential, type UsableKey, usableKeys } from './keys.ts';
+import { expiryProblem, renderKey, toCredential, type UsableKey, usableKeys } from './keys.ts';
 import { renderPlan } from './plan.ts';
 import { keyResult, planResult, stageAdjustments } from './render.ts';
 import { olderFirst } from './order.ts';
@@ -521,6 +522,8 @@ export class IncrementalRenderer {
       }
       const next = incoming.get(name);
       if (next) {
+        // Rare (an object admitted before the CRD checked expiresAt): reported as usableKeys does.
+        if (expiryProblem(next.key)) throw new NeedsFullRender("a key's expiry cannot be read");
         if (next.credentialIdentities.some((i) => claimedByOther(this.#claims, i, name)))
           throw new NeedsFullRender('a key has the value of another key');
         if (next.keyId !== undefined && claimedByOther(this.#keyIdClaims, next.keyId, name))

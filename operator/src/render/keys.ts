@@ -1,6 +1,6 @@
 /** Keys as the renderer sees them: which are usable, their credentials, and duplicate values. */
 import type { ApiKey } from '../../../crds/src/index.ts';
-import type { Credential, RenderedKey } from '../../../contract/src/format.ts';
+import { contractInstant, type Credential, type RenderedKey } from '../../../contract/src/format.ts';
 import { Reason } from '../status/reasons.ts';
 import { olderFirst } from './order.ts';
 import type { KeyMaterial, KeyResult } from './types.ts';
@@ -14,7 +14,9 @@ export interface UsableKey {
 
 /**
  * Finds the keys that can be rendered: those with material, whose value (or SecretId) no older ApiKey
- * already has. Keys are unique by value: a duplicate is reported on the newer key, never shared.
+ * already has, and whose expiry (if any) can be read. Keys are unique by value: a duplicate is reported
+ * on the newer key, never shared. A key whose expiry cannot be read keeps its value (a newer key with the
+ * same value is still the duplicate) but is not rendered: requests with it are refused until it is fixed.
  */
 export function usableKeys(
   keys: readonly ApiKey[],
@@ -39,6 +41,11 @@ export function usableKeys(
       continue;
     }
     for (const i of identities) owners.set(i, key.metadata.name);
+    const expiry = expiryProblem(key);
+    if (expiry) {
+      problems.set(key.metadata.name, expiry);
+      continue;
+    }
     usable.set(key.metadata.name, { key, credential, keyId: m.keyId });
   }
   return { usable, problems };
@@ -73,6 +80,28 @@ export function toCredential(type: 'ApiKey' | 'KeyPair', m: KeyMaterial): Creden
   };
 }
 
+/**
+ * A key's expiry as the contract holds it (`toISOString`); undefined when spec.expiresAt cannot be read
+ * (the API server's date-time check admitted forms such as `2030-01-01T00:00:00,5Z` before the CRD had a
+ * pattern) or names a year the contract cannot hold.
+ */
+export function renderedExpiry(expiresAt: string): string | undefined {
+  return contractInstant(Date.parse(expiresAt));
+}
+
+/** The problem of a key whose spec.expiresAt is set but cannot be rendered, if it has one. */
+export function expiryProblem(key: ApiKey): NonNullable<KeyResult['problem']> | undefined {
+  const at = key.spec.expiresAt;
+  if (at === undefined || renderedExpiry(at) !== undefined) return undefined;
+  return {
+    reason: Reason.InvalidExpiry,
+    message: `spec.expiresAt ${at} cannot be read as an RFC 3339 time from year 0000 to 9999 (e.g. 2030-01-01T00:00:00Z): the key is not rendered, so requests with it are refused, until it is fixed`,
+  };
+}
+
+/** Rendered for an expiry that cannot be read (renderKey is never given such a key): long past. */
+const UNREADABLE_EXPIRY = '1970-01-01T00:00:00.000Z';
+
 /** What the keys.json of a shard says of a key on a plan. */
 export function renderKey(k: UsableKey, plan: string): RenderedKey {
   const s = k.key.spec;
@@ -82,7 +111,7 @@ export function renderKey(k: UsableKey, plan: string): RenderedKey {
     plan,
     type: s.type ?? 'ApiKey',
     enabled: s.enabled ?? true,
-    ...(s.expiresAt !== undefined && { expiresAt: new Date(s.expiresAt).toISOString() }),
+    ...(s.expiresAt !== undefined && { expiresAt: renderedExpiry(s.expiresAt) ?? UNREADABLE_EXPIRY }),
     ...(s.customer !== undefined && { customer: s.customer }),
   };
 }

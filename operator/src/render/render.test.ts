@@ -90,6 +90,40 @@ describe('render', () => {
     }
   });
 
+  it('reports a key whose expiry cannot be read and leaves it out, and renders the rest of the namespace', () => {
+    const { input } = world(6);
+    // Admitted by the API server's date-time check before the CRD had a pattern and a range: Date cannot
+    // read the first two, and the last two are years the contract cannot hold once in UTC.
+    const unreadable = [
+      '2030-01-01T00:00:00,5Z',
+      '2030-01-01T00:00:00+99:99',
+      '9999-12-31T23:59:59-05:00',
+      '0000-01-01T00:00:00+01:00',
+    ];
+    const keys = input.keys.map((k, i) => ({
+      ...k,
+      spec: { expiresAt: unreadable[i] ?? (i === 4 ? '2030-01-01T00:00:00+02:00' : undefined) },
+    }));
+    const out = render({ ...input, keys });
+    const stage = out.stages[0]!;
+    const shards = stage.documents.keys.map((text) => parseKeysShard(text));
+    const rendered = shards.flatMap((s) => (s.ok ? s.value.keys : expect.fail(s.error)));
+    expect(rendered.map((k) => [k.name, k.expiresAt]).sort()).toEqual([
+      ['k4', '2029-12-31T22:00:00.000Z'],
+      ['k5', undefined],
+    ]);
+    for (const text of stage.documents.secrets) expect(parseSecretsShard(text)).toMatchObject({ ok: true });
+    for (const [i, at] of unreadable.entries()) {
+      const problem = out.keys.get(`k${i}`)?.problem;
+      expect(problem?.reason).toBe('InvalidExpiry');
+      expect(problem?.message).toContain(`spec.expiresAt ${at} cannot be read`);
+    }
+    expect(out.bindings.get('gold')?.problems.map((p) => [p.key, p.reason])).toEqual(
+      unreadable.map((_, i) => [`k${i}`, 'KeyNotReady']),
+    );
+    expect(out.bindings.get('gold')?.problems[0]?.message).toContain('cannot be read');
+  });
+
   it('gives the same bytes for the same input, whatever the order of the resources', () => {
     const { input } = world(20);
     const a = render(input);

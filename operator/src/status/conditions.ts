@@ -4,6 +4,19 @@
  * changed state, not when the operator last wrote it.
  */
 
+import { Condition as ConditionSchema } from '../../../crds/src/schema.ts';
+
+/** The longest condition message the API server takes (metav1.Condition, and the CRDs' schema). */
+export const MAX_CONDITION_MESSAGE = ConditionSchema.properties.message.maxLength ?? 32768;
+
+/**
+ * `text` cut to at most `max` characters, ending in '…' when cut: a status the API server refuses for a
+ * long message would never be written, and nor would anything else in it.
+ */
+export function clip(text: string, max: number): string {
+  return text.length <= max ? text : `${text.slice(0, max - 1)}…`;
+}
+
 /** metav1.Condition. */
 export interface Condition {
   type: string;
@@ -19,7 +32,8 @@ export type DesiredCondition = Omit<Condition, 'lastTransitionTime'>;
 
 /**
  * Returns the conditions with `desired` set: a new transition time only when the status changes (or the
- * condition is new); reason, message and observedGeneration always updated. The list stays sorted by type.
+ * condition is new); reason, message and observedGeneration always updated, the message cut to
+ * {@link MAX_CONDITION_MESSAGE}. The list stays sorted by type.
  */
 export function setCondition(
   current: readonly Condition[] | undefined,
@@ -31,6 +45,7 @@ export function setCondition(
   const previous = i >= 0 ? list[i] : undefined;
   const next: Condition = {
     ...desired,
+    message: clip(desired.message, MAX_CONDITION_MESSAGE),
     lastTransitionTime:
       previous && previous.status === desired.status
         ? previous.lastTransitionTime

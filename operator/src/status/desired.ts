@@ -2,6 +2,9 @@
  * The status each resource should have, from the renderer's outcome and the key Secrets: pure, so the
  * one status writer (writer.ts) only compares and writes.
  */
+import { ApiKeyStatus as ApiKeyStatusSchema } from '../../../crds/src/api-key.ts';
+import { BindingProblem } from '../../../crds/src/plan-binding.ts';
+import { UsagePlanStatus as UsagePlanStatusSchema } from '../../../crds/src/usage-plan.ts';
 import type {
   ApiKey,
   ApiKeyStatus,
@@ -12,14 +15,25 @@ import type {
   UsagePlan,
   UsagePlanStatus,
 } from '../../../crds/src/index.ts';
+import { INSTANT_RANGE } from '../../../contract/src/format.ts';
 import type { KeySecretData } from '../keys/key-secret.ts';
 import type { AdjustmentResult } from '../render/adjustments.ts';
 import type { BindingResult, KeyResult, PlanResult } from '../render/types.ts';
-import { type DesiredCondition, setCondition } from './conditions.ts';
+import { clip, type DesiredCondition, setCondition } from './conditions.ts';
 import { Reason } from './reasons.ts';
 
 /** The problems problems list is capped in status; problemCount has them all. */
 export const MAX_PROBLEMS_IN_STATUS = 50;
+
+/**
+ * The most entries the CRDs admit in an ApiKey's `plans` and a UsagePlan's `apiStages`: a key (or plan) on
+ * more stages (bindings are not limited in number) shows the first ones, sorted, so that the status can
+ * be written at all.
+ */
+export const MAX_PLANS_IN_STATUS = ApiKeyStatusSchema.properties.plans.maxItems ?? 256;
+export const MAX_STAGES_IN_STATUS = UsagePlanStatusSchema.properties.apiStages.maxItems ?? 256;
+/** The longest message of a binding problem the CRD admits. */
+const MAX_PROBLEM_MESSAGE = BindingProblem.properties.message.maxLength ?? 1024;
 
 /** A PlanBinding's status. */
 export function bindingStatus(b: PlanBinding, r: BindingResult | undefined, now: Date): PlanBindingStatus {
@@ -39,7 +53,7 @@ export function bindingStatus(b: PlanBinding, r: BindingResult | undefined, now:
         key: p.key,
         ...(p.apiStage !== undefined && { apiStage: p.apiStage }),
         reason: p.reason,
-        message: p.message,
+        message: clip(p.message, MAX_PROBLEM_MESSAGE),
       })),
     }),
   };
@@ -81,7 +95,7 @@ export function planStatus(
     observedGeneration: gen,
     conditions,
     keyCount: r?.keyCount ?? 0,
-    apiStages: [...(r?.apiStages ?? [])],
+    apiStages: (r?.apiStages ?? []).slice(0, MAX_STAGES_IN_STATUS),
   };
 }
 
@@ -138,7 +152,10 @@ export function keyStatus(
           : 'the key has a value; no PlanBinding places it on a stage yet',
     };
   const until = data?.['previous-valid-until'];
-  const rotationSeq = Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
+  const untilMs = until === undefined ? NaN : Date.parse(until);
+  // An imported key is never rotated by sequence (its Secret's value changes instead): it has none.
+  const rotationSeq =
+    k.spec.valueFrom === 'Secret' ? 0 : Number(data?.['rotation-sequence'] ?? k.spec.rotation?.sequence ?? 0);
   return {
     ...(k.status?.usage && { usage: k.status.usage }),
     observedGeneration: gen,
@@ -149,10 +166,15 @@ export function keyStatus(
     ...(data && {
       rotation: {
         sequence: Number.isFinite(rotationSeq) ? rotationSeq : 0,
-        ...(until !== undefined && Date.parse(until) > now.getTime() && { previousValidUntil: until }),
+        ...(until !== undefined &&
+          untilMs > now.getTime() && {
+            // Past year 9999 (a grace period admitted before the CRD bounded it) the API server would
+            // refuse the date-time, and with it every status write: the last instant it takes instead.
+            previousValidUntil: untilMs > INSTANT_RANGE.last ? '9999-12-31T23:59:59Z' : until,
+          }),
       },
     }),
-    plans: [...placements],
+    plans: placements.slice(0, MAX_PLANS_IN_STATUS),
   };
 }
 

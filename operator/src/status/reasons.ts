@@ -40,6 +40,8 @@ export const Reason = {
   SecretNotFound: 'SecretNotFound',
   /** The imported value is not a valid key (length, characters, a bad checksum). */
   InvalidValue: 'InvalidValue',
+  /** spec.expiresAt cannot be read (an object admitted before the CRD checked it): the key is not rendered. */
+  InvalidExpiry: 'InvalidExpiry',
   /** The key is disabled. */
   Disabled: 'Disabled',
   /** The key's expiry has passed; for a UsageAdjustment, its period ended before any enforcer applied it. */

@@ -117,6 +117,20 @@ describe('desiredUsage', () => {
     expect(desiredUsage(targets, counters({}), october, later).usage[0]?.used).toBe(0);
   });
 
+  it('shows the first 64 plans by name (the most the CRD admits), and alerts only on those', () => {
+    // A key on 100 plans, one per stage, every one at its alert threshold.
+    const many = Array.from({ length: 100 }, (_, i) => ({
+      ...targets[0]!,
+      plan: `p${String(99 - i).padStart(2, '0')}`,
+      quotaKey: `q${i}`,
+    }));
+    const { usage, announce } = desiredUsage(many, () => ({ used: 10_000, granted: 0 }), undefined, now);
+    expect(usage.map((u) => u.plan)).toEqual(
+      Array.from({ length: 64 }, (_, i) => `p${String(i).padStart(2, '0')}`),
+    );
+    expect(announce.map((a) => a.plan)).toEqual(usage.map((u) => u.plan));
+  });
+
   it('shows remaining below 0 after a take-back larger than what is left', () => {
     const { usage } = desiredUsage(
       targets,

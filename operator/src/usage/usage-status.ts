@@ -2,12 +2,18 @@
  * The `status.usage[]` an ApiKey should show (AWS's GetUsage), from its targets and the counters read,
  * and whether it differs from what it shows. Pure.
  */
-import type { ApiKeyStatus } from '../../../crds/src/index.ts';
+import { ApiKeyStatus } from '../../../crds/src/api-key.ts';
 import { alertFor } from './alerts.ts';
 import type { UsageTarget } from './targets.ts';
 
 /** One plan's usage, as ApiKey status shows it. */
 export type KeyUsage = NonNullable<ApiKeyStatus['usage']>[number];
+
+/**
+ * The most plans whose usage an ApiKey's status shows (the CRD's bound): a key on more plans (one per API
+ * stage at most, and stages are not limited) shows the first ones by name, and only those are alerted.
+ */
+export const MAX_USAGE_IN_STATUS = ApiKeyStatus.properties.usage.maxItems ?? 64;
 
 /** A quota counter as read: units used and units adjustments granted (negative: taken back). */
 export interface Counter {
@@ -26,7 +32,7 @@ export interface Announcement {
 
 /**
  * A key's desired usage, one entry per target (sorted by plan, so `usage[0]` is the plan the `Plan`
- * column shows), and the alerts it newly crosses. A counter not found counts as nothing used.
+ * column shows; at most {@link MAX_USAGE_IN_STATUS}), and the alerts it newly crosses. A counter not found counts as nothing used.
  * `used` never goes down within a period: what was served was served, and a lower reading means a
  * source that saw less (an enforcer that did not answer, or restarted without its checkpoint; a Redis
  * that lost data; another operator reading another source), never fewer requests.
@@ -41,7 +47,10 @@ export function desiredUsage(
   const usage: KeyUsage[] = [];
   const announce: Announcement[] = [];
   const at = now.toISOString().replace(/\.\d{3}Z$/, 'Z');
-  for (const t of [...targets].sort((a, b) => (a.plan < b.plan ? -1 : a.plan > b.plan ? 1 : 0))) {
+  const shown = [...targets]
+    .sort((a, b) => (a.plan < b.plan ? -1 : a.plan > b.plan ? 1 : 0))
+    .slice(0, MAX_USAGE_IN_STATUS);
+  for (const t of shown) {
     const c = counter(t.quotaKey);
     const before = previous?.find((u) => u.plan === t.plan && u.period === t.period.id);
     const used = Math.max(c?.used ?? 0, before?.used ?? 0);
