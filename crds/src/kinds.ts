@@ -68,10 +68,11 @@ export const KINDS: readonly KindDefinition[] = [
     nameMaxLength: API_KEY_NAME_MAX_LENGTH,
     rules: [
       {
-        // The operator writes (and owns) the Secret of that name: imported from it, the user's Secret
-        // would be overwritten and its value lost.
-        rule: `self.spec.valueFrom != 'Secret' || !has(self.spec.secretRef) || self.spec.secretRef.name != '${KEY_SECRET_PREFIX}' + self.metadata.name`,
-        messageExpression: `'secretRef.name ' + self.spec.secretRef.name + ' is the Secret the operator writes for this ApiKey (${KEY_SECRET_PREFIX}<name>): import the value from a Secret of another name'`,
+        // The operator writes (and owns) the Secrets of that prefix: imported from this key's own, the
+        // user's Secret would be overwritten and its value lost; from another key's, the import would
+        // read (and label) a Secret that key owns.
+        rule: `self.spec.valueFrom != 'Secret' || !has(self.spec.secretRef) || !self.spec.secretRef.name.startsWith('${KEY_SECRET_PREFIX}')`,
+        messageExpression: `'secretRef.name ' + self.spec.secretRef.name + (self.spec.secretRef.name == '${KEY_SECRET_PREFIX}' + self.metadata.name ? ' is the Secret the operator writes for this ApiKey' : ' is named as the Secrets the operator writes for ApiKeys') + ' (${KEY_SECRET_PREFIX}<name>): import the value from a Secret of another name'`,
         fieldPath: '.spec.secretRef.name',
       },
     ],

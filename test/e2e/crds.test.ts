@@ -539,6 +539,13 @@ const REFUSED: readonly Refused[] = [
       'secretRef.name keystile-key-bad-key is the Secret the operator writes for this ApiKey (keystile-key-<name>)',
   },
   {
+    name: 'a key imported from the Secret the operator writes for another key (a Secret that key owns)',
+    manifest: key({ valueFrom: 'Secret', secretRef: { name: 'keystile-key-other' } }),
+    field: 'spec.secretRef.name',
+    message:
+      'secretRef.name keystile-key-other is named as the Secrets the operator writes for ApiKeys (keystile-key-<name>)',
+  },
+  {
     name: 'a rotation sequence on an imported key (the operator never rotates its value)',
     manifest: key({ valueFrom: 'Secret', secretRef: { name: 'legacy' }, rotation: { sequence: 1 } }),
     field: 'spec.rotation.sequence',
@@ -711,7 +718,7 @@ describe('the API server refuses', () => {
       resource('ApiKey', 'offset', { expiresAt: '1970-01-01T01:00:00+01:00' }),
       resource('ApiKey', 'imported-edges', {
         valueFrom: 'Secret',
-        secretRef: { name: 'keystile-key-another-key' },
+        secretRef: { name: 'imported-key-values' },
         rotation: { sequence: 0, gracePeriod: '1h' },
       }),
       resource('UsagePlan', 'edges', {
