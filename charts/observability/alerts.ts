@@ -8,8 +8,8 @@
  * alert watches. On a healthy system the alert returns nothing, so the end-to-end test runs the probe
  * to show that the alert is not silent for want of series (a renamed metric, a lost label).
  */
-import { ENFORCER, OPERATOR, PROMETHEUS, UNAVAILABLE_DECISION } from './names.ts';
-import { onLeader } from './promql.ts';
+import { ENFORCER, OPERATOR, PROMETHEUS, TARGET_COMPONENT, UNAVAILABLE_DECISION } from './names.ts';
+import { onLeader, oneOf, sel } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
 export type Severity = 'critical' | 'warning' | 'info';
@@ -69,6 +69,15 @@ const E = ENFORCER;
 const O = OPERATOR;
 const target = '{{ $labels.job }}/{{ $labels.instance }}';
 
+/**
+ * `up` of every target that is an enforcer: those the scrape configuration labels so (whether or not
+ * they ever answered a scrape), or else those that exposed the enforcer's metrics within the hour.
+ */
+function enforcerUp(filter: string): string {
+  const labelled = sel(PROMETHEUS.up, `${TARGET_COMPONENT.label}=~"${oneOf(TARGET_COMPONENT.enforcers)}"`);
+  return `${labelled}${filter} or (${PROMETHEUS.up}${filter} and on (job, instance) max_over_time(${E.configLoaded}[1h]))`;
+}
+
 /** The alert groups, as the chart's PrometheusRule and the rule file hold them. */
 export const ALERT_GROUPS: readonly AlertGroup[] = [
   {
@@ -93,18 +102,18 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileEnforcerDown',
-        expr: `${PROMETHEUS.up} == 0 and on (job, instance) max_over_time(${E.configLoaded}[1h])`,
+        expr: enforcerUp(' == 0'),
         for: '5m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} cannot be scraped`,
         description:
-          "A target that exposed the enforcer's metrics within the last hour has failed its scrapes for 5 minutes: the enforcer is down or hung. Envoy answers 503 for every request it should have checked (failure_mode_allow is off).",
+          "An enforcer's target (labelled keystile_component gateway or sidecar by the scrape configuration, or one that exposed the enforcer's metrics within the last hour) has failed its scrapes for 5 minutes: the enforcer is down, hung, or has never started (a crash loop after a bad rollout). Envoy answers 503 for every request it should have checked (failure_mode_allow is off).",
         runbook: [
-          'Check the pod: `kubectl get pod <pod> -o wide`, its restarts and its last termination reason (OOMKilled: raise the memory limit, or set `NODE_OPTIONS=--max-semi-space-size=4`).',
+          'Check the pod: `kubectl get pod <pod> -o wide`, its restarts and its last termination reason (OOMKilled: raise the memory limit, or set `NODE_OPTIONS=--max-semi-space-size=4`). A new pod in CrashLoopBackOff after a rollout: read its log (`kubectl logs <pod> -c enforcer --previous`) for the flag or setting it refused, and roll back.',
           'Probe the admin port from inside the cluster: `curl http://<pod-ip>:9190/healthz`. If it answers, the scrape path is wrong (NetworkPolicy, Service port), not the enforcer.',
           'Read the log for the last lines before it stopped answering.',
         ],
-        probe: `${PROMETHEUS.up} and on (job, instance) max_over_time(${E.configLoaded}[1h])`,
+        probe: enforcerUp(''),
       },
       {
         alert: 'KeystileEnforcerConfigRefused',

@@ -33,6 +33,18 @@ function operatorNames(): OperatorMetricNames {
 /** Prometheus's own per-target series. */
 export const PROMETHEUS = Object.freeze({ up: 'up' });
 
+/**
+ * The target label that says which part of Keystile a scrape target is, so that a target is known for
+ * an enforcer before it has ever answered a scrape. The chart's ServiceMonitor copies it from its
+ * Services' `app.kubernetes.io/component` (gateway, operator); the docs' PodMonitor and scrape config
+ * for `keystile inject` sidecars set `sidecar` (docs/observability.md, Scraping).
+ */
+export const TARGET_COMPONENT = Object.freeze({
+  label: 'keystile_component',
+  /** The values of an enforcer's target: the chart's gateway pods, and injected sidecars. */
+  enforcers: Object.freeze(['gateway', 'sidecar']),
+});
+
 /** prom-client's process metrics as the enforcer exports them (no prefix). */
 export const ENFORCER_PROCESS = Object.freeze({
   residentMemory: 'process_resident_memory_bytes',

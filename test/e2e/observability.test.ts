@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allAlerts } from '../../charts/observability/alerts.ts';
+import { TARGET_COMPONENT } from '../../charts/observability/names.ts';
 import { dashboardQueries, LABEL_VARIABLES } from '../../charts/observability/dashboard.ts';
 import { metricsIn, substitute, type VariableValues } from '../../charts/observability/promql.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../../enforcer/src/launch.ts';
@@ -114,6 +115,9 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     b: `obs-${runId}-enforcer-b`,
     c: `obs-${runId}-enforcer-c`,
     operator: `obs-${runId}-operator`,
+    // A gateway target (labelled as the chart's ServiceMonitor labels it) that never answers a scrape:
+    // a pod of a bad rollout crashing before its first one.
+    never: `obs-${runId}-enforcer-never`,
   };
   const operatorName = `operator-obs-${runId}`;
   const leaseName = `keystile-operator-obs-${runId}`;
@@ -266,7 +270,12 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     addPrometheusTarget(ctx, jobs.b, b.adminPort);
     addPrometheusTarget(ctx, jobs.c, c.adminPort);
     addPrometheusTarget(ctx, jobs.operator, healthPort);
-    for (const job of Object.values(jobs)) await until(`Prometheus scraping ${job}`, () => up(job));
+    addPrometheusTarget(ctx, jobs.never, await freePort(), '/metrics', {
+      [TARGET_COMPONENT.label]: 'gateway',
+    });
+    for (const job of Object.values(jobs)) {
+      if (job !== jobs.never) await until(`Prometheus scraping ${job}`, () => up(job));
+    }
 
     // Both stages rendered and loaded by A and B.
     const secret = async (name: string): Promise<string> =>
@@ -499,6 +508,14 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
       quiet.map((al) => ({ where: `probe of ${al.alert}`, expr: al.probe })),
     );
     if (missing.length > 0) throw new Error(await explain(missing));
+  });
+
+  it('sees a gateway target that never answered a scrape as KeystileEnforcerDown', async () => {
+    const down = allAlerts().find((al) => al.alert === 'KeystileEnforcerDown');
+    if (down === undefined) throw new Error('no KeystileEnforcerDown alert');
+    await until('the never-answering gateway target down', async () =>
+      (await query(down.expr)).some((s) => s.metric['job'] === jobs.never),
+    );
   });
 
   it('sees an enforcer that stops answering scrapes as KeystileEnforcerDown', async () => {

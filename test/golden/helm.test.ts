@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CHART_DIR, generatedFiles, withDnsUpstream } from '../../charts/generate.ts';
+import { TARGET_COMPONENT } from '../../charts/observability/names.ts';
 import { DEFAULT_ALLOWED_HEADERS, envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
 import {
   SETTINGS as ENFORCER_SETTINGS,
@@ -736,6 +737,28 @@ describe('the chart', () => {
       selector: { matchLabels: { 'keystile.dev/metrics': 'true' } },
       endpoints: [{ port: 'metrics', path: '/metrics' }],
     });
+  });
+
+  it("labels each scrape target with its Service's component, as KeystileEnforcerDown expects", () => {
+    const objs = objects(template(['-f', valuesFile('monitoring'), '-f', valuesFile('gateway')]));
+    const endpoints = (find(objs, 'ServiceMonitor', 'keystile')['spec'] as { endpoints: unknown[] }).endpoints;
+    expect(endpoints).toEqual([
+      expect.objectContaining({
+        relabelings: [
+          {
+            sourceLabels: ['__meta_kubernetes_service_label_app_kubernetes_io_component'],
+            targetLabel: TARGET_COMPONENT.label,
+          },
+        ],
+      }),
+    ]);
+    // The Services it scrapes: the gateway's is an enforcer's target, the operator's is not.
+    const scraped = objs.filter((o) => o.kind === 'Service' && o.metadata.labels?.['keystile.dev/metrics'] === 'true');
+    const component = (name: string): string | undefined =>
+      scraped.find((o) => o.metadata.name === name)?.metadata.labels?.['app.kubernetes.io/component'];
+    expect(scraped.map((o) => o.metadata.name).sort()).toEqual(['keystile-gateway-admin', 'keystile-operator']);
+    expect(TARGET_COMPONENT.enforcers).toContain(component('keystile-gateway-admin'));
+    expect(TARGET_COMPONENT.enforcers).not.toContain(component('keystile-operator'));
   });
 
   // Rolling the gateway: Envoy keeps serving while the endpoints drop the pod, draining (every response

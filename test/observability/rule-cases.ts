@@ -83,6 +83,45 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
+    // The chart's ServiceMonitor labels every gateway target keystile_component="gateway": a pod of a
+    // bad rollout that crashes before its first scrape (E1: no series but `up`), and one down for
+    // longer than an hour (E2), are enforcers down; an operator target that fails is not.
+    name: 'a gateway target down from the start, or for over an hour, is down; a failing operator target is not',
+    series: {
+      [`up{${enforcer}, keystile_component="gateway"}`]: '0x80',
+      [`up{${enforcer2}, keystile_component="gateway"}`]: '1x5 0x120',
+      [`keystile_config_loaded{${enforcer2}, keystile_component="gateway"}`]: '1x5',
+      [`up{${enforcer3}, keystile_component="sidecar"}`]: '1x5 0x120',
+      [`up{${operatorA}, keystile_component="operator"}`]: '0x80',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerDown', fires: [] },
+      {
+        at: '6m',
+        alert: 'KeystileEnforcerDown',
+        fires: [{ labels: { ...E1, keystile_component: 'gateway' } }],
+      },
+      {
+        at: '70m',
+        alert: 'KeystileEnforcerDown',
+        fires: [
+          { labels: { ...E1, keystile_component: 'gateway' } },
+          { labels: { ...E2, keystile_component: 'gateway' } },
+          { labels: { ...E3, keystile_component: 'sidecar' } },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a gateway target answering its scrapes is not down',
+    series: {
+      [`up{${enforcer}, keystile_component="gateway"}`]: '1x20',
+      [`up{${enforcer2}}`]: '1x20',
+      [`keystile_config_loaded{${enforcer2}}`]: '1x20',
+    },
+    checks: [{ at: '15m', alert: 'KeystileEnforcerDown', fires: [] }],
+  },
+  {
     name: 'a refused config (Invalid) alerts, even the first (its counter starts at 0); Incomplete alone does not; it resolves 10 minutes later',
     series: {
       [`up{${enforcer}}`]: '1x25',
