@@ -9,7 +9,7 @@
  * to show that the alert is not silent for want of series (a renamed metric, a lost label).
  */
 import { ENFORCER, OPERATOR, PROMETHEUS, TARGET_COMPONENT, UNAVAILABLE_DECISION } from './names.ts';
-import { onLeader, oneOf, sel } from './promql.ts';
+import { completeSince, onLeader, oneOf, sel } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
 export type Severity = 'critical' | 'warning' | 'info';
@@ -134,19 +134,20 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       {
         alert: 'KeystileEnforcerConfigStale',
         // Its latest loads refused something, and none since refused nothing, for 15 minutes: a refusal
-        // followed by a clean load (a routine Incomplete: the index before its shards) never counts.
-        expr: `(time() - ${E.configLastReload}) and on (job, instance) (${E.configLastReloadError} > on (job, instance) ${E.configLastReload}) and on (job, instance) ${E.configLoaded} == 1`,
+        // followed by a clean load (a routine Incomplete: the index before its shards) never counts. Its
+        // value counts from the last load that refused nothing, or from its start if none has (0: never).
+        expr: `(time() - ${completeSince()}) and on (job, instance) (${E.configLastReloadError} > on (job, instance) ${E.configLastReload}) and on (job, instance) ${E.configLoaded} == 1`,
         for: '15m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} serves a stale config`,
         description:
-          'The enforcer has refused the configs it was given for 15 minutes, and last loaded one in full {{ $value | humanizeDuration }} ago: it keeps enforcing what it had then. A key disabled or deleted since is still accepted by it.',
+          'The enforcer has refused the configs it was given for 15 minutes; its config has not been the one given for {{ $value | humanizeDuration }} (since its last load that refused nothing, or since it started if none ever has). It keeps enforcing what it had then, and an API stage it has refused at every load since it started is not served at all. A key disabled or deleted since is still accepted by it.',
         runbook: [
           "Follow KeystileEnforcerConfigRefused for the reason of the refusals; `Incomplete` counts here too: a shard that never arrives (watch mode: a Role without the new shard's name; mounted mode: a volume without it).",
           'Compare the `Config generation` panel across the enforcers of the same stages: the stale one lags.',
           "Once the cause is fixed the enforcer swaps in the new config by itself (watch: at once; mounted: within the kubelet's sync period); restarting it is not needed.",
         ],
-        probe: `(time() - ${E.configLastReload}) and on (job, instance) ${E.configLastReloadError} and on (job, instance) ${E.configLoaded}`,
+        probe: `(time() - ${completeSince()}) and on (job, instance) ${E.configLastReloadError} and on (job, instance) ${E.configLoaded}`,
       },
       {
         alert: 'KeystileEnforcerFailingClosed',

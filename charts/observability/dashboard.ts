@@ -43,7 +43,17 @@ import {
   QUOTA_DECISIONS,
   THROTTLE_DECISIONS,
 } from './names.ts';
-import { NAMESPACE_FILTER, oneOf, onLeader, PLAN_FILTER, RANGE, RATE, sel, STAGE_FILTER } from './promql.ts';
+import {
+  completeSince,
+  NAMESPACE_FILTER,
+  oneOf,
+  onLeader,
+  PLAN_FILTER,
+  RANGE,
+  RATE,
+  sel,
+  STAGE_FILTER,
+} from './promql.ts';
 
 /** One query of a panel. */
 export interface QuerySpec {
@@ -402,13 +412,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Age of the last good reload',
         description:
-          'Time since each ready enforcer last swapped in a config. Growing is normal while nothing changes; growing while reload errors appear means the enforcer serves a stale config (see the KeystileEnforcerConfigStale alert).',
+          'Time since each ready enforcer last loaded a config with nothing refused (a change swapped in, or the config in use confirmed as given), or since it started if no load ever refused nothing. Growing is normal while nothing changes; growing while reload errors appear means the enforcer serves a stale config (see the KeystileEnforcerConfigStale alert).',
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
           {
-            expr: `max by (instance) (time() - ${ENFORCER.configLastReload} and on (job, instance) ${ENFORCER.configLoaded} == 1)`,
+            expr: `max by (instance) (time() - ${completeSince()} and on (job, instance) ${ENFORCER.configLoaded} == 1)`,
             legend: '{{instance}}',
           },
         ],

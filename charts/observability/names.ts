@@ -49,6 +49,7 @@ export const TARGET_COMPONENT = Object.freeze({
 export const ENFORCER_PROCESS = Object.freeze({
   residentMemory: 'process_resident_memory_bytes',
   cpuSeconds: 'process_cpu_seconds_total',
+  startTime: 'process_start_time_seconds',
 });
 
 /** prom-client's process metrics as the operator exports them (prefixed `keystile_operator_`). */

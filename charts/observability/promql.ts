@@ -2,7 +2,7 @@
  * Small helpers for writing PromQL in TypeScript: the dashboard's template-variable filters, regex
  * alternations of label values, and reading the metric names a query mentions.
  */
-import { OPERATOR } from './names.ts';
+import { ENFORCER, ENFORCER_PROCESS, OPERATOR } from './names.ts';
 
 /** The filter of the API-stage variables, for metrics labelled with an API stage. */
 export const STAGE_FILTER = 'namespace=~"$namespace", api=~"$api", stage=~"$stage"';
@@ -29,6 +29,16 @@ export const RANGE = '$__range';
  */
 export function onLeader(expr: string): string {
   return `${expr} and on (job, instance) ${OPERATOR.leader} == 1`;
+}
+
+/**
+ * Per enforcer, since when its config has been complete: the time of its last config load that refused
+ * nothing, or, if none ever has (its timestamp is 0: a first load that swapped some stages in and refused
+ * another), the time it started. `time() -` this is how long it has served an incomplete config, never
+ * the time since 1970.
+ */
+export function completeSince(): string {
+  return `(${ENFORCER.configLastReload} > 0 or on (job, instance) ${ENFORCER_PROCESS.startTime})`;
 }
 
 /** A regex alternation matching exactly these label values. */

@@ -152,18 +152,37 @@ export const RULE_CASES: readonly RuleCase[] = [
     series: {
       [`up{${enforcer}}`]: '1x40',
       [`up{${enforcer3}}`]: '1x40',
-      // Loaded in full at 0; every load refused since 10m (the last refusal's time moves on).
+      // Started at 0, loaded in full at 1m; every load refused since 10m (the last refusal's time moves on).
+      [`process_start_time_seconds{${enforcer}}`]: '0x40',
       [`keystile_config_loaded{${enforcer}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x40',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '60x40',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600+60x30',
       // Refused once at 10m, then a load with nothing refused at 12m: fixed, not stale.
+      [`process_start_time_seconds{${enforcer3}}`]: '0x40',
       [`keystile_config_loaded{${enforcer3}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '0x11 720x28',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '60x11 720x28',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer3}}`]: '0x9 600x30',
     },
     checks: [
       { at: '24m', alert: 'KeystileEnforcerConfigStale', fires: [] },
-      { at: '26m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E1, value: '26m 0s' }] },
+      { at: '26m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E1, value: '25m 0s' }] },
+    ],
+  },
+  {
+    // Started at 5m (Unix 300 on promtool's clock, which starts at 0), its first load swapped one stage
+    // in and refused another: ready, and its last load that refused nothing is never (0). Its config has
+    // been incomplete since it started, not since 1970.
+    name: 'an enforcer whose first load refused a stage is stale, for as long as it has run',
+    series: {
+      [`up{${enforcer2}}`]: '_x5 1x40',
+      [`process_start_time_seconds{${enforcer2}}`]: '_x5 300x40',
+      [`keystile_config_loaded{${enforcer2}}`]: '_x5 1x40',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '_x5 0x40',
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer2}}`]: '_x5 300x40',
+    },
+    checks: [
+      { at: '19m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      { at: '25m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E2, value: '20m 0s' }] },
     ],
   },
   {
@@ -174,15 +193,18 @@ export const RULE_CASES: readonly RuleCase[] = [
       ['up{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '1x60',
       // An index before its shard (Incomplete) at 10m, the whole config a minute later, then nothing
       // new for 50 minutes.
+      [`process_start_time_seconds{${enforcer}}`]: '0x60',
       [`keystile_config_loaded{${enforcer}}`]: '1x60',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x10 660x50',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '60x9 660x51',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600x51',
       ...reloadErrors(enforcer, { Incomplete: '0x9 1x51' }),
       // Loaded once, long ago, nothing refused.
+      [`process_start_time_seconds{${enforcer2}}`]: '0x60',
       [`keystile_config_loaded{${enforcer2}}`]: '1x60',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '0x60',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '60x60',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer2}}`]: '0x60',
       // Not ready: NotReady's business, not this alert's.
+      ['process_start_time_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x60',
       ['keystile_config_loaded{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x60',
       ['keystile_config_last_reload_success_timestamp_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']:
         '0x60',
@@ -208,8 +230,8 @@ export const RULE_CASES: readonly RuleCase[] = [
         Incomplete: '0x19 _ 0x20',
       }),
       [`keystile_config_loaded{${enforcer}}`]: '1x19 _ 1x20',
-      // Swapped in once, at start: the timestamp moves only on a swap.
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 _ 0x20',
+      // Loaded in full once, just after its start, and not reloaded since.
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '5x19 _ 5x20',
       [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
         '1x19 _ 1x20',
       [`up{${enforcer3}}`]: '1x19 0 1x20',
@@ -253,7 +275,7 @@ export const RULE_CASES: readonly RuleCase[] = [
       [`up{${enforcer}}`]: '1x19 0 0 1x20',
       ...reloadErrors(enforcer, { Invalid: '2x19 stale stale 0x20', Incomplete: '5x19 stale stale 0x20' }),
       [`keystile_config_loaded{${enforcer}}`]: '1x19 stale stale 1x20',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 stale stale 1260x20',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '5x19 stale stale 1260x20',
       [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
         '1x19 stale',
       [`up{${enforcer2}}`]: '1x19 0 0 1x20',

@@ -201,7 +201,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#lastReload = new Gauge({
       name: METRIC_NAMES.configLastReload,
-      help: 'When a config load last ended with nothing refused: a new config swapped in, or the one in use confirmed current (Unix seconds).',
+      help: 'When a config load last ended with nothing refused: a new config swapped in, or the one in use confirmed current (Unix seconds; 0: never, as after a first load that refused a stage).',
       registers,
     });
     this.#lastReloadError = new Gauge({
