@@ -8,7 +8,14 @@
  * alert watches. On a healthy system the alert returns nothing, so the end-to-end test runs the probe
  * to show that the alert is not silent for want of series (a renamed metric, a lost label).
  */
-import { ENFORCER, OPERATOR, PROMETHEUS, TARGET_COMPONENT, UNAVAILABLE_DECISION } from './names.ts';
+import {
+  ENFORCER,
+  FALLBACK_POLICY_VALUES,
+  OPERATOR,
+  PROMETHEUS,
+  TARGET_COMPONENT,
+  UNAVAILABLE_DECISION,
+} from './names.ts';
 import { completeSince, onLeader, oneOf, sel } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
@@ -195,7 +202,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         runbook: [
           'Check Redis itself: `redis-cli -u <url> ping` and, for a Cluster, `CLUSTER INFO`. (Redis out of memory is not this alert: it refuses writes while it answers, which shows as KeystileStoreErrors.)',
           'Check the path from the enforcer: DNS, NetworkPolicy, TLS settings, the password Secret.',
-          'The `Fallback decisions` panel shows how many checks were decided under the policy while it was away.',
+          'The `Fallback decisions` panel shows how many checks `open` or `local` decided while it was away; under `closed` they are the unavailable ones of `Requests by decision`.',
         ],
         probe: E.storeAvailable,
       },
@@ -216,17 +223,17 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileStoreFallback',
-        expr: `sum without (policy) (rate(${E.storeFallbackDecisions}[5m])) > 0`,
+        expr: `sum without (policy) (rate(${sel(E.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`)}[5m])) > 0`,
         for: '1m',
         severity: 'warning',
         summary: `Keystile enforcer ${target} decides without its counter store`,
         description:
-          'Checks are being decided under the Redis-loss policy ({{ $value | humanize }} a second): with `open` they are allowed and counted nowhere, with `local` each replica counts on its own, so quotas are not exact until Redis returns.',
+          "Checks are being decided under the Redis-loss policy ({{ $value | humanize }} a second): with `open` they are allowed and counted nowhere, with `local` each replica counts on its own, so quotas are not exact until Redis returns. (With `closed`, the default, nothing is decided in Redis's place: the checks fail, which KeystileEnforcerFailingClosed watches.)",
         runbook: [
           'Follow KeystileStoreUnavailable to bring Redis back.',
           'With `local`, the counts kept meanwhile are added to Redis when it returns; with `open`, the requests allowed meanwhile are not counted against any quota.',
         ],
-        probe: E.storeFallbackDecisions,
+        probe: sel(E.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`),
       },
     ],
   },

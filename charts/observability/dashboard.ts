@@ -36,6 +36,7 @@ import type { Options as TimeSeriesOptions } from '@grafana/schema/dist/esm/raw/
 import {
   DENYING_DECISIONS,
   ENFORCER,
+  FALLBACK_POLICY_VALUES,
   ENFORCER_PROCESS,
   OPERATOR,
   OPERATOR_PROCESS,
@@ -508,13 +509,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Fallback decisions',
         description:
-          "Checks decided under the Redis-loss policy per second: `open` allowed and counted nowhere, `local` counted in the enforcer's memory until Redis returns. (`closed` answers 503 and shows as unavailable decisions.)",
+          "Checks decided under the Redis-loss policy per second: `open` allowed and counted nowhere, `local` counted in the enforcer's memory until Redis returns. (`closed` decides nothing: its checks answer 503 and show as unavailable decisions, or as fail_open under `--fail-open`.)",
         kind: 'timeseries',
         unit: 'reqps',
         width: 8,
         queries: [
           {
-            expr: `sum by (instance, policy) (rate(${ENFORCER.storeFallbackDecisions}[${RATE}]))`,
+            expr: `sum by (instance, policy) (rate(${sel(ENFORCER.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`)}[${RATE}]))`,
             legend: '{{instance}} {{policy}}',
           },
         ],

@@ -6,6 +6,7 @@
  * so a renamed or new metric fails the tests, not a dashboard in production.
  */
 import { REASONS } from '../../enforcer/src/errors.ts';
+import { FALLBACK_POLICIES } from '../../enforcer/src/store/redis-loss-policy.ts';
 import { METRIC_NAMES } from '../../enforcer/src/telemetry/metrics.ts';
 import { makeMetrics, type OperatorMetrics } from '../../operator/src/telemetry/metrics.ts';
 
@@ -75,6 +76,13 @@ export const QUOTA_DECISIONS: readonly string[] = Object.freeze([
   REASONS.QuotaExceeded.decision,
   REASONS.ShadowQuotaExceeded.decision,
 ]);
+
+/**
+ * The `policy` values of keystile_store_fallback_decisions_total: the Redis-loss policies that decide in
+ * Redis's place. (`closed` decides nothing; an enforcer built before it stopped counting `closed` there
+ * still exports its failed checks as policy="closed": the queries match these values only.)
+ */
+export const FALLBACK_POLICY_VALUES: readonly string[] = FALLBACK_POLICIES;
 
 /** The decision label of a fail-closed answer (503). */
 export const UNAVAILABLE_DECISION: string = REASONS.NoConfig.decision;

@@ -9,8 +9,8 @@ import type { Catalog } from '../catalog/catalog.ts';
 import type { Decision } from '../decision/answers.ts';
 import { ConfigError, REASONS } from '../errors.ts';
 import {
-  LOSS_POLICIES,
-  type LossPolicy,
+  FALLBACK_POLICIES,
+  type FallbackPolicy,
   type StoreOp,
   type StoreTelemetry,
 } from '../store/redis-loss-policy.ts';
@@ -234,7 +234,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#storeFallback = new Counter({
       name: METRIC_NAMES.storeFallbackDecisions,
-      help: 'Decisions made by the --redis-unavailable policy while Redis was away, by policy.',
+      help: 'Decisions made by the --redis-unavailable policy in place of Redis while it was away, by policy (open, local; closed decides nothing: its checks are unavailable decisions).',
       labelNames: ['policy'],
       registers,
     });
@@ -250,7 +250,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     // `increase()` and `rate()` can see (a series born at 1 looks like no change).
     for (const reason of Object.values(ConfigError)) this.#reloadErrors.inc({ reason }, 0);
     for (const op of STORE_OPS) this.#storeErrors.inc({ op }, 0);
-    for (const policy of LOSS_POLICIES) this.#storeFallback.inc({ policy }, 0);
+    for (const policy of FALLBACK_POLICIES) this.#storeFallback.inc({ policy }, 0);
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -336,7 +336,7 @@ export class EnforcerMetrics implements StoreTelemetry {
   }
 
   /** Counts a decision the loss policy made while the store was away. */
-  storeFallback(policy: LossPolicy): void {
+  storeFallback(policy: FallbackPolicy): void {
     this.#storeFallback.inc({ policy });
   }
 
