@@ -15,6 +15,7 @@ import {
   PROMETHEUS,
   TARGET_COMPONENT,
   UNAVAILABLE_DECISION,
+  UNKNOWN_STAGE_REASON,
 } from './names.ts';
 import { completeSince, onLeader, oneOf, sel } from './promql.ts';
 
@@ -101,7 +102,8 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client.',
         runbook: [
           "Read the enforcer's log: a refused config is logged at `warn` with its reason code (`Invalid`, `Inconsistent`, `Unreadable`), one still waiting for a shard at `info` (`Incomplete`).",
-          'Check that the operator has rendered the stage: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the shards it names. No index: is a PlanBinding Ready for that API stage, and is the operator leading (KeystileOperatorNoLeader)?',
+          "Check that the operator has rendered every shard the stage's index names: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the objects it lists. (An index missing altogether does not keep the enforcer unready: it loads without that stage and refuses its checks, KeystileEnforcerUnknownStage.)",
+          "Watch mode: a list the enforcer's Role does not allow (403 in its log, retried) keeps it unready until it succeeds.",
           "Watch mode: the enforcer's Role must name every rendered object (`resourceNames`); a stage with more shards than the Role allows stays Incomplete. Mounted mode: the volume must hold every object of the stage.",
           'Standalone mode: check the file given to `--config` exists and validates: `keystile render` writes a valid one.',
         ],
@@ -169,6 +171,22 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           "`InternalError`: look for KeystileStoreUnavailable; with the Redis store and `--redis-unavailable closed` every decision fails while Redis is away. Otherwise read the enforcer's log at `error`.",
         ],
         probe: E.decisions,
+      },
+      {
+        alert: 'KeystileEnforcerUnknownStage',
+        expr: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${sel(E.decisions, `reason="${UNKNOWN_STAGE_REASON}"`)}[5m])) > 0`,
+        for: '5m',
+        severity: 'critical',
+        summary: `Keystile enforcer ${target} refuses checks for an API stage it does not serve`,
+        description:
+          'For 5 minutes the enforcer has answered checks 403 UnknownStage ({{ $value | humanize }} a second): Envoy sends it checks for an API stage it has not loaded, so every request to that stage is refused, whatever its key. The enforcer is ready (it loaded a config, perhaps with no stage at all), so no other alert sees it.',
+        runbook: [
+          'See which stages the enforcer serves on the `API stages loaded` and `Config revision per API stage` panels (0 stages: it serves nothing), and compare with the stages Envoy routes to it.',
+          "Watch mode: `--stages` (the chart's `gateway.stages` api and stage, a sidecar's `keystile.dev/api-stage` annotation) must name each API stage exactly as its PlanBindings do; a typo loads nothing for that stage.",
+          'Check that the operator has rendered the stage: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index). No index: is a PlanBinding Ready for that API stage (`kubectl -n <namespace> get planbindings`), and is the operator leading (KeystileOperatorNoLeader)?',
+          'Mounted and standalone modes: the volume or `--config` file must hold the stage (`keystile render` for the standalone file).',
+        ],
+        probe: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${E.decisions}[5m]))`,
       },
       {
         alert: 'KeystileDecisionLatencyHigh',

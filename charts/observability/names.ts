@@ -5,7 +5,7 @@
  * every name a query mentions against these lists, and that every metric is charted or said not to be,
  * so a renamed or new metric fails the tests, not a dashboard in production.
  */
-import { REASONS } from '../../enforcer/src/errors.ts';
+import { Reason, REASONS } from '../../enforcer/src/errors.ts';
 import { FALLBACK_POLICIES } from '../../enforcer/src/store/redis-loss-policy.ts';
 import { METRIC_NAMES } from '../../enforcer/src/telemetry/metrics.ts';
 import { makeMetrics, type OperatorMetrics } from '../../operator/src/telemetry/metrics.ts';
@@ -83,6 +83,9 @@ export const QUOTA_DECISIONS: readonly string[] = Object.freeze([
  * still exports its failed checks as policy="closed": the queries match these values only.)
  */
 export const FALLBACK_POLICY_VALUES: readonly string[] = FALLBACK_POLICIES;
+
+/** The reason of a check naming an API stage the enforcer does not serve (403). */
+export const UNKNOWN_STAGE_REASON: string = Reason.UnknownStage;
 
 /** The decision label of a fail-closed answer (503). */
 export const UNAVAILABLE_DECISION: string = REASONS.NoConfig.decision;

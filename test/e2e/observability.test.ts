@@ -346,8 +346,17 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
       'B deciding without Redis scraped',
       async () => (await value(`sum(keystile_store_fallback_decisions_total{job="${jobs.b}"})`)) >= 3,
     );
+    await until(
+      "A's UnknownStage checks scraped",
+      async () => (await value(`sum(keystile_decisions_total{job="${jobs.a}", reason="UnknownStage"})`)) >= 2,
+    );
     for (let i = 0; i < 3; i++) expect(await check(c.httpPort, live, key['alice'])).toBe(503);
     for (let i = 0; i < 3; i++) expect(await check(b.httpPort, live, key['gina'])).toBe(200);
+    expect(await statuses(2, key['alice'], `${ns}/shop/nowhere`)).toEqual([403, 403]); // UnknownStage again
+    await until(
+      'the second UnknownStage checks scraped',
+      async () => (await value(`sum(keystile_decisions_total{job="${jobs.a}", reason="UnknownStage"})`)) >= 4,
+    );
     await until(
       'the second 503s scraped',
       async () => (await value(`sum(keystile_decisions_total{job="${jobs.c}"})`)) >= 6,
@@ -472,6 +481,7 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     KeystileEnforcerNotReady: (s) => s.metric['job'] === jobs.c,
     KeystileEnforcerConfigRefused: (s) => s.metric['job'] === jobs.c,
     KeystileEnforcerFailingClosed: (s) => s.metric['job'] === jobs.c && s.metric['reason'] === 'NoConfig',
+    KeystileEnforcerUnknownStage: (s) => s.metric['job'] === jobs.a,
     KeystileStoreUnavailable: (s) => s.metric['job'] === jobs.b,
     KeystileStoreFallback: (s) => s.metric['job'] === jobs.b,
     // The errors stop once the enforcer has marked Redis down (it then probes, uncounted): no sustained

@@ -306,6 +306,22 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
+    // E1 loaded no stage (a --stages typo): every check is UnknownStage, with no API stage labels. E2
+    // denies keys on a stage it serves; E3 once saw a check for an unknown stage, long ago.
+    name: 'an enforcer answering UnknownStage for 5 minutes alerts; other denials and old ones do not',
+    series: {
+      [`keystile_decisions_total{${enforcer}, plan="", key_id="", decision="forbidden", reason="UnknownStage"}`]:
+        '0+30x20',
+      [`keystile_decisions_total{${enforcer2}, namespace="shop", api="orders", stage="prod", decision="forbidden", reason="MissingKey"}`]:
+        '0+100x20',
+      [`keystile_decisions_total{${enforcer3}, decision="forbidden", reason="UnknownStage"}`]: '2x20',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerUnknownStage', fires: [] },
+      { at: '10m', alert: 'KeystileEnforcerUnknownStage', fires: [{ labels: E1, value: '500m' }] },
+    ],
+  },
+  {
     name: 'a p99 above 25 ms for 10 minutes is high latency; a fast enforcer is not',
     series: {
       [`keystile_decision_duration_seconds_bucket{${enforcer}, transport="http", le="0.001"}`]: '0+10x30',
