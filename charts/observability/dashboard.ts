@@ -557,11 +557,11 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Work queue depth',
         description:
-          'Items waiting in the work queue of each replica (only the leader works it). A depth that stays high means the operator cannot keep up.',
+          'Items waiting in the work queue of the leader (only the leader has queues). A depth that stays high means the operator cannot keep up.',
         kind: 'timeseries',
         unit: 'short',
         width: 8,
-        queries: [{ expr: `max by (instance) (${OPERATOR.queueDepth})`, legend: '{{instance}}' }],
+        queries: [{ expr: `max by (instance) (${onLeader(OPERATOR.queueDepth)})`, legend: '{{instance}}' }],
       },
       {
         title: 'Leader',
@@ -673,21 +673,26 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Pending usage status writes',
         description:
-          "ApiKeys whose usage changed and whose status is not written yet. With N changed keys and W writes a second, a key's status lags by about the poll interval plus N/W seconds.",
+          "ApiKeys whose usage changed and whose status the leader has not written yet. With N changed keys and W writes a second, a key's status lags by about the poll interval plus N/W seconds.",
         kind: 'timeseries',
         unit: 'short',
         width: 8,
-        queries: [{ expr: `max by (instance) (${OPERATOR.usagePendingWrites})`, legend: '{{instance}}' }],
+        queries: [
+          { expr: `max by (instance) (${onLeader(OPERATOR.usagePendingWrites)})`, legend: '{{instance}}' },
+        ],
       },
       {
         title: 'Oldest pending usage write',
         description:
-          'How long the stalest pending usage status write has waited. It should stay below a few poll intervals; growing, the writes cannot keep up with the changes.',
+          "How long the leader's stalest pending usage status write has waited. It should stay below a few poll intervals; growing, the writes cannot keep up with the changes.",
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
-          { expr: `max by (instance) (${OPERATOR.usageOldestPendingSeconds})`, legend: '{{instance}}' },
+          {
+            expr: `max by (instance) (${onLeader(OPERATOR.usageOldestPendingSeconds)})`,
+            legend: '{{instance}}',
+          },
         ],
       },
     ],

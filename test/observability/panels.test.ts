@@ -33,6 +33,8 @@ interface PanelCase {
 
 const E1 = 'job="keystile-enforcer", instance="10.0.0.1:9190"';
 const E2 = 'job="keystile-enforcer", instance="10.0.0.2:9190"';
+const OA = 'job="keystile-operator", instance="10.0.1.1:8081"';
+const OB = 'job="keystile-operator", instance="10.0.1.2:8081"';
 
 const CASES: readonly PanelCase[] = [
   {
@@ -54,6 +56,29 @@ const CASES: readonly PanelCase[] = [
       { labels: '{instance="10.0.0.2:9190"}', value: 900 },
     ],
   },
+  ...(['Work queue depth', 'Pending usage status writes', 'Oldest pending usage write'] as const).map(
+    (panel, i): PanelCase => {
+      const metric = [
+        'keystile_operator_queue_depth',
+        'keystile_operator_usage_pending_status_writes',
+        'keystile_operator_usage_oldest_pending_seconds',
+      ][i];
+      return {
+        // A lost the Lease at 5m with work queued and writes pending, and (built before it cleared
+        // them) still exports them; B leads since.
+        name: `${panel}: the leader's, not a follower's frozen one`,
+        panel,
+        series: {
+          [`keystile_operator_leader{${OA}}`]: '1x4 0x20',
+          [`${metric}{${OA}}`]: '40x20',
+          [`keystile_operator_leader{${OB}}`]: '0x4 1x20',
+          [`${metric}{${OB}}`]: '3x20',
+        },
+        at: '10m',
+        samples: [{ labels: '{instance="10.0.1.2:8081"}', value: 3 }],
+      };
+    },
+  ),
 ];
 
 const VALUES: Omit<VariableValues, 'range'> = {

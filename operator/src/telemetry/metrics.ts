@@ -141,3 +141,13 @@ export function makeMetrics(): OperatorMetrics {
     }),
   };
 }
+
+/**
+ * What a replica reports once it stops leading (it lost the Lease, or no longer runs the queues): not the
+ * leader, and nothing queued, since its queues are gone. A depth left as it was would stay exported,
+ * frozen, beside the new leader's. (The usage poller clears its own gauges when it stops.)
+ */
+export function stoppedLeading(metrics: OperatorMetrics): void {
+  metrics.leader.set(0);
+  metrics.queueDepth.set(0);
+}
