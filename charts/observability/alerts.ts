@@ -17,7 +17,7 @@ import {
   UNAVAILABLE_DECISION,
   UNKNOWN_STAGE_REASON,
 } from './names.ts';
-import { completeSince, onLeader, oneOf, sel } from './promql.ts';
+import { completeSince, countedWithin, onLeader, oneOf, sel } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
 export type Severity = 'critical' | 'warning' | 'info';
@@ -55,22 +55,6 @@ export const RUNBOOK_PAGE = 'docs/observability.md';
 /** The anchor of an alert's heading (GitHub's: the name lower-cased). */
 export function runbookAnchor(alert: string): string {
   return alert.toLowerCase();
-}
-
-/**
- * Whether a counter counted anything within `window`: it increased, or its series was born within the
- * window, counting, while its target was already being scraped. prom-client creates a labelled series at
- * its first count, with that count as its first sample, so `increase()` alone never sees a threshold
- * crossed once per period. A series with fewer samples in the window than its target has successful
- * scrapes (`up` is 1 on those, 0 on failed ones, so their sum counts them) was born in it; one that was
- * there from the target's first scrape in the window, or across a failed scrape, a restart or a gap in
- * Prometheus's data, is not news. A series born at 0 (a pre-initialised one) counted nothing.
- *
- * For counters the process pre-initialises at 0 (the enforcer's config reload errors), `increase() > 0`
- * alone is the test: their first count is an increase.
- */
-export function countedWithin(counter: string, window: string): string {
-  return `(increase(${counter}[${window}]) > 0 or (${counter} > 0 and count_over_time(${counter}[${window}]) < on (job, instance) group_left sum_over_time(${PROMETHEUS.up}[${window}])))`;
 }
 
 const E = ENFORCER;

@@ -46,6 +46,7 @@ import {
 } from './names.ts';
 import {
   completeSince,
+  countedWithin,
   NAMESPACE_FILTER,
   oneOf,
   onLeader,
@@ -323,14 +324,14 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Quota thresholds crossed',
         description:
-          "Keys that crossed a usage-alert threshold (a plan's `alerts.thresholds`, percent of the quota), by key id, plan, stage and threshold, as counted by the enforcers running during the time range. Each crossing is counted once per key and period (once per enforcer with the memory store). The operator also records an Event on the ApiKey for each.",
+          "Usage-alert thresholds (a plan's `alerts.thresholds`, percent of the quota) crossed during the time range, by key id, plan, stage and threshold: how many crossings, summed over the enforcers. A key crosses each threshold once per period; with the Redis store that crossing is counted once (by the enforcer whose request crossed it), with the memory store once by every enforcer that saw it. The operator also records an Event on the ApiKey for each.",
         kind: 'table',
         unit: 'short',
         width: 12,
         instant: true,
         queries: [
           {
-            expr: `max by (namespace, api, stage, plan, key_id, threshold) (max_over_time(${sel(ENFORCER.quotaAlerts, ...SP)}[${RANGE}]))`,
+            expr: `sum by (namespace, api, stage, plan, key_id, threshold) (round(${countedWithin(sel(ENFORCER.quotaAlerts, ...SP), RANGE)}))`,
           },
         ],
       },

@@ -33,6 +33,7 @@ interface PanelCase {
 
 const E1 = 'job="keystile-enforcer", instance="10.0.0.1:9190"';
 const E2 = 'job="keystile-enforcer", instance="10.0.0.2:9190"';
+const STAGE = 'namespace="shop", api="orders", stage="prod", plan="shop/gold"';
 const OA = 'job="keystile-operator", instance="10.0.1.1:8081"';
 const OB = 'job="keystile-operator", instance="10.0.1.2:8081"';
 
@@ -54,6 +55,27 @@ const CASES: readonly PanelCase[] = [
     samples: [
       { labels: '{instance="10.0.0.1:9190"}', value: 1080 },
       { labels: '{instance="10.0.0.2:9190"}', value: 900 },
+    ],
+  },
+  {
+    // The last 30 minutes (30m to 60m). k1 crossed 80% long before (its series has held 1 since); k2
+    // crossed 90% at 40m on E2. With --metrics-key-id false (no key id), 50% was crossed by keys on E1
+    // three times before the range and once in it (at 40m), and once on E2 (its series born at 45m).
+    name: 'the quota thresholds crossed are those crossed in the time range, summed over the enforcers',
+    panel: 'Quota thresholds crossed',
+    range: '30m',
+    series: {
+      [`up{${E1}}`]: '1x60',
+      [`up{${E2}}`]: '1x60',
+      [`keystile_quota_alerts_total{${E1}, ${STAGE}, key_id="k1", threshold="80"}`]: '_x5 1x55',
+      [`keystile_quota_alerts_total{${E2}, ${STAGE}, key_id="k2", threshold="90"}`]: '_x40 1x20',
+      [`keystile_quota_alerts_total{${E1}, ${STAGE}, key_id="", threshold="50"}`]: '_x10 3x30 4x20',
+      [`keystile_quota_alerts_total{${E2}, ${STAGE}, key_id="", threshold="50"}`]: '_x45 1x15',
+    },
+    at: '60m',
+    samples: [
+      { labels: `{${STAGE}, key_id="k2", threshold="90"}`, value: 1 },
+      { labels: `{${STAGE}, threshold="50"}`, value: 2 },
     ],
   },
   ...(['Work queue depth', 'Pending usage status writes', 'Oldest pending usage write'] as const).map(
