@@ -83,7 +83,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         severity: 'critical',
         summary: `Keystile enforcer ${target} has no config loaded`,
         description:
-          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client.',
+          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client. (With `--fail-open` it allows every check unchecked instead.)',
         runbook: [
           "Read the enforcer's log: a refused config is logged at `warn` with its reason code (`Invalid`, `Inconsistent`, `Unreadable`), one still waiting for a shard at `info` (`Incomplete`).",
           "Check that the operator has rendered every shard the stage's index names: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the objects it lists. (An index missing altogether does not keep the enforcer unready: it loads without that stage and refuses its checks, KeystileEnforcerUnknownStage.)",
@@ -204,7 +204,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         runbook: [
           'Check Redis itself: `redis-cli -u <url> ping` and, for a Cluster, `CLUSTER INFO`. (Redis out of memory is not this alert: it refuses writes while it answers, which shows as KeystileStoreErrors.)',
           'Check the path from the enforcer: DNS, NetworkPolicy, TLS settings, the password Secret.',
-          'The `Fallback decisions` panel shows how many checks `open` or `local` decided while it was away; under `closed` they are the unavailable ones of `Requests by decision`.',
+          'The `Fallback decisions` panel shows how many checks `open` or `local` decided while it was away; under `closed` they are the unavailable ones on the `Requests by decision` panel.',
         ],
         probe: E.storeAvailable,
       },

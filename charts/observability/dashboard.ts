@@ -40,6 +40,7 @@ import {
   ENFORCER_PROCESS,
   OPERATOR,
   OPERATOR_PROCESS,
+  OPERATOR_WRITE_VERBS,
   PASSING_DECISIONS,
   QUOTA_DECISIONS,
   THROTTLE_DECISIONS,
@@ -576,8 +577,7 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Writes',
-        description:
-          'Writes to the API server per second by resource and verb (create, update, delete, status).',
+        description: `Writes to the API server per second by resource and verb (${OPERATOR_WRITE_VERBS.join(', ')}; \`label\`: an imported key's own Secret labelled so the operator sees its changes).`,
         kind: 'timeseries',
         unit: 'ops',
         width: 8,
@@ -747,7 +747,7 @@ export const ROWS: readonly RowSpec[] = [
  */
 export const UNCHARTED: Readonly<Record<string, string>> = Object.freeze({
   [OPERATOR.usageAlerts]:
-    "the enforcers' keystile_quota_alerts_total shows the same crossings per key id (Quota alerts panel)",
+    "the enforcers' keystile_quota_alerts_total shows the same crossings per key id (the `Quota thresholds crossed` panel)",
 });
 
 /** The dashboard's uid: stable, so links and provisioning find it. */

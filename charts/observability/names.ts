@@ -8,7 +8,7 @@
 import { Reason, REASONS } from '../../enforcer/src/errors.ts';
 import { FALLBACK_POLICIES } from '../../enforcer/src/store/redis-loss-policy.ts';
 import { METRIC_NAMES } from '../../enforcer/src/telemetry/metrics.ts';
-import { makeMetrics, type OperatorMetrics } from '../../operator/src/telemetry/metrics.ts';
+import { makeMetrics, type OperatorMetrics, WRITE_VERBS } from '../../operator/src/telemetry/metrics.ts';
 
 /** The enforcer's metrics (its admin port's /metrics). */
 export const ENFORCER: typeof METRIC_NAMES = METRIC_NAMES;
@@ -30,6 +30,9 @@ function operatorNames(): OperatorMetricNames {
   }
   return Object.freeze(names);
 }
+
+/** The `verb` values of the operator's keystile_operator_writes_total. */
+export const OPERATOR_WRITE_VERBS: readonly string[] = WRITE_VERBS;
 
 /** Prometheus's own per-target series. */
 export const PROMETHEUS = Object.freeze({ up: 'up' });
