@@ -10,6 +10,7 @@
  */
 import {
   ENFORCER,
+  FAIL_OPEN_DECISION,
   FALLBACK_POLICY_VALUES,
   OPERATOR,
   PROMETHEUS,
@@ -83,7 +84,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         severity: 'critical',
         summary: `Keystile enforcer ${target} has no config loaded`,
         description:
-          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client. (With `--fail-open` it allows every check unchecked instead.)',
+          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client. (With `--fail-open` it allows every check unchecked instead: KeystileEnforcerFailingOpen.)',
         runbook: [
           "Read the enforcer's log: a refused config is logged at `warn` with its reason code (`Invalid`, `Inconsistent`, `Unreadable`), one still waiting for a shard at `info` (`Incomplete`).",
           "Check that the operator has rendered every shard the stage's index names: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the objects it lists. (An index missing altogether does not keep the enforcer unready: it loads without that stage and refuses its checks, KeystileEnforcerUnknownStage.)",
@@ -155,6 +156,21 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           "`InternalError`: look for KeystileStoreUnavailable; with the Redis store and `--redis-unavailable closed` every decision fails while Redis is away. Otherwise read the enforcer's log at `error`.",
         ],
         probe: E.decisions,
+      },
+      {
+        alert: 'KeystileEnforcerFailingOpen',
+        expr: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${sel(E.decisions, `decision="${FAIL_OPEN_DECISION}"`)}[5m])) > 0`,
+        for: '5m',
+        severity: 'critical',
+        summary: `Keystile enforcer ${target} lets checks through undecided (fail open)`,
+        description:
+          'For 5 minutes the enforcer, run with `--fail-open`, has allowed checks it could not decide ({{ $value | humanize }} a second): it has no config, its counter store failed, or deciding failed. Those requests reach the API counted against no quota and, without a config, with no key checked at all.',
+        runbook: [
+          'No config (KeystileEnforcerNotReady fires too): follow its runbook.',
+          "The counter store: follow KeystileStoreUnavailable or KeystileStoreErrors (under `--redis-unavailable closed`, a lost Redis fails these checks, and `--fail-open` allows them). Otherwise read the enforcer's log at `error`.",
+          'Whether `--fail-open` should stay on is a choice of availability over enforcement; without it these checks would be 503s (KeystileEnforcerFailingClosed).',
+        ],
+        probe: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${E.decisions}[5m]))`,
       },
       {
         alert: 'KeystileEnforcerUnknownStage',

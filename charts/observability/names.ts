@@ -90,6 +90,9 @@ export const FALLBACK_POLICY_VALUES: readonly string[] = FALLBACK_POLICIES;
 /** The reason of a check naming an API stage the enforcer does not serve (403). */
 export const UNKNOWN_STAGE_REASON: string = Reason.UnknownStage;
 
+/** The decision label of a check allowed because it could not be decided (`--fail-open`). */
+export const FAIL_OPEN_DECISION: string = REASONS.FailOpen.decision;
+
 /** The decision label of a fail-closed answer (503). */
 export const UNAVAILABLE_DECISION: string = REASONS.NoConfig.decision;
 

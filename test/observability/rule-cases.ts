@@ -306,6 +306,21 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
+    // E1 runs with --fail-open and its Redis is gone (closed policy): it allows what it cannot count. E2
+    // allows checks it decided.
+    name: 'an enforcer allowing undecided checks for 5 minutes fails open; allowed checks do not',
+    series: {
+      [`keystile_decisions_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", decision="fail_open", reason="FailOpen"}`]:
+        '0+6x20',
+      [`keystile_decisions_total{${enforcer2}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", decision="allowed", reason="Allowed"}`]:
+        '0+100x20',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerFailingOpen', fires: [] },
+      { at: '10m', alert: 'KeystileEnforcerFailingOpen', fires: [{ labels: E1, value: '100m' }] },
+    ],
+  },
+  {
     // E1 loaded no stage (a --stages typo): every check is UnknownStage, with no API stage labels. E2
     // denies keys on a stage it serves; E3 once saw a check for an unknown stage, long ago.
     name: 'an enforcer answering UnknownStage for 5 minutes alerts; other denials and old ones do not',
