@@ -339,6 +339,7 @@ describe('the chart', () => {
     expect(config.checkHost).toBe('127.0.0.1');
     expect(config.adminHost).toBe('0.0.0.0');
     expect(config.store).toBe(set === 'redis' ? 'redis' : 'memory');
+    expect(config.metricsKeyId).toBe(true);
     if (set === 'redis') {
       expect(config.redisTimeoutMs).toBe(250);
       expect(config.redis).toMatchObject({
@@ -352,6 +353,12 @@ describe('the chart', () => {
     } else {
       expect(opConfig.usage.endpoints).toEqual(['dns+http://keystile-gateway-admin.keystile-system.svc.cluster.local:9190']);
     }
+  });
+
+  it('turns the key id label of the enforcer metrics off with gateway.enforcer.metricsKeyId', () => {
+    const objs = objects(template(['-f', valuesFile('gateway'), '--set', 'gateway.enforcer.metricsKeyId=false']));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    expect(loadEnforcerConfig(enforcer.args ?? [], environment(enforcer)).metricsKeyId).toBe(false);
   });
 
   it.each([
