@@ -1,8 +1,11 @@
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import type { Decision } from '../decision/answers.ts';
 import { plan, stageDocuments, stageTexts } from '../../testing/fixtures.ts';
 import { CatalogLoader } from '../catalog/loader.ts';
 import { ThresholdParser } from '../catalog/parser.ts';
-import { EnforcerMetrics, METRIC_NAMES } from './metrics.ts';
+import { EnforcerMetrics, MAX_DECISION_SERIES, METRIC_NAMES } from './metrics.ts';
 
 const gold = plan('shop', 'gold', { throttle: { rate: 10, burst: 10 } });
 const stage = (name: string) => ({ namespace: 'shop', api: 'orders', stage: name });
@@ -50,5 +53,20 @@ describe("the enforcer's config metrics", () => {
     expect(await gauge(metrics, METRIC_NAMES.configStages)).toBe(2);
     expect(await gauge(metrics, METRIC_NAMES.configLastReload)).toBe(now);
     await loader.close();
+  });
+
+  it('keep at most MAX_DECISION_SERIES decision label sets, then start over, as docs/enforcer.md says', async () => {
+    const metrics = new EnforcerMetrics(true, false);
+    const decision = (keyId: string): Decision =>
+      ({ reason: 'Allowed', stage: 'shop/orders/prod', plan: 'shop/gold', keyId }) as unknown as Decision;
+    const series = async (): Promise<number> =>
+      (await metrics.registry.getSingleMetric(METRIC_NAMES.decisions)?.get())?.values.length ?? 0;
+    for (let i = 0; i < MAX_DECISION_SERIES; i++) metrics.decided(decision(`k${i}`), 'http', 0.00001);
+    metrics.decided(decision('k0'), 'http', 0.00001); // a known label set: counted in place
+    expect(await series()).toBe(MAX_DECISION_SERIES);
+    metrics.decided(decision('one-more'), 'http', 0.00001);
+    expect(await series()).toBe(1);
+    const doc = readFileSync(join(import.meta.dirname, '../../../docs/enforcer.md'), 'utf8');
+    expect(doc).toContain(MAX_DECISION_SERIES.toLocaleString('en-US'));
   });
 });

@@ -39,6 +39,13 @@ export const METRIC_NAMES = Object.freeze({
   quotaAlerts: 'keystile_quota_alerts_total',
 });
 
+/**
+ * The most label sets keystile_decisions_total keeps. A decision with a new one past it starts every
+ * decision series over (Prometheus reads it as counter resets; series not counted again go stale): a
+ * bound on memory with very many keys, which `--metrics-key-id false` avoids (docs/enforcer.md).
+ */
+export const MAX_DECISION_SERIES = 200_000;
+
 /** Sub-millisecond buckets: a decision takes tens of microseconds. */
 export const DECISION_BUCKETS: readonly number[] = Object.freeze([
   0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05,
@@ -266,7 +273,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     if (known !== undefined) known.value++;
     else {
       // A bound on memory for label sets (a flood of unknown keys adds none: they have no key id).
-      if (this.#counts.size >= 200_000) {
+      if (this.#counts.size >= MAX_DECISION_SERIES) {
         this.#counts.clear();
         this.#byReason.clear();
       }
