@@ -248,6 +248,10 @@ const gateway = obj(
         'header:x-api-key',
       ),
       logLevel: oneOf('Log level.', ['trace', 'debug', 'info', 'warn', 'error', 'silent'], 'info'),
+      metricsKeyId: bool(
+        'Label the decision and quota-threshold metrics with the key id (`--metrics-key-id`). Off for very many keys: one series per key and outcome otherwise, and past 200,000 label sets the enforcer starts its decision series over (docs/operating-at-scale.md). The per-key panels are then empty.',
+        true,
+      ),
       nodeOptions: str(
         'NODE_OPTIONS: a small young generation lowers resident memory, and keeps the heap flat under load with the Redis store.',
         ENFORCER_NODE_OPTIONS,

@@ -8,8 +8,17 @@
  * alert watches. On a healthy system the alert returns nothing, so the end-to-end test runs the probe
  * to show that the alert is not silent for want of series (a renamed metric, a lost label).
  */
-import { ENFORCER, OPERATOR, PROMETHEUS, UNAVAILABLE_DECISION } from './names.ts';
-import { onLeader } from './promql.ts';
+import {
+  ENFORCER,
+  FAIL_OPEN_DECISION,
+  FALLBACK_POLICY_VALUES,
+  OPERATOR,
+  PROMETHEUS,
+  TARGET_COMPONENT,
+  UNAVAILABLE_DECISION,
+  UNKNOWN_STAGE_REASON,
+} from './names.ts';
+import { completeSince, countedWithin, onLeader, oneOf, sel } from './promql.ts';
 
 /** How urgent: critical pages someone, warning is a ticket, info is for the people who sell the API. */
 export type Severity = 'critical' | 'warning' | 'info';
@@ -49,25 +58,18 @@ export function runbookAnchor(alert: string): string {
   return alert.toLowerCase();
 }
 
-/**
- * Whether a counter counted anything within `window`: it increased, or its series was born within the
- * window, counting, while its target was already being scraped. prom-client creates a labelled series at
- * its first count, with that count as its first sample, so `increase()` alone never sees a threshold
- * crossed once per period. A series with fewer samples in the window than its target has successful
- * scrapes (`up` is 1 on those, 0 on failed ones, so their sum counts them) was born in it; one that was
- * there from the target's first scrape in the window, or across a failed scrape, a restart or a gap in
- * Prometheus's data, is not news. A series born at 0 (a pre-initialised one) counted nothing.
- *
- * For counters the process pre-initialises at 0 (the enforcer's config reload errors), `increase() > 0`
- * alone is the test: their first count is an increase.
- */
-export function countedWithin(counter: string, window: string): string {
-  return `(increase(${counter}[${window}]) > 0 or (${counter} > 0 and count_over_time(${counter}[${window}]) < on (job, instance) group_left sum_over_time(${PROMETHEUS.up}[${window}])))`;
-}
-
 const E = ENFORCER;
 const O = OPERATOR;
 const target = '{{ $labels.job }}/{{ $labels.instance }}';
+
+/**
+ * `up` of every target that is an enforcer: those the scrape configuration labels so (whether or not
+ * they ever answered a scrape), or else those that exposed the enforcer's metrics within the hour.
+ */
+function enforcerUp(filter: string): string {
+  const labelled = sel(PROMETHEUS.up, `${TARGET_COMPONENT.label}=~"${oneOf(TARGET_COMPONENT.enforcers)}"`);
+  return `${labelled}${filter} or (${PROMETHEUS.up}${filter} and on (job, instance) max_over_time(${E.configLoaded}[1h]))`;
+}
 
 /** The alert groups, as the chart's PrometheusRule and the rule file hold them. */
 export const ALERT_GROUPS: readonly AlertGroup[] = [
@@ -82,10 +84,11 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         severity: 'critical',
         summary: `Keystile enforcer ${target} has no config loaded`,
         description:
-          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client.',
+          'The enforcer has loaded no valid config for 5 minutes, so it answers every check 503 (fail closed): the API behind it is unavailable to every client. (With `--fail-open` it allows every check unchecked instead: KeystileEnforcerFailingOpen.)',
         runbook: [
           "Read the enforcer's log: a refused config is logged at `warn` with its reason code (`Invalid`, `Inconsistent`, `Unreadable`), one still waiting for a shard at `info` (`Incomplete`).",
-          'Check that the operator has rendered the stage: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the shards it names. No index: is a PlanBinding Ready for that API stage, and is the operator leading (KeystileOperatorNoLeader)?',
+          "Check that the operator has rendered every shard the stage's index names: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index) and the objects it lists. (An index missing altogether does not keep the enforcer unready: it loads without that stage and refuses its checks, KeystileEnforcerUnknownStage.)",
+          "Watch mode: a list the enforcer's Role does not allow (403 in its log, retried) keeps it unready until it succeeds.",
           "Watch mode: the enforcer's Role must name every rendered object (`resourceNames`); a stage with more shards than the Role allows stays Incomplete. Mounted mode: the volume must hold every object of the stage.",
           'Standalone mode: check the file given to `--config` exists and validates: `keystile render` writes a valid one.',
         ],
@@ -93,18 +96,18 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileEnforcerDown',
-        expr: `${PROMETHEUS.up} == 0 and on (job, instance) max_over_time(${E.configLoaded}[1h])`,
+        expr: enforcerUp(' == 0'),
         for: '5m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} cannot be scraped`,
         description:
-          "A target that exposed the enforcer's metrics within the last hour has failed its scrapes for 5 minutes: the enforcer is down or hung. Envoy answers 503 for every request it should have checked (failure_mode_allow is off).",
+          "An enforcer's target (labelled keystile_component gateway or sidecar by the scrape configuration, or one that exposed the enforcer's metrics within the last hour) has failed its scrapes for 5 minutes: the enforcer is down, hung, or has never started (a crash loop after a bad rollout). Envoy answers 503 for every request it should have checked (failure_mode_allow is off).",
         runbook: [
-          'Check the pod: `kubectl get pod <pod> -o wide`, its restarts and its last termination reason (OOMKilled: raise the memory limit, or set `NODE_OPTIONS=--max-semi-space-size=4`).',
+          'Check the pod: `kubectl get pod <pod> -o wide`, its restarts and its last termination reason (OOMKilled: raise the memory limit, or set `NODE_OPTIONS=--max-semi-space-size=4`). A new pod in CrashLoopBackOff after a rollout: read its log (`kubectl logs <pod> -c enforcer --previous`) for the flag or setting it refused, and roll back.',
           'Probe the admin port from inside the cluster: `curl http://<pod-ip>:9190/healthz`. If it answers, the scrape path is wrong (NetworkPolicy, Service port), not the enforcer.',
           'Read the log for the last lines before it stopped answering.',
         ],
-        probe: `${PROMETHEUS.up} and on (job, instance) max_over_time(${E.configLoaded}[1h])`,
+        probe: enforcerUp(''),
       },
       {
         alert: 'KeystileEnforcerConfigRefused',
@@ -125,19 +128,20 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       {
         alert: 'KeystileEnforcerConfigStale',
         // Its latest loads refused something, and none since refused nothing, for 15 minutes: a refusal
-        // followed by a clean load (a routine Incomplete: the index before its shards) never counts.
-        expr: `(time() - ${E.configLastReload}) and on (job, instance) (${E.configLastReloadError} > on (job, instance) ${E.configLastReload}) and on (job, instance) ${E.configLoaded} == 1`,
+        // followed by a clean load (a routine Incomplete: the index before its shards) never counts. Its
+        // value counts from the last load that refused nothing, or from its start if none has (0: never).
+        expr: `(time() - ${completeSince()}) and on (job, instance) (${E.configLastReloadError} > on (job, instance) ${E.configLastReload}) and on (job, instance) ${E.configLoaded} == 1`,
         for: '15m',
         severity: 'critical',
         summary: `Keystile enforcer ${target} serves a stale config`,
         description:
-          'The enforcer has refused the configs it was given for 15 minutes, and last loaded one in full {{ $value | humanizeDuration }} ago: it keeps enforcing what it had then. A key disabled or deleted since is still accepted by it.',
+          'The enforcer has refused the configs it was given for 15 minutes; its config has not been the one given for {{ $value | humanizeDuration }} (since its last load that refused nothing, or since it started if none ever has). It keeps enforcing what it had then, and an API stage it has refused at every load since it started is not served at all. A key disabled or deleted since is still accepted by it.',
         runbook: [
           "Follow KeystileEnforcerConfigRefused for the reason of the refusals; `Incomplete` counts here too: a shard that never arrives (watch mode: a Role without the new shard's name; mounted mode: a volume without it).",
           'Compare the `Config generation` panel across the enforcers of the same stages: the stale one lags.',
           "Once the cause is fixed the enforcer swaps in the new config by itself (watch: at once; mounted: within the kubelet's sync period); restarting it is not needed.",
         ],
-        probe: `(time() - ${E.configLastReload}) and on (job, instance) ${E.configLastReloadError} and on (job, instance) ${E.configLoaded}`,
+        probe: `(time() - ${completeSince()}) and on (job, instance) ${E.configLastReloadError} and on (job, instance) ${E.configLoaded}`,
       },
       {
         alert: 'KeystileEnforcerFailingClosed',
@@ -152,6 +156,37 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
           "`InternalError`: look for KeystileStoreUnavailable; with the Redis store and `--redis-unavailable closed` every decision fails while Redis is away. Otherwise read the enforcer's log at `error`.",
         ],
         probe: E.decisions,
+      },
+      {
+        alert: 'KeystileEnforcerFailingOpen',
+        expr: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${sel(E.decisions, `decision="${FAIL_OPEN_DECISION}"`)}[5m])) > 0`,
+        for: '5m',
+        severity: 'critical',
+        summary: `Keystile enforcer ${target} lets checks through undecided (fail open)`,
+        description:
+          'For 5 minutes the enforcer, run with `--fail-open`, has allowed checks it could not decide ({{ $value | humanize }} a second): it has no config, its counter store failed, or deciding failed. Those requests reach the API counted against no quota and, without a config, with no key checked at all.',
+        runbook: [
+          'No config (KeystileEnforcerNotReady fires too): follow its runbook.',
+          "The counter store: follow KeystileStoreUnavailable or KeystileStoreErrors (under `--redis-unavailable closed`, a lost Redis fails these checks, and `--fail-open` allows them). Otherwise read the enforcer's log at `error`.",
+          'Whether `--fail-open` should stay on is a choice of availability over enforcement; without it these checks would be 503s (KeystileEnforcerFailingClosed).',
+        ],
+        probe: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${E.decisions}[5m]))`,
+      },
+      {
+        alert: 'KeystileEnforcerUnknownStage',
+        expr: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${sel(E.decisions, `reason="${UNKNOWN_STAGE_REASON}"`)}[5m])) > 0`,
+        for: '5m',
+        severity: 'critical',
+        summary: `Keystile enforcer ${target} refuses checks for an API stage it does not serve`,
+        description:
+          'For 5 minutes the enforcer has answered checks 403 UnknownStage ({{ $value | humanize }} a second): Envoy sends it checks for an API stage it has not loaded, so every request to that stage is refused, whatever its key. The enforcer is ready (it loaded a config, perhaps with no stage at all), so no other alert sees it.',
+        runbook: [
+          'See which stages the enforcer serves on the `API stages loaded` and `Config revision per API stage` panels (0 stages: it serves nothing), and compare with the stages Envoy routes to it.',
+          "Watch mode: `--stages` (the chart's `gateway.stages` api and stage, a sidecar's `keystile.dev/api-stage` annotation) must name each API stage exactly as its PlanBindings do; a typo loads nothing for that stage.",
+          'Check that the operator has rendered the stage: `kubectl -n <namespace> get configmap keystile-<api>.<stage>` (the index). No index: is a PlanBinding Ready for that API stage (`kubectl -n <namespace> get planbindings`), and is the operator leading (KeystileOperatorNoLeader)?',
+          'Mounted and standalone modes: the volume or `--config` file must hold the stage (`keystile render` for the standalone file).',
+        ],
+        probe: `sum without (namespace, api, stage, plan, key_id, decision, reason) (rate(${E.decisions}[5m]))`,
       },
       {
         alert: 'KeystileDecisionLatencyHigh',
@@ -185,7 +220,7 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
         runbook: [
           'Check Redis itself: `redis-cli -u <url> ping` and, for a Cluster, `CLUSTER INFO`. (Redis out of memory is not this alert: it refuses writes while it answers, which shows as KeystileStoreErrors.)',
           'Check the path from the enforcer: DNS, NetworkPolicy, TLS settings, the password Secret.',
-          'The `Fallback decisions` panel shows how many checks were decided under the policy while it was away.',
+          'The `Fallback decisions` panel shows how many checks `open` or `local` decided while it was away; under `closed` they are the unavailable ones on the `Requests by decision` panel.',
         ],
         probe: E.storeAvailable,
       },
@@ -206,17 +241,17 @@ export const ALERT_GROUPS: readonly AlertGroup[] = [
       },
       {
         alert: 'KeystileStoreFallback',
-        expr: `sum without (policy) (rate(${E.storeFallbackDecisions}[5m])) > 0`,
+        expr: `sum without (policy) (rate(${sel(E.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`)}[5m])) > 0`,
         for: '1m',
         severity: 'warning',
         summary: `Keystile enforcer ${target} decides without its counter store`,
         description:
-          'Checks are being decided under the Redis-loss policy ({{ $value | humanize }} a second): with `open` they are allowed and counted nowhere, with `local` each replica counts on its own, so quotas are not exact until Redis returns.',
+          "Checks are being decided under the Redis-loss policy ({{ $value | humanize }} a second): with `open` they are allowed and counted nowhere, with `local` each replica counts on its own, so quotas are not exact until Redis returns. (With `closed`, the default, nothing is decided in Redis's place: the checks fail, which KeystileEnforcerFailingClosed watches.)",
         runbook: [
           'Follow KeystileStoreUnavailable to bring Redis back.',
           'With `local`, the counts kept meanwhile are added to Redis when it returns; with `open`, the requests allowed meanwhile are not counted against any quota.',
         ],
-        probe: E.storeFallbackDecisions,
+        probe: sel(E.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`),
       },
     ],
   },

@@ -36,14 +36,27 @@ import type { Options as TimeSeriesOptions } from '@grafana/schema/dist/esm/raw/
 import {
   DENYING_DECISIONS,
   ENFORCER,
+  FALLBACK_POLICY_VALUES,
   ENFORCER_PROCESS,
   OPERATOR,
   OPERATOR_PROCESS,
+  OPERATOR_WRITE_VERBS,
   PASSING_DECISIONS,
   QUOTA_DECISIONS,
   THROTTLE_DECISIONS,
 } from './names.ts';
-import { NAMESPACE_FILTER, oneOf, onLeader, PLAN_FILTER, RANGE, RATE, sel, STAGE_FILTER } from './promql.ts';
+import {
+  completeSince,
+  countedWithin,
+  NAMESPACE_FILTER,
+  oneOf,
+  onLeader,
+  PLAN_FILTER,
+  RANGE,
+  RATE,
+  sel,
+  STAGE_FILTER,
+} from './promql.ts';
 
 /** One query of a panel. */
 export interface QuerySpec {
@@ -312,14 +325,14 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Quota thresholds crossed',
         description:
-          "Keys that crossed a usage-alert threshold (a plan's `alerts.thresholds`, percent of the quota), by key id, plan, stage and threshold, as counted by the enforcers running during the time range. Each crossing is counted once per key and period (once per enforcer with the memory store). The operator also records an Event on the ApiKey for each.",
+          "Usage-alert thresholds (a plan's `alerts.thresholds`, percent of the quota) crossed during the time range, by key id, plan, stage and threshold: how many crossings, summed over the enforcers. A key crosses each threshold once per period; with the Redis store that crossing is counted once (by the enforcer whose request crossed it), with the memory store once by every enforcer that saw it. The operator also records an Event on the ApiKey for each.",
         kind: 'table',
         unit: 'short',
         width: 12,
         instant: true,
         queries: [
           {
-            expr: `max by (namespace, api, stage, plan, key_id, threshold) (max_over_time(${sel(ENFORCER.quotaAlerts, ...SP)}[${RANGE}]))`,
+            expr: `sum by (namespace, api, stage, plan, key_id, threshold) (round(${countedWithin(sel(ENFORCER.quotaAlerts, ...SP), RANGE)}))`,
           },
         ],
       },
@@ -402,13 +415,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Age of the last good reload',
         description:
-          'Time since each ready enforcer last swapped in a config. Growing is normal while nothing changes; growing while reload errors appear means the enforcer serves a stale config (see the KeystileEnforcerConfigStale alert).',
+          'Time since each ready enforcer last loaded a config with nothing refused (a change swapped in, or the config in use confirmed as given), or since it started if no load ever refused nothing. Growing is normal while nothing changes; growing while reload errors appear means the enforcer serves a stale config (see the KeystileEnforcerConfigStale alert).',
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
           {
-            expr: `max by (instance) (time() - ${ENFORCER.configLastReload} and on (job, instance) ${ENFORCER.configLoaded} == 1)`,
+            expr: `max by (instance) (time() - ${completeSince()} and on (job, instance) ${ENFORCER.configLoaded} == 1)`,
             legend: '{{instance}}',
           },
         ],
@@ -498,13 +511,13 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Fallback decisions',
         description:
-          "Checks decided under the Redis-loss policy per second: `open` allowed and counted nowhere, `local` counted in the enforcer's memory until Redis returns. (`closed` answers 503 and shows as unavailable decisions.)",
+          "Checks decided under the Redis-loss policy per second: `open` allowed and counted nowhere, `local` counted in the enforcer's memory until Redis returns. (`closed` decides nothing: its checks answer 503 and show as unavailable decisions, or as fail_open under `--fail-open`.)",
         kind: 'timeseries',
         unit: 'reqps',
         width: 8,
         queries: [
           {
-            expr: `sum by (instance, policy) (rate(${ENFORCER.storeFallbackDecisions}[${RATE}]))`,
+            expr: `sum by (instance, policy) (rate(${sel(ENFORCER.storeFallbackDecisions, `policy=~"${oneOf(FALLBACK_POLICY_VALUES)}"`)}[${RATE}]))`,
             legend: '{{instance}} {{policy}}',
           },
         ],
@@ -546,11 +559,11 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Work queue depth',
         description:
-          'Items waiting in the work queue of each replica (only the leader works it). A depth that stays high means the operator cannot keep up.',
+          'Items waiting in the work queue of the leader (only the leader has queues). A depth that stays high means the operator cannot keep up.',
         kind: 'timeseries',
         unit: 'short',
         width: 8,
-        queries: [{ expr: `max by (instance) (${OPERATOR.queueDepth})`, legend: '{{instance}}' }],
+        queries: [{ expr: `max by (instance) (${onLeader(OPERATOR.queueDepth)})`, legend: '{{instance}}' }],
       },
       {
         title: 'Leader',
@@ -564,8 +577,7 @@ export const ROWS: readonly RowSpec[] = [
       },
       {
         title: 'Writes',
-        description:
-          'Writes to the API server per second by resource and verb (create, update, delete, status).',
+        description: `Writes to the API server per second by resource and verb (${OPERATOR_WRITE_VERBS.join(', ')}; \`label\`: an imported key's own Secret labelled so the operator sees its changes).`,
         kind: 'timeseries',
         unit: 'ops',
         width: 8,
@@ -662,21 +674,26 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Pending usage status writes',
         description:
-          "ApiKeys whose usage changed and whose status is not written yet. With N changed keys and W writes a second, a key's status lags by about the poll interval plus N/W seconds.",
+          "ApiKeys whose usage changed and whose status the leader has not written yet. With N changed keys and W writes a second, a key's status lags by about the poll interval plus N/W seconds.",
         kind: 'timeseries',
         unit: 'short',
         width: 8,
-        queries: [{ expr: `max by (instance) (${OPERATOR.usagePendingWrites})`, legend: '{{instance}}' }],
+        queries: [
+          { expr: `max by (instance) (${onLeader(OPERATOR.usagePendingWrites)})`, legend: '{{instance}}' },
+        ],
       },
       {
         title: 'Oldest pending usage write',
         description:
-          'How long the stalest pending usage status write has waited. It should stay below a few poll intervals; growing, the writes cannot keep up with the changes.',
+          "How long the leader's stalest pending usage status write has waited. It should stay below a few poll intervals; growing, the writes cannot keep up with the changes.",
         kind: 'timeseries',
         unit: 's',
         width: 8,
         queries: [
-          { expr: `max by (instance) (${OPERATOR.usageOldestPendingSeconds})`, legend: '{{instance}}' },
+          {
+            expr: `max by (instance) (${onLeader(OPERATOR.usageOldestPendingSeconds)})`,
+            legend: '{{instance}}',
+          },
         ],
       },
     ],
@@ -730,7 +747,7 @@ export const ROWS: readonly RowSpec[] = [
  */
 export const UNCHARTED: Readonly<Record<string, string>> = Object.freeze({
   [OPERATOR.usageAlerts]:
-    "the enforcers' keystile_quota_alerts_total shows the same crossings per key id (Quota alerts panel)",
+    "the enforcers' keystile_quota_alerts_total shows the same crossings per key id (the `Quota thresholds crossed` panel)",
 });
 
 /** The dashboard's uid: stable, so links and provisioning find it. */

@@ -5,9 +5,10 @@
  * every name a query mentions against these lists, and that every metric is charted or said not to be,
  * so a renamed or new metric fails the tests, not a dashboard in production.
  */
-import { REASONS } from '../../enforcer/src/errors.ts';
+import { Reason, REASONS } from '../../enforcer/src/errors.ts';
+import { FALLBACK_POLICIES } from '../../enforcer/src/store/redis-loss-policy.ts';
 import { METRIC_NAMES } from '../../enforcer/src/telemetry/metrics.ts';
-import { makeMetrics, type OperatorMetrics } from '../../operator/src/telemetry/metrics.ts';
+import { makeMetrics, type OperatorMetrics, WRITE_VERBS } from '../../operator/src/telemetry/metrics.ts';
 
 /** The enforcer's metrics (its admin port's /metrics). */
 export const ENFORCER: typeof METRIC_NAMES = METRIC_NAMES;
@@ -30,13 +31,29 @@ function operatorNames(): OperatorMetricNames {
   return Object.freeze(names);
 }
 
+/** The `verb` values of the operator's keystile_operator_writes_total. */
+export const OPERATOR_WRITE_VERBS: readonly string[] = WRITE_VERBS;
+
 /** Prometheus's own per-target series. */
 export const PROMETHEUS = Object.freeze({ up: 'up' });
+
+/**
+ * The target label that says which part of Keystile a scrape target is, so that a target is known for
+ * an enforcer before it has ever answered a scrape. The chart's ServiceMonitor copies it from its
+ * Services' `app.kubernetes.io/component` (gateway, operator); the docs' PodMonitor and scrape config
+ * for `keystile inject` sidecars set `sidecar` (docs/observability.md, Scraping).
+ */
+export const TARGET_COMPONENT = Object.freeze({
+  label: 'keystile_component',
+  /** The values of an enforcer's target: the chart's gateway pods, and injected sidecars. */
+  enforcers: Object.freeze(['gateway', 'sidecar']),
+});
 
 /** prom-client's process metrics as the enforcer exports them (no prefix). */
 export const ENFORCER_PROCESS = Object.freeze({
   residentMemory: 'process_resident_memory_bytes',
   cpuSeconds: 'process_cpu_seconds_total',
+  startTime: 'process_start_time_seconds',
 });
 
 /** prom-client's process metrics as the operator exports them (prefixed `keystile_operator_`). */
@@ -62,6 +79,19 @@ export const QUOTA_DECISIONS: readonly string[] = Object.freeze([
   REASONS.QuotaExceeded.decision,
   REASONS.ShadowQuotaExceeded.decision,
 ]);
+
+/**
+ * The `policy` values of keystile_store_fallback_decisions_total: the Redis-loss policies that decide in
+ * Redis's place. (`closed` decides nothing; an enforcer built before it stopped counting `closed` there
+ * still exports its failed checks as policy="closed": the queries match these values only.)
+ */
+export const FALLBACK_POLICY_VALUES: readonly string[] = FALLBACK_POLICIES;
+
+/** The reason of a check naming an API stage the enforcer does not serve (403). */
+export const UNKNOWN_STAGE_REASON: string = Reason.UnknownStage;
+
+/** The decision label of a check allowed because it could not be decided (`--fail-open`). */
+export const FAIL_OPEN_DECISION: string = REASONS.FailOpen.decision;
 
 /** The decision label of a fail-closed answer (503). */
 export const UNAVAILABLE_DECISION: string = REASONS.NoConfig.decision;

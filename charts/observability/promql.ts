@@ -2,7 +2,7 @@
  * Small helpers for writing PromQL in TypeScript: the dashboard's template-variable filters, regex
  * alternations of label values, and reading the metric names a query mentions.
  */
-import { OPERATOR } from './names.ts';
+import { ENFORCER, ENFORCER_PROCESS, OPERATOR, PROMETHEUS } from './names.ts';
 
 /** The filter of the API-stage variables, for metrics labelled with an API stage. */
 export const STAGE_FILTER = 'namespace=~"$namespace", api=~"$api", stage=~"$stage"';
@@ -29,6 +29,34 @@ export const RANGE = '$__range';
  */
 export function onLeader(expr: string): string {
   return `${expr} and on (job, instance) ${OPERATOR.leader} == 1`;
+}
+
+/**
+ * Per enforcer, since when its config has been complete: the time of its last config load that refused
+ * nothing, or, if none ever has (its timestamp is 0: a first load that swapped some stages in and refused
+ * another), the time it started. `time() -` this is how long it has served an incomplete config, never
+ * the time since 1970.
+ */
+export function completeSince(): string {
+  return `(${ENFORCER.configLastReload} > 0 or on (job, instance) ${ENFORCER_PROCESS.startTime})`;
+}
+
+/**
+ * Whether a counter counted anything within `window`: it increased, or its series was born within the
+ * window, counting, while its target was already being scraped. prom-client creates a labelled series at
+ * its first count, with that count as its first sample, so `increase()` alone never sees a threshold
+ * crossed once per period. A series with fewer samples in the window than its target has successful
+ * scrapes (`up` is 1 on those, 0 on failed ones, so their sum counts them) was born in it; one that was
+ * there from the target's first scrape in the window, or across a failed scrape, a restart or a gap in
+ * Prometheus's data, is not news. A series born at 0 (a pre-initialised one) counted nothing.
+ *
+ * For counters the process pre-initialises at 0 (the enforcer's config reload errors), `increase() > 0`
+ * alone is the test: their first count is an increase.
+ *
+ * Its value: the (extrapolated) increase, or the whole count of a series born in the window.
+ */
+export function countedWithin(counter: string, window: string): string {
+  return `(increase(${counter}[${window}]) > 0 or (${counter} > 0 and count_over_time(${counter}[${window}]) < on (job, instance) group_left sum_over_time(${PROMETHEUS.up}[${window}])))`;
 }
 
 /** A regex alternation matching exactly these label values. */

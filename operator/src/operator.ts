@@ -22,7 +22,7 @@ import {
 import { LeaderElector } from './kube/lease.ts';
 import { supervise } from './kube/supervise.ts';
 import { Writer } from './kube/writer.ts';
-import type { OperatorMetrics } from './telemetry/metrics.ts';
+import { type OperatorMetrics, stoppedLeading } from './telemetry/metrics.ts';
 import { UsagePoller } from './usage/poller.ts';
 import { connectRedis, type RedisCounters } from './usage/redis-counters.ts';
 import { UsageView } from './usage/view.ts';
@@ -230,9 +230,9 @@ export async function startOperator(
   // Losing the Lease (the API server unreachable for longer than the lease, say) stops every write at
   // once; the replica stays a candidate and starts afresh if it wins again.
   const end = (): void => {
-    metrics.leader.set(0);
     const q = queues;
     queues = undefined;
+    stoppedLeading(metrics);
     q?.debounce.stop();
     void q?.keys.stop();
     void q?.namespaces.stop();

@@ -24,6 +24,7 @@ import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { allAlerts } from '../../charts/observability/alerts.ts';
+import { TARGET_COMPONENT } from '../../charts/observability/names.ts';
 import { dashboardQueries, LABEL_VARIABLES } from '../../charts/observability/dashboard.ts';
 import { metricsIn, substitute, type VariableValues } from '../../charts/observability/promql.ts';
 import { type EnforcerProcess, freePort, startEnforcerProcess } from '../../enforcer/src/launch.ts';
@@ -114,6 +115,9 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     b: `obs-${runId}-enforcer-b`,
     c: `obs-${runId}-enforcer-c`,
     operator: `obs-${runId}-operator`,
+    // A gateway target (labelled as the chart's ServiceMonitor labels it) that never answers a scrape:
+    // a pod of a bad rollout crashing before its first one.
+    never: `obs-${runId}-enforcer-never`,
   };
   const operatorName = `operator-obs-${runId}`;
   const leaseName = `keystile-operator-obs-${runId}`;
@@ -266,7 +270,12 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     addPrometheusTarget(ctx, jobs.b, b.adminPort);
     addPrometheusTarget(ctx, jobs.c, c.adminPort);
     addPrometheusTarget(ctx, jobs.operator, healthPort);
-    for (const job of Object.values(jobs)) await until(`Prometheus scraping ${job}`, () => up(job));
+    addPrometheusTarget(ctx, jobs.never, await freePort(), '/metrics', {
+      [TARGET_COMPONENT.label]: 'gateway',
+    });
+    for (const job of Object.values(jobs)) {
+      if (job !== jobs.never) await until(`Prometheus scraping ${job}`, () => up(job));
+    }
 
     // Both stages rendered and loaded by A and B.
     const secret = async (name: string): Promise<string> =>
@@ -337,8 +346,17 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
       'B deciding without Redis scraped',
       async () => (await value(`sum(keystile_store_fallback_decisions_total{job="${jobs.b}"})`)) >= 3,
     );
+    await until(
+      "A's UnknownStage checks scraped",
+      async () => (await value(`sum(keystile_decisions_total{job="${jobs.a}", reason="UnknownStage"})`)) >= 2,
+    );
     for (let i = 0; i < 3; i++) expect(await check(c.httpPort, live, key['alice'])).toBe(503);
     for (let i = 0; i < 3; i++) expect(await check(b.httpPort, live, key['gina'])).toBe(200);
+    expect(await statuses(2, key['alice'], `${ns}/shop/nowhere`)).toEqual([403, 403]); // UnknownStage again
+    await until(
+      'the second UnknownStage checks scraped',
+      async () => (await value(`sum(keystile_decisions_total{job="${jobs.a}", reason="UnknownStage"})`)) >= 4,
+    );
     await until(
       'the second 503s scraped',
       async () => (await value(`sum(keystile_decisions_total{job="${jobs.c}"})`)) >= 6,
@@ -463,6 +481,7 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
     KeystileEnforcerNotReady: (s) => s.metric['job'] === jobs.c,
     KeystileEnforcerConfigRefused: (s) => s.metric['job'] === jobs.c,
     KeystileEnforcerFailingClosed: (s) => s.metric['job'] === jobs.c && s.metric['reason'] === 'NoConfig',
+    KeystileEnforcerUnknownStage: (s) => s.metric['job'] === jobs.a,
     KeystileStoreUnavailable: (s) => s.metric['job'] === jobs.b,
     KeystileStoreFallback: (s) => s.metric['job'] === jobs.b,
     // The errors stop once the enforcer has marked Redis down (it then probes, uncounted): no sustained
@@ -499,6 +518,14 @@ describe('the dashboard and the alerts on a real Prometheus', () => {
       quiet.map((al) => ({ where: `probe of ${al.alert}`, expr: al.probe })),
     );
     if (missing.length > 0) throw new Error(await explain(missing));
+  });
+
+  it('sees a gateway target that never answered a scrape as KeystileEnforcerDown', async () => {
+    const down = allAlerts().find((al) => al.alert === 'KeystileEnforcerDown');
+    if (down === undefined) throw new Error('no KeystileEnforcerDown alert');
+    await until('the never-answering gateway target down', async () =>
+      (await query(down.expr)).some((s) => s.metric['job'] === jobs.never),
+    );
   });
 
   it('sees an enforcer that stops answering scrapes as KeystileEnforcerDown', async () => {

@@ -12,6 +12,7 @@ import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { describe, expect, it } from 'vitest';
 import { CHART_DIR, generatedFiles, withDnsUpstream } from '../../charts/generate.ts';
+import { TARGET_COMPONENT } from '../../charts/observability/names.ts';
 import { DEFAULT_ALLOWED_HEADERS, envoyWithEnforcer } from '../../enforcer/envoy/bootstrap.ts';
 import {
   SETTINGS as ENFORCER_SETTINGS,
@@ -338,6 +339,7 @@ describe('the chart', () => {
     expect(config.checkHost).toBe('127.0.0.1');
     expect(config.adminHost).toBe('0.0.0.0');
     expect(config.store).toBe(set === 'redis' ? 'redis' : 'memory');
+    expect(config.metricsKeyId).toBe(true);
     if (set === 'redis') {
       expect(config.redisTimeoutMs).toBe(250);
       expect(config.redis).toMatchObject({
@@ -351,6 +353,12 @@ describe('the chart', () => {
     } else {
       expect(opConfig.usage.endpoints).toEqual(['dns+http://keystile-gateway-admin.keystile-system.svc.cluster.local:9190']);
     }
+  });
+
+  it('turns the key id label of the enforcer metrics off with gateway.enforcer.metricsKeyId', () => {
+    const objs = objects(template(['-f', valuesFile('gateway'), '--set', 'gateway.enforcer.metricsKeyId=false']));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    expect(loadEnforcerConfig(enforcer.args ?? [], environment(enforcer)).metricsKeyId).toBe(false);
   });
 
   it.each([
@@ -736,6 +744,28 @@ describe('the chart', () => {
       selector: { matchLabels: { 'keystile.dev/metrics': 'true' } },
       endpoints: [{ port: 'metrics', path: '/metrics' }],
     });
+  });
+
+  it("labels each scrape target with its Service's component, as KeystileEnforcerDown expects", () => {
+    const objs = objects(template(['-f', valuesFile('monitoring'), '-f', valuesFile('gateway')]));
+    const endpoints = (find(objs, 'ServiceMonitor', 'keystile')['spec'] as { endpoints: unknown[] }).endpoints;
+    expect(endpoints).toEqual([
+      expect.objectContaining({
+        relabelings: [
+          {
+            sourceLabels: ['__meta_kubernetes_service_label_app_kubernetes_io_component'],
+            targetLabel: TARGET_COMPONENT.label,
+          },
+        ],
+      }),
+    ]);
+    // The Services it scrapes: the gateway's is an enforcer's target, the operator's is not.
+    const scraped = objs.filter((o) => o.kind === 'Service' && o.metadata.labels?.['keystile.dev/metrics'] === 'true');
+    const component = (name: string): string | undefined =>
+      scraped.find((o) => o.metadata.name === name)?.metadata.labels?.['app.kubernetes.io/component'];
+    expect(scraped.map((o) => o.metadata.name).sort()).toEqual(['keystile-gateway-admin', 'keystile-operator']);
+    expect(TARGET_COMPONENT.enforcers).toContain(component('keystile-gateway-admin'));
+    expect(TARGET_COMPONENT.enforcers).not.toContain(component('keystile-operator'));
   });
 
   // Rolling the gateway: Envoy keeps serving while the endpoints drop the pod, draining (every response

@@ -11,16 +11,22 @@ export function prometheusTargetsDir(ctx: GroundContext): string {
   return join(partDir(ctx, 'prometheus'), 'targets');
 }
 
-/** Registers a scrape target with the local Prometheus (picked up without a restart). */
+/**
+ * Registers a scrape target with the local Prometheus (picked up without a restart). `labels`: target
+ * labels besides `job`, as a scrape configuration's relabeling would add them.
+ */
 export function addPrometheusTarget(
   ctx: GroundContext,
   job: string,
   port: number,
   metricsPath = '/metrics',
+  labels: Readonly<Record<string, string>> = {},
 ): void {
   const dir = prometheusTargetsDir(ctx);
   mkdirSync(dir, { recursive: true });
-  const targets = [{ targets: [`127.0.0.1:${port}`], labels: { job, __metrics_path__: metricsPath } }];
+  const targets = [
+    { targets: [`127.0.0.1:${port}`], labels: { ...labels, job, __metrics_path__: metricsPath } },
+  ];
   writeFileSync(join(dir, `${job}.json`), JSON.stringify(targets, null, 2));
 }
 

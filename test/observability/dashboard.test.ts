@@ -10,7 +10,12 @@ import { defaultDashboard, type Panel, type RowPanel } from '@grafana/schema';
 import { describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { allAlerts, RUNBOOK_PAGE, runbookAnchor } from '../../charts/observability/alerts.ts';
-import { dashboardQueries, keystileDashboard, ROWS } from '../../charts/observability/dashboard.ts';
+import {
+  dashboardQueries,
+  keystileDashboard,
+  ROWS,
+  UNCHARTED,
+} from '../../charts/observability/dashboard.ts';
 import { generated, PATHS } from '../../charts/observability/generate.ts';
 import { substitute } from '../../charts/observability/promql.ts';
 import { binaries, repoRoot } from '../ground/paths.ts';
@@ -123,6 +128,31 @@ describe('the generated observability files', () => {
       }
     }
     expect([...new Set(overlaps)]).toEqual([]);
+  });
+
+  it('name only panels that exist, wherever a text points at one', () => {
+    const titles = new Set(ROWS.flatMap((r) => r.panels.map((p) => p.title)));
+    const texts = [
+      ...allAlerts().flatMap((a) => [
+        { where: `alert ${a.alert}`, text: [a.description, ...a.runbook].join(' ') },
+      ]),
+      ...ROWS.flatMap((r) => [
+        { where: `row ${r.title}`, text: r.about },
+        ...r.panels.map((p) => ({ where: `panel ${p.title}`, text: p.description })),
+      ]),
+      ...Object.entries(UNCHARTED).map(([metric, text]) => ({ where: `UNCHARTED ${metric}`, text })),
+    ];
+    const named = texts.flatMap(({ where, text }) =>
+      [
+        // `A` panel, `A` and `B` panels; see "A" (a panel's text pointing at another)
+        ...[...text.matchAll(/((?:`[^`]+`(?:, |,? and )?)+) panels?\b/g)].flatMap((m) =>
+          [...(m[1] ?? '').matchAll(/`([^`]+)`/g)].map((n) => n[1] ?? ''),
+        ),
+        ...[...text.matchAll(/[Ss]ee "([^"]+)"/g)].map((m) => m[1] ?? ''),
+      ].map((name) => ({ where, name })),
+    );
+    expect(named.length).toBeGreaterThan(5);
+    expect(named.filter(({ name }) => !titles.has(name))).toEqual([]);
   });
 
   it('give every alert a runbook on the docs page, where runbook_url points', () => {

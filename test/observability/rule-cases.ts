@@ -83,6 +83,45 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
+    // The chart's ServiceMonitor labels every gateway target keystile_component="gateway": a pod of a
+    // bad rollout that crashes before its first scrape (E1: no series but `up`), and one down for
+    // longer than an hour (E2), are enforcers down; an operator target that fails is not.
+    name: 'a gateway target down from the start, or for over an hour, is down; a failing operator target is not',
+    series: {
+      [`up{${enforcer}, keystile_component="gateway"}`]: '0x80',
+      [`up{${enforcer2}, keystile_component="gateway"}`]: '1x5 0x120',
+      [`keystile_config_loaded{${enforcer2}, keystile_component="gateway"}`]: '1x5',
+      [`up{${enforcer3}, keystile_component="sidecar"}`]: '1x5 0x120',
+      [`up{${operatorA}, keystile_component="operator"}`]: '0x80',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerDown', fires: [] },
+      {
+        at: '6m',
+        alert: 'KeystileEnforcerDown',
+        fires: [{ labels: { ...E1, keystile_component: 'gateway' } }],
+      },
+      {
+        at: '70m',
+        alert: 'KeystileEnforcerDown',
+        fires: [
+          { labels: { ...E1, keystile_component: 'gateway' } },
+          { labels: { ...E2, keystile_component: 'gateway' } },
+          { labels: { ...E3, keystile_component: 'sidecar' } },
+        ],
+      },
+    ],
+  },
+  {
+    name: 'a gateway target answering its scrapes is not down',
+    series: {
+      [`up{${enforcer}, keystile_component="gateway"}`]: '1x20',
+      [`up{${enforcer2}}`]: '1x20',
+      [`keystile_config_loaded{${enforcer2}}`]: '1x20',
+    },
+    checks: [{ at: '15m', alert: 'KeystileEnforcerDown', fires: [] }],
+  },
+  {
     name: 'a refused config (Invalid) alerts, even the first (its counter starts at 0); Incomplete alone does not; it resolves 10 minutes later',
     series: {
       [`up{${enforcer}}`]: '1x25',
@@ -113,18 +152,37 @@ export const RULE_CASES: readonly RuleCase[] = [
     series: {
       [`up{${enforcer}}`]: '1x40',
       [`up{${enforcer3}}`]: '1x40',
-      // Loaded in full at 0; every load refused since 10m (the last refusal's time moves on).
+      // Started at 0, loaded in full at 1m; every load refused since 10m (the last refusal's time moves on).
+      [`process_start_time_seconds{${enforcer}}`]: '0x40',
       [`keystile_config_loaded{${enforcer}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x40',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '60x40',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600+60x30',
       // Refused once at 10m, then a load with nothing refused at 12m: fixed, not stale.
+      [`process_start_time_seconds{${enforcer3}}`]: '0x40',
       [`keystile_config_loaded{${enforcer3}}`]: '1x40',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '0x11 720x28',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer3}}`]: '60x11 720x28',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer3}}`]: '0x9 600x30',
     },
     checks: [
       { at: '24m', alert: 'KeystileEnforcerConfigStale', fires: [] },
-      { at: '26m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E1, value: '26m 0s' }] },
+      { at: '26m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E1, value: '25m 0s' }] },
+    ],
+  },
+  {
+    // Started at 5m (Unix 300 on promtool's clock, which starts at 0), its first load swapped one stage
+    // in and refused another: ready, and its last load that refused nothing is never (0). Its config has
+    // been incomplete since it started, not since 1970.
+    name: 'an enforcer whose first load refused a stage is stale, for as long as it has run',
+    series: {
+      [`up{${enforcer2}}`]: '_x5 1x40',
+      [`process_start_time_seconds{${enforcer2}}`]: '_x5 300x40',
+      [`keystile_config_loaded{${enforcer2}}`]: '_x5 1x40',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '_x5 0x40',
+      [`keystile_config_last_reload_error_timestamp_seconds{${enforcer2}}`]: '_x5 300x40',
+    },
+    checks: [
+      { at: '19m', alert: 'KeystileEnforcerConfigStale', fires: [] },
+      { at: '25m', alert: 'KeystileEnforcerConfigStale', fires: [{ labels: E2, value: '20m 0s' }] },
     ],
   },
   {
@@ -135,15 +193,18 @@ export const RULE_CASES: readonly RuleCase[] = [
       ['up{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '1x60',
       // An index before its shard (Incomplete) at 10m, the whole config a minute later, then nothing
       // new for 50 minutes.
+      [`process_start_time_seconds{${enforcer}}`]: '0x60',
       [`keystile_config_loaded{${enforcer}}`]: '1x60',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x10 660x50',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '60x9 660x51',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer}}`]: '0x9 600x51',
       ...reloadErrors(enforcer, { Incomplete: '0x9 1x51' }),
       // Loaded once, long ago, nothing refused.
+      [`process_start_time_seconds{${enforcer2}}`]: '0x60',
       [`keystile_config_loaded{${enforcer2}}`]: '1x60',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '0x60',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer2}}`]: '60x60',
       [`keystile_config_last_reload_error_timestamp_seconds{${enforcer2}}`]: '0x60',
       // Not ready: NotReady's business, not this alert's.
+      ['process_start_time_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x60',
       ['keystile_config_loaded{job="keystile-enforcer", instance="10.0.0.3:9190"}']: '0x60',
       ['keystile_config_last_reload_success_timestamp_seconds{job="keystile-enforcer", instance="10.0.0.3:9190"}']:
         '0x60',
@@ -169,8 +230,8 @@ export const RULE_CASES: readonly RuleCase[] = [
         Incomplete: '0x19 _ 0x20',
       }),
       [`keystile_config_loaded{${enforcer}}`]: '1x19 _ 1x20',
-      // Swapped in once, at start: the timestamp moves only on a swap.
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 _ 0x20',
+      // Loaded in full once, just after its start, and not reloaded since.
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '5x19 _ 5x20',
       [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
         '1x19 _ 1x20',
       [`up{${enforcer3}}`]: '1x19 0 1x20',
@@ -214,7 +275,7 @@ export const RULE_CASES: readonly RuleCase[] = [
       [`up{${enforcer}}`]: '1x19 0 0 1x20',
       ...reloadErrors(enforcer, { Invalid: '2x19 stale stale 0x20', Incomplete: '5x19 stale stale 0x20' }),
       [`keystile_config_loaded{${enforcer}}`]: '1x19 stale stale 1x20',
-      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '0x19 stale stale 1260x20',
+      [`keystile_config_last_reload_success_timestamp_seconds{${enforcer}}`]: '5x19 stale stale 1260x20',
       [`keystile_quota_alerts_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", threshold="80"}`]:
         '1x19 stale',
       [`up{${enforcer2}}`]: '1x19 0 0 1x20',
@@ -242,6 +303,37 @@ export const RULE_CASES: readonly RuleCase[] = [
         alert: 'KeystileEnforcerFailingClosed',
         fires: [{ labels: { ...E1, reason: 'NoConfig' }, value: '166.7m' }],
       },
+    ],
+  },
+  {
+    // E1 runs with --fail-open and its Redis is gone (closed policy): it allows what it cannot count. E2
+    // allows checks it decided.
+    name: 'an enforcer allowing undecided checks for 5 minutes fails open; allowed checks do not',
+    series: {
+      [`keystile_decisions_total{${enforcer}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", decision="fail_open", reason="FailOpen"}`]:
+        '0+6x20',
+      [`keystile_decisions_total{${enforcer2}, namespace="shop", api="orders", stage="prod", plan="shop/gold", key_id="k1", decision="allowed", reason="Allowed"}`]:
+        '0+100x20',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerFailingOpen', fires: [] },
+      { at: '10m', alert: 'KeystileEnforcerFailingOpen', fires: [{ labels: E1, value: '100m' }] },
+    ],
+  },
+  {
+    // E1 loaded no stage (a --stages typo): every check is UnknownStage, with no API stage labels. E2
+    // denies keys on a stage it serves; E3 once saw a check for an unknown stage, long ago.
+    name: 'an enforcer answering UnknownStage for 5 minutes alerts; other denials and old ones do not',
+    series: {
+      [`keystile_decisions_total{${enforcer}, plan="", key_id="", decision="forbidden", reason="UnknownStage"}`]:
+        '0+30x20',
+      [`keystile_decisions_total{${enforcer2}, namespace="shop", api="orders", stage="prod", decision="forbidden", reason="MissingKey"}`]:
+        '0+100x20',
+      [`keystile_decisions_total{${enforcer3}, decision="forbidden", reason="UnknownStage"}`]: '2x20',
+    },
+    checks: [
+      { at: '3m', alert: 'KeystileEnforcerUnknownStage', fires: [] },
+      { at: '10m', alert: 'KeystileEnforcerUnknownStage', fires: [{ labels: E1, value: '500m' }] },
     ],
   },
   {
@@ -285,10 +377,13 @@ export const RULE_CASES: readonly RuleCase[] = [
     ],
   },
   {
-    name: 'decisions under the Redis-loss policy alert after a minute; none do not',
+    // E3 runs the default `closed` policy, as an enforcer exported it before `closed` stopped counting
+    // here: its checks fail (FailingClosed's business), nothing is decided in Redis's place.
+    name: 'decisions under the Redis-loss policy alert after a minute; none, or closed, do not',
     series: {
       [`keystile_store_fallback_decisions_total{${enforcer}, policy="local"}`]: '0+60x10',
       [`keystile_store_fallback_decisions_total{${enforcer2}, policy="open"}`]: '7x10',
+      [`keystile_store_fallback_decisions_total{${enforcer3}, policy="closed"}`]: '0+60x10',
     },
     checks: [
       { at: '7m', alert: 'KeystileStoreFallback', fires: [{ labels: E1, value: '1' }] },

@@ -25,6 +25,16 @@ export const LOSS_POLICIES = Object.freeze(['closed', 'open', 'local'] as const)
 /** What to do while Redis is away. */
 export type LossPolicy = (typeof LOSS_POLICIES)[number];
 
+/**
+ * The policies that decide in Redis's place (keystile_store_fallback_decisions_total counts their
+ * decisions). `closed` decides nothing: the check fails as a Redis call would, and shows as an
+ * unavailable (503) decision, or a fail_open one under `--fail-open`.
+ */
+export const FALLBACK_POLICIES = Object.freeze(['open', 'local'] as const);
+
+/** A policy that decides in Redis's place. */
+export type FallbackPolicy = (typeof FALLBACK_POLICIES)[number];
+
 /** The store operations, as the `op` label of keystile_store_errors_total says them. */
 export type StoreOp = 'consume' | 'adjust' | 'read' | 'reconcile';
 
@@ -34,8 +44,8 @@ export interface StoreTelemetry {
   storeError(op: StoreOp): void;
   /** The backend became available (true) or unavailable (false). */
   storeAvailable(up: boolean): void;
-  /** A decision was made by the loss policy instead of the backend. */
-  storeFallback(policy: LossPolicy): void;
+  /** A decision was made by the loss policy instead of the backend (never under `closed`). */
+  storeFallback(policy: FallbackPolicy): void;
 }
 
 /** Thrown (rejected) while the store is unavailable and the policy says to refuse. */
@@ -167,13 +177,15 @@ export class RedisLossPolicy implements CounterStore {
   }
 
   #fallback(r: ConsumeRequest, err: unknown): ConsumeResult {
-    this.#telemetry?.storeFallback(this.#policy);
     switch (this.#policy) {
       case 'closed':
+        // Not a fallback decision: the check fails (503, or fail_open), and is counted as that.
         throw err instanceof Error ? err : new StoreUnavailableError();
       case 'open':
+        this.#telemetry?.storeFallback('open');
         return OPEN;
       case 'local':
+        this.#telemetry?.storeFallback('local');
         // Thresholds are Redis's to report: a local count starts from zero and would report early.
         return this.#local.consume(r.thresholds === undefined ? r : { ...r, thresholds: undefined });
     }

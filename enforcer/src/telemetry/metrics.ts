@@ -9,8 +9,8 @@ import type { Catalog } from '../catalog/catalog.ts';
 import type { Decision } from '../decision/answers.ts';
 import { ConfigError, REASONS } from '../errors.ts';
 import {
-  LOSS_POLICIES,
-  type LossPolicy,
+  FALLBACK_POLICIES,
+  type FallbackPolicy,
   type StoreOp,
   type StoreTelemetry,
 } from '../store/redis-loss-policy.ts';
@@ -38,6 +38,13 @@ export const METRIC_NAMES = Object.freeze({
   storeFallbackDecisions: 'keystile_store_fallback_decisions_total',
   quotaAlerts: 'keystile_quota_alerts_total',
 });
+
+/**
+ * The most label sets keystile_decisions_total keeps. A decision with a new one past it starts every
+ * decision series over (Prometheus reads it as counter resets; series not counted again go stale): a
+ * bound on memory with very many keys, which `--metrics-key-id false` avoids (docs/enforcer.md).
+ */
+export const MAX_DECISION_SERIES = 200_000;
 
 /** Sub-millisecond buckets: a decision takes tens of microseconds. */
 export const DECISION_BUCKETS: readonly number[] = Object.freeze([
@@ -201,7 +208,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#lastReload = new Gauge({
       name: METRIC_NAMES.configLastReload,
-      help: 'When a config load last ended with nothing refused: a new config swapped in, or the one in use confirmed current (Unix seconds).',
+      help: 'When a config load last ended with nothing refused: a new config swapped in, or the one in use confirmed current (Unix seconds; 0: never, as after a first load that refused a stage).',
       registers,
     });
     this.#lastReloadError = new Gauge({
@@ -234,7 +241,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     });
     this.#storeFallback = new Counter({
       name: METRIC_NAMES.storeFallbackDecisions,
-      help: 'Decisions made by the --redis-unavailable policy while Redis was away, by policy.',
+      help: 'Decisions made by the --redis-unavailable policy in place of Redis while it was away, by policy (open, local; closed decides nothing: its checks are unavailable decisions).',
       labelNames: ['policy'],
       registers,
     });
@@ -250,7 +257,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     // `increase()` and `rate()` can see (a series born at 1 looks like no change).
     for (const reason of Object.values(ConfigError)) this.#reloadErrors.inc({ reason }, 0);
     for (const op of STORE_OPS) this.#storeErrors.inc({ op }, 0);
-    for (const policy of LOSS_POLICIES) this.#storeFallback.inc({ policy }, 0);
+    for (const policy of FALLBACK_POLICIES) this.#storeFallback.inc({ policy }, 0);
     if (defaults) collectDefaultMetrics({ register: this.registry });
   }
 
@@ -266,7 +273,7 @@ export class EnforcerMetrics implements StoreTelemetry {
     if (known !== undefined) known.value++;
     else {
       // A bound on memory for label sets (a flood of unknown keys adds none: they have no key id).
-      if (this.#counts.size >= 200_000) {
+      if (this.#counts.size >= MAX_DECISION_SERIES) {
         this.#counts.clear();
         this.#byReason.clear();
       }
@@ -336,7 +343,7 @@ export class EnforcerMetrics implements StoreTelemetry {
   }
 
   /** Counts a decision the loss policy made while the store was away. */
-  storeFallback(policy: LossPolicy): void {
+  storeFallback(policy: FallbackPolicy): void {
     this.#storeFallback.inc({ policy });
   }
 

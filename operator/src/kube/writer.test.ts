@@ -96,3 +96,19 @@ describe('Writer.applyRendered', () => {
     expect(w.calls).toHaveLength(1);
   });
 });
+
+describe('Writer.labelSecret', () => {
+  it("counts a write of verb label, a verb the writes counter's help (and so the dashboard) names", async () => {
+    const metrics = makeMetrics();
+    const core = { replaceNamespacedSecret: () => Promise.resolve({}) };
+    const writer = new Writer({ core } as unknown as Clients, metrics);
+    await writer.labelSecret(
+      { metadata: { name: 'imported', namespace: 'shop' }, data: {} },
+      'keystile.dev/x',
+      'y',
+    );
+    const writes = await metrics.writes.get();
+    expect(writes.values).toEqual([{ labels: { resource: 'secrets', verb: 'label' }, value: 1 }]);
+    expect(writes.help).toContain('label');
+  });
+});

@@ -6,7 +6,7 @@
 import type { KubernetesObject, V1ConfigMap, V1OwnerReference, V1Secret } from '@kubernetes/client-node';
 import { API_VERSION, GROUP, VERSION } from '../../../crds/src/index.ts';
 import type { RenderedObject } from '../render/types.ts';
-import type { OperatorMetrics } from '../telemetry/metrics.ts';
+import type { OperatorMetrics, WriteVerb } from '../telemetry/metrics.ts';
 import type { Clients } from './clients.ts';
 import { isNotFound } from './errors.ts';
 
@@ -76,6 +76,11 @@ export class Writer {
     this.#m = metrics;
   }
 
+  /** Counts a write (its verb one of WRITE_VERBS, which the metric's help and the dashboard list). */
+  #wrote(resource: string, verb: WriteVerb): void {
+    this.#m.writes.inc({ resource, verb });
+  }
+
   /**
    * Makes a rendered object match: created if missing, replaced (resourceVersion-guarded) if its data,
    * labels or owners differ, untouched otherwise. `current` is the informer's copy. Returns the bytes
@@ -135,7 +140,7 @@ export class Writer {
       if (pending !== undefined) this.#ownWrites.delete(key);
       throw err;
     }
-    this.#m.writes.inc({ resource, verb: replace ? 'update' : 'create' });
+    this.#wrote(resource, replace ? 'update' : 'create');
     this.#m.renderedBytes.inc({ resource }, bytes);
     this.#own(o.kind, o.namespace, o.name, resourceVersion);
     return { bytes, resourceVersion };
@@ -171,7 +176,7 @@ export class Writer {
     try {
       if (kind === 'ConfigMap') await this.#c.core.deleteNamespacedConfigMap({ name, namespace });
       else await this.#c.core.deleteNamespacedSecret({ name, namespace });
-      this.#m.writes.inc({ resource: kind === 'ConfigMap' ? 'configmaps' : 'secrets', verb: 'delete' });
+      this.#wrote(kind === 'ConfigMap' ? 'configmaps' : 'secrets', 'delete');
     } catch (err) {
       if (!isNotFound(err)) throw err;
     }
@@ -216,7 +221,7 @@ export class Writer {
       objectPath('secrets', namespace, current ? name : undefined),
       body,
     );
-    this.#m.writes.inc({ resource: 'secrets', verb: current ? 'update' : 'create' });
+    this.#wrote('secrets', current ? 'update' : 'create');
     this.#own('Secret', namespace, name, resourceVersion);
   }
 
@@ -237,7 +242,7 @@ export class Writer {
       body,
       fieldManager: FIELD_MANAGER,
     });
-    this.#m.writes.inc({ resource: 'secrets', verb: 'label' });
+    this.#wrote('secrets', 'label');
   }
 
   /** Reads a Secret by name, uncached (an imported key's Secret before it is labelled); undefined if missing. */
@@ -279,7 +284,7 @@ export class Writer {
       if (isNotFound(err)) return false; // deleted meanwhile
       throw err;
     }
-    this.#m.writes.inc({ resource: plural, verb: 'status' });
+    this.#wrote(plural, 'status');
     return true;
   }
 }

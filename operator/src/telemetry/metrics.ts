@@ -1,6 +1,12 @@
 /** The operator's own metrics (prom-client), on its health port's /metrics. */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
+/** The `verb` values of keystile_operator_writes_total: what the writer does to an object. */
+export const WRITE_VERBS = Object.freeze(['create', 'update', 'delete', 'status', 'label'] as const);
+
+/** A write's verb. */
+export type WriteVerb = (typeof WRITE_VERBS)[number];
+
 /** The operator's metrics. Names are part of the contract of the dashboards and alerts. */
 export interface OperatorMetrics {
   readonly registry: Registry;
@@ -61,7 +67,7 @@ export function makeMetrics(): OperatorMetrics {
     }),
     writes: new Counter({
       name: 'keystile_operator_writes_total',
-      help: 'Writes to the API server by resource and verb (create, update, delete, status).',
+      help: `Writes to the API server by resource and verb (${WRITE_VERBS.join(', ')}).`,
       labelNames: ['resource', 'verb'],
       registers: [registry],
     }),
@@ -140,4 +146,14 @@ export function makeMetrics(): OperatorMetrics {
       registers: [registry],
     }),
   };
+}
+
+/**
+ * What a replica reports once it stops leading (it lost the Lease, or no longer runs the queues): not the
+ * leader, and nothing queued, since its queues are gone. A depth left as it was would stay exported,
+ * frozen, beside the new leader's. (The usage poller clears its own gauges when it stops.)
+ */
+export function stoppedLeading(metrics: OperatorMetrics): void {
+  metrics.leader.set(0);
+  metrics.queueDepth.set(0);
 }

@@ -114,7 +114,7 @@ describe('UsagePoller', () => {
     });
   }
 
-  it('exports no quota gauges once stopped (a replica that lost the Lease)', async () => {
+  it('exports no quota gauges and no pending writes once stopped (a replica that lost the Lease)', async () => {
     const w = world({ lagging: false });
     w.counters.set('ks:{shop/gold|key:ka}:quota:2026-11-01', { used: 85, granted: 0 });
     w.poller.start(); // the first poll runs now
@@ -129,7 +129,15 @@ describe('UsagePoller', () => {
         'keystile_operator_plan_quota_used{namespace="shop",plan="gold"} 85',
       ]),
     );
+    // As a poll leaves them with a write waiting: a follower must not keep them.
+    w.metrics.usagePendingWrites.set(3);
+    w.metrics.usageOldestPendingSeconds.set(42);
     await w.poller.stop();
     expect(await exported()).toEqual([]);
+    const gauge = async (g: {
+      get(): Promise<{ values: { value: number }[] }>;
+    }): Promise<number | undefined> => (await g.get()).values[0]?.value;
+    expect(await gauge(w.metrics.usagePendingWrites)).toBe(0);
+    expect(await gauge(w.metrics.usageOldestPendingSeconds)).toBe(0);
   });
 });

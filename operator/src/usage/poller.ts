@@ -118,6 +118,7 @@ export class UsagePoller {
     m.keyQuotaLimit.reset();
     m.planQuotaUsed.reset();
     m.usagePendingWrites.set(0);
+    m.usageOldestPendingSeconds.set(0);
   }
 
   /** One poll: read, compute, queue the writes; resolves once queued (not written). */
