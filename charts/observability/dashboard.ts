@@ -748,6 +748,8 @@ export const ROWS: readonly RowSpec[] = [
 export const UNCHARTED: Readonly<Record<string, string>> = Object.freeze({
   [OPERATOR.usageAlerts]:
     "the enforcers' keystile_quota_alerts_total shows the same crossings per key id (the `Quota thresholds crossed` panel)",
+  [ENFORCER.decisionSeriesResets]:
+    'a sizing signal, not traffic: above 0, the per-key decision series start over now and then; docs/enforcer.md says what to do (turn the key id label off)',
 });
 
 /** The dashboard's uid: stable, so links and provisioning find it. */

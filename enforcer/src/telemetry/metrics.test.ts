@@ -64,8 +64,10 @@ describe("the enforcer's config metrics", () => {
     for (let i = 0; i < MAX_DECISION_SERIES; i++) metrics.decided(decision(`k${i}`), 'http', 0.00001);
     metrics.decided(decision('k0'), 'http', 0.00001); // a known label set: counted in place
     expect(await series()).toBe(MAX_DECISION_SERIES);
+    expect(await gauge(metrics, METRIC_NAMES.decisionSeriesResets)).toBe(0);
     metrics.decided(decision('one-more'), 'http', 0.00001);
     expect(await series()).toBe(1);
+    expect(await gauge(metrics, METRIC_NAMES.decisionSeriesResets)).toBe(1);
     const doc = readFileSync(join(import.meta.dirname, '../../../docs/enforcer.md'), 'utf8');
     expect(doc).toContain(MAX_DECISION_SERIES.toLocaleString('en-US'));
   });

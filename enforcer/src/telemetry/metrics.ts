@@ -37,6 +37,7 @@ export const METRIC_NAMES = Object.freeze({
   storeAvailable: 'keystile_store_available',
   storeFallbackDecisions: 'keystile_store_fallback_decisions_total',
   quotaAlerts: 'keystile_quota_alerts_total',
+  decisionSeriesResets: 'keystile_decision_series_resets_total',
 });
 
 /**
@@ -113,6 +114,7 @@ export class EnforcerMetrics implements StoreTelemetry {
   readonly #lastReload: Gauge;
   readonly #loadSeconds: Histogram;
   readonly #adjustmentsApplied: Counter;
+  readonly #decisionSeriesResets: Counter;
   readonly #storeErrors: Counter;
   readonly #storeAvailable: Gauge;
   readonly #storeFallback: Counter;
@@ -222,6 +224,11 @@ export class EnforcerMetrics implements StoreTelemetry {
       buckets: [0.001, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
       registers,
     });
+    this.#decisionSeriesResets = new Counter({
+      name: METRIC_NAMES.decisionSeriesResets,
+      help: `Times keystile_decisions_total reached ${String(MAX_DECISION_SERIES)} label sets and started every decision series over (turn the key id label off with very many keys).`,
+      registers,
+    });
     this.#adjustmentsApplied = new Counter({
       name: METRIC_NAMES.adjustmentsApplied,
       help: 'Quota adjustments (UsageAdjustments) this enforcer applied to its counter store, by plan.',
@@ -276,6 +283,7 @@ export class EnforcerMetrics implements StoreTelemetry {
       if (this.#counts.size >= MAX_DECISION_SERIES) {
         this.#counts.clear();
         this.#byReason.clear();
+        this.#decisionSeriesResets.inc();
       }
       const count: DecisionCount = {
         labels: {
