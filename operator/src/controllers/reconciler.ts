@@ -16,7 +16,7 @@ import { describe, isConflict, isNamespaceTerminating } from '../kube/errors.ts'
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
-import { planKeySecret } from '../keys/key-plan.ts';
+import { importsReservedSecret, planKeySecret } from '../keys/key-plan.ts';
 import {
   graceEnds,
   type KeySecretData,
@@ -152,7 +152,7 @@ export class Reconciler {
     const foreign = ownedByAnother(current, key.metadata.uid);
     const existing = current && !foreign ? (decodeData(current.data) as KeySecretData) : undefined;
     let imported: Record<string, string> | 'missing' | undefined;
-    if (key.spec.valueFrom === 'Secret') {
+    if (key.spec.valueFrom === 'Secret' && !importsReservedSecret(key)) {
       const ref = key.spec.secretRef?.name ?? '';
       let source = informers.keySecrets.get(ref, namespace);
       if (!source) {

@@ -211,6 +211,20 @@ describe('planKeySecret', () => {
     expect(JSON.stringify(bad)).not.toContain('"short"');
   });
 
+  it("never imports from, nor withdraws into, a Secret named as the operator's (an ApiKey stored before the CRD refused it)", () => {
+    const value = 'apikey1234abcdefghij0123456789';
+    for (const name of ['keystile-key-acme', 'keystile-key-other']) {
+      const key = apiKey({ valueFrom: 'Secret', secretRef: { name } });
+      // The user's value, as read from that Secret, and a hash the key held before: neither is used.
+      const held = { keyId: 'k1', sha256: hashKey(value) };
+      expect(planKeySecret({ key, existing: held, imported: { value }, now })).toEqual({
+        kind: 'problem',
+        reason: 'SecretNameReserved',
+        message: `secretRef.name ${name} is named as the Secrets the operator writes for ApiKeys (keystile-key-<name>): import the value from a Secret of another name`,
+      });
+    }
+  });
+
   it('withdraws an imported value whose Secret is deleted or made bad: fixing it brings back no grace period', () => {
     const key = apiKey({ valueFrom: 'Secret', secretRef: { name: 'legacy' } });
     const leaked = 'apikey1234abcdefghij0123456789';

@@ -18,7 +18,7 @@ import {
   type RandomSource,
 } from '../../../contract/src/key-format.ts';
 import { contractInstant, INSTANT_RANGE } from '../../../contract/src/format.ts';
-import { MAX_GRACE_PERIOD } from '../../../crds/src/api-key.ts';
+import { KEY_SECRET_PREFIX, MAX_GRACE_PERIOD } from '../../../crds/src/api-key.ts';
 import type { ApiKey } from '../../../crds/src/index.ts';
 import { Reason } from '../status/reasons.ts';
 import { parseDuration } from './duration.ts';
@@ -79,12 +79,29 @@ export function planKeySecret(input: KeyPlanInput): KeyPlan {
   const keyId = existing?.keyId ?? newKeyId(random);
 
   if (key.spec.valueFrom === 'Secret') {
+    // Never read, label or write over a Secret of the operator's own (nothing is withdrawn either: that
+    // write would go to the very Secret named).
+    if (importsReservedSecret(key)) {
+      return {
+        kind: 'problem',
+        reason: Reason.SecretNameReserved,
+        message: `secretRef.name ${key.spec.secretRef?.name ?? ''} is named as the Secrets the operator writes for ApiKeys (${KEY_SECRET_PREFIX}<name>): import the value from a Secret of another name`,
+      };
+    }
     const plan = planImported(input, keyId, until);
     const held = existing?.sha256 ?? existing?.secretKey ?? existing?.[KEY_SECRET.previousSha256];
     if (plan.kind !== 'problem' || held === undefined || !existing?.keyId) return plan;
     return { ...plan, withdraw: { keyId: existing.keyId } };
   }
   return planGenerated(input, keyId, until, sequence, type);
+}
+
+/**
+ * Whether an imported key names a Secret of the operator's (`keystile-key-*`): the CRD refuses it, but
+ * an ApiKey stored before it did may still say so.
+ */
+export function importsReservedSecret(key: ApiKey): boolean {
+  return key.spec.valueFrom === 'Secret' && (key.spec.secretRef?.name ?? '').startsWith(KEY_SECRET_PREFIX);
 }
 
 /** An imported key: its value follows the user's Secret. */

@@ -42,6 +42,8 @@ export const Reason = {
   InvalidValue: 'InvalidValue',
   /** spec.expiresAt cannot be read (an object admitted before the CRD checked it): the key is not rendered. */
   InvalidExpiry: 'InvalidExpiry',
+  /** secretRef names a Secret of the operator's (keystile-key-*; an object admitted before the CRD refused it). */
+  SecretNameReserved: 'SecretNameReserved',
   /** The key is disabled. */
   Disabled: 'Disabled',
   /** The key's expiry has passed; for a UsageAdjustment, its period ended before any enforcer applied it. */
