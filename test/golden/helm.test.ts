@@ -818,9 +818,15 @@ describe('the chart', () => {
       const started = Date.now();
       const hook = spawn(process.execPath, hookArgs, { stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => hook.on('exit', resolve));
-      await new Promise((r) => setTimeout(r, 500));
-      // Draining: still serving new connections (the endpoints may still send them), each closed after its response.
-      expect(await probe(stage0)).toEqual({ status: 503, connection: 'close' });
+      // Draining once the hook has asked Envoy to: still serving new connections (the endpoints may still
+      // send them), each closed after its response. Polled until the answer changes (the hook's request
+      // takes a moment), within the drain.
+      let draining = await probe(stage0);
+      for (let i = 0; i < 100 && draining.status === 503 && draining.connection === ''; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        draining = await probe(stage0);
+      }
+      expect(draining).toEqual({ status: 503, connection: 'close' });
       expect(await probe(stage1)).toEqual({ status: 503, connection: 'close' });
       expect(await exited).toBe(0);
       expect(Date.now() - started).toBeGreaterThanOrEqual(3000);
