@@ -6,13 +6,13 @@ import { request as httpRequest } from 'node:http';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { generateKey, hashKey } from '../../contract/src/key-format.ts';
 import { imfFixdate, signRequest } from '../../enforcer/src/decision/key-pair-signature.ts';
 import { call, keySecret, keyValue, render, type Stack, startStack } from '../../enforcer/testing/e2e.ts';
+import { fuzzRandom } from '../../enforcer/testing/seeded.ts';
 import { waitFor } from '../ground/wait.ts';
 
 const NS = 'keystile-e2e';
@@ -278,9 +278,10 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     const port = Number(new URL(prod).port);
     const statuses = new Map<number, number>();
     const count = (s: number): void => void statuses.set(s, (statuses.get(s) ?? 0) + 1);
-    const junk = (n: number): string => randomBytes(n).toString('base64').replace(/[+/=]/g, '-');
+    const random = fuzzRandom();
+    const junk = (n: number): string => random.bytes(n).toString('base64').replace(/[+/=]/g, '-');
     const printable = (n: number): string =>
-      Array.from(randomBytes(n), (b) => String.fromCharCode(0x21 + (b % 94))).join('');
+      Array.from(random.bytes(n), (b) => String.fromCharCode(0x21 + (b % 94))).join('');
     // Well-formed HTTP with hostile content, through node:http.
     for (let i = 0; i < 120; i++) {
       const headers: Record<string, string> = {};
@@ -296,7 +297,7 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
           break;
         case 3:
           headers['authorization'] =
-            `hmac id="${printable(20).replace(/["\\]/g, 'x')}", algorithm="hmac-sha256", headers="x-date source", signature="${randomBytes(32).toString('base64')}"`;
+            `hmac id="${printable(20).replace(/["\\]/g, 'x')}", algorithm="hmac-sha256", headers="x-date source", signature="${random.bytes(32).toString('base64')}"`;
           headers['x-date'] = printable(29);
           break;
         case 4:
@@ -331,8 +332,12 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
       'GARBAGE\r\n\r\n',
     ];
     for (const w of wire) count(await rawWire(port, w));
+    const seen = `statuses ${JSON.stringify([...statuses])}`;
     const fiveXX = [...statuses].filter(([s]) => s >= 500);
-    expect(fiveXX, `statuses ${JSON.stringify([...statuses])}`).toEqual([]);
+    expect(fiveXX, seen).toEqual([]);
+    // Answers, not connections that failed (0): a run of resets would show no 5xx either.
+    const total = [...statuses.values()].reduce((a, b) => a + b, 0);
+    expect(statuses.get(0) ?? 0, seen).toBeLessThanOrEqual(Math.floor(total * 0.05));
     expect(stack.enforcer.running()).toBe(true);
     expect((await get('/v1/orders', { 'x-api-key': value('good') })).status).toBe(200);
   });

@@ -1,6 +1,7 @@
 // Where the enforcer's config comes from, against real servers: watch mode on the Kubernetes API (by
-// name, under a Role with resourceNames: a disabled or deleted key refused within a second), mounted
-// volumes (the kubelet's atomic `..data` swap), and counters that survive a restart.
+// name, under a Role with resourceNames: a disabled or deleted key refused once the change is applied),
+// mounted volumes (the kubelet's atomic `..data` swap), and counters that survive a restart. How soon a
+// change takes effect (within a second in watch mode) is a speed, measured in bench/, not here.
 import {
   mkdirSync,
   mkdtempSync,
@@ -17,13 +18,13 @@ import { parseAllDocuments, stringify } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { enforcerRbacYaml } from '../../enforcer/src/kube/rbac.ts';
 import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/launch.ts';
-import { keySecret, keyValue, render } from '../../enforcer/testing/e2e.ts';
+import { keyValue, render } from '../../enforcer/testing/e2e.ts';
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import { serviceAccountKubeconfig } from '../ground/keystile.ts';
 import { groundContext } from '../ground/local-system.ts';
 import { waitFor } from '../ground/wait.ts';
 
-/** Three keys on a plan of the orders API's prod stage. */
+/** Three keys on a plan of the orders API's prod stage (a quota of 3: count the checks that pass). */
 function resources(opts: { disabled?: string[]; without?: string[] } = {}): string {
   const keys = ['alpha', 'beta', 'gamma'].filter((k) => !opts.without?.includes(k));
   return [
@@ -74,22 +75,23 @@ async function check(e: EnforcerProcess, stage: string, key: string): Promise<nu
   return res.status;
 }
 
-/** Polls until `stage`'s check with `key` answers `status`; the milliseconds it took. */
-async function until(
-  e: EnforcerProcess,
-  stage: string,
-  key: string,
-  status: number,
-  withinMs: number,
-): Promise<number> {
-  const start = Date.now();
+/** Polls until `stage`'s check with `key` answers `status`; the deadline only bounds a test that fails. */
+async function until(e: EnforcerProcess, stage: string, key: string, status: number): Promise<void> {
   await waitFor(
     `the enforcer to answer ${status}`,
     async () => (await check(e, stage, key)) === status,
-    withinMs,
+    30_000,
     20,
   );
-  return Date.now() - start;
+}
+
+/** The enforcer's keystile_config_reload_errors_total for `reason` (0 before the first). */
+async function reloadErrors(e: EnforcerProcess, reason: string): Promise<number> {
+  const metrics = await (await fetch(`http://127.0.0.1:${e.adminPort}/metrics`)).text();
+  const m = new RegExp(`^keystile_config_reload_errors_total\\{reason="${reason}"\\} (\\d+)$`, 'm').exec(
+    metrics,
+  );
+  return m ? Number(m[1]) : 0;
 }
 
 describe('watch mode: the rendered objects watched by name through the Kubernetes API', () => {
@@ -176,23 +178,21 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
     );
   });
 
-  it('refuses a disabled key within a second of the change', async () => {
+  it('refuses a disabled key once the change is applied, and still admits the others', async () => {
     files = await render(dir, resources({ disabled: ['beta'] }), { namespace: ns, manifests: true });
     await apply();
-    const took = await until(enforcer, stage, keyValue(files.keys, 'beta'), 403, 1000);
-    expect(took).toBeLessThan(1000);
+    await until(enforcer, stage, keyValue(files.keys, 'beta'), 403);
     expect(await check(enforcer, stage, keyValue(files.keys, 'alpha'))).toBe(200);
   });
 
-  it('refuses a deleted key within a second of the change', async () => {
+  it('refuses a deleted key once the change is applied', async () => {
     const gamma = keyValue(files.keys, 'gamma');
     files = await render(dir, resources({ disabled: ['beta'], without: ['gamma'] }), {
       namespace: ns,
       manifests: true,
     });
     await apply();
-    const took = await until(enforcer, stage, gamma, 403, 1000);
-    expect(took).toBeLessThan(1000);
+    await until(enforcer, stage, gamma, 403);
   });
 
   it('keeps the last good config when the index names a shard that has not arrived', async () => {
@@ -210,6 +210,9 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
     };
     doc.revision = '1'.repeat(64);
     doc.shards[0]!.keys.sha256 = '0'.repeat(64);
+    const refused = await reloadErrors(enforcer, 'Incomplete');
+    const beta = keyValue(files.keys, 'beta');
+    const betaBefore = await check(enforcer, stage, beta);
     await kubectl([
       '-n',
       ns,
@@ -221,15 +224,20 @@ describe('watch mode: the rendered objects watched by name through the Kubernete
       '-o',
       'yaml',
     ]).then((y) => kubectl(['apply', '-f', '-'], y));
-    await sleep(300);
+    // The enforcer has seen the new index (and refused it) before the last good config is checked.
+    await waitFor(
+      'the enforcer to refuse the index as Incomplete',
+      async () => (await reloadErrors(enforcer, 'Incomplete')) > refused,
+      30_000,
+      20,
+    );
     expect(await check(enforcer, stage, alpha)).toBe(200);
-    const metrics = await (await fetch(`http://127.0.0.1:${enforcer.adminPort}/metrics`)).text();
-    expect(metrics).toMatch(/keystile_config_reload_errors_total\{reason="Incomplete"\} [1-9]/);
+    expect(await check(enforcer, stage, beta)).toBe(betaBefore);
   });
 
   it('refuses every key of a stage whose objects are deleted', async () => {
     await kubectl(['-n', ns, 'delete', 'configmap', 'keystile-orders.prod']);
-    await until(enforcer, stage, keyValue(files.keys, 'alpha'), 403, 2000);
+    await until(enforcer, stage, keyValue(files.keys, 'alpha'), 403);
   });
 });
 
@@ -340,7 +348,7 @@ describe('mounted mode: the rendered objects as a projected volume', () => {
     expect(await check(enforcer, 'shop/orders/prod', beta)).toBe(200);
     files = await render(dir, resources({ disabled: ['beta'] }), { namespace: 'shop', manifests: true });
     writeVolume(volume, join(files.manifests, 'shop.orders.prod.yaml'), 2);
-    await until(enforcer, 'shop/orders/prod', beta, 403, 5000);
+    await until(enforcer, 'shop/orders/prod', beta, 403);
     expect(await check(enforcer, 'shop/orders/prod', keyValue(files.keys, 'alpha'))).toBe(200);
   });
 });
@@ -361,7 +369,6 @@ describe('the counters across a restart', () => {
     try {
       expect(await check(e, 'shop/orders/prod', alpha)).toBe(200);
       expect(await check(e, 'shop/orders/prod', alpha)).toBe(429);
-      expect(keySecret(files.keys, 'alpha')['keyId']).toBeDefined();
     } finally {
       await e.stop();
     }

@@ -14,6 +14,7 @@ import { type EnforcerProcess, startEnforcerProcess } from '../../enforcer/src/l
 import { createNamespace, ground, kubectl, kubectlJson } from '../ground/harness.ts';
 import { startSentinelled } from '../ground/redis.ts';
 import { RedisCluster } from '../ground/redis-cluster.ts';
+import { onOneUtcDay, utcDay } from '../ground/days.ts';
 import { repoRoot } from '../ground/paths.ts';
 import { waitFor } from '../ground/wait.ts';
 
@@ -52,15 +53,12 @@ function planCountColumns(csv: string): string[] {
     .map((l) => l.split(',').slice(5).join(','));
 }
 
-const DAY_MS = 86_400_000;
-
 /** Where the enforcer's Redis store keeps the day counter of `subject` on `plan` (its month hash's field). */
 function daySlot(plan: string, subject: Subject, d: string): DayHashSlot {
   const slot = dayHashOf(dayKey(plan, subject, d));
   if (slot === undefined) throw new Error(`${d} is not a day`);
   return slot;
 }
-const day = (offset: number): string => new Date(Date.now() + offset * DAY_MS).toISOString().slice(0, 10);
 
 interface KeyObj {
   metadata: { name: string };
@@ -73,8 +71,11 @@ describe('keystile usage', () => {
   const written: string[] = [];
   const ids: Record<string, string> = {};
   const enforcers: EnforcerProcess[] = [];
-  // Three days ending today (UTC, the plans' time zone). A run that straddles midnight UTC can fail.
-  const [d0, d1, d2] = [day(-2), day(-1), day(0)];
+  // Three days ending on the day the suite starts (UTC, the plans' time zone), from one clock reading.
+  // The cases on Redis name them with --from and --to, so a run that crosses midnight reads the same
+  // days; the cases that rely on the CLI's or the enforcers' own today run on one day (onOneUtcDay).
+  const started = Date.now();
+  const [d0, d1, d2] = [utcDay(started, -2), utcDay(started, -1), utcDay(started)];
 
   beforeAll(async () => {
     ns = await createNamespace('usage');
@@ -231,30 +232,34 @@ describe('keystile usage', () => {
   });
 
   it('warns when the range reaches past the retention, and refuses bad input clearly', async () => {
-    const long = await keystile([
-      'usage',
-      'solo',
-      '-n',
-      ns,
-      '--from',
-      day(-120),
-      '--redis-url',
-      ground().redisUrl,
-      '--format',
-      'csv',
-    ]);
-    expect(long.code).toBe(0);
-    expect(long.stderr).toMatch(
-      /^warning: day counters are kept 90 days \(--retention-days\): days before \d{4}-\d\d-\d\d have expired/,
-    );
-    expect(long.stdout.trim().split('\n')).toHaveLength(1 + 121);
+    // From 120 days ago to the CLI's today (--to left out).
+    await onOneUtcDay(async (now) => {
+      const long = await keystile([
+        'usage',
+        'solo',
+        '-n',
+        ns,
+        '--from',
+        utcDay(now, -120),
+        '--redis-url',
+        ground().redisUrl,
+        '--format',
+        'csv',
+      ]);
+      expect(long.code).toBe(0);
+      expect(long.stderr).toBe(
+        `warning: day counters are kept 90 days (--retention-days): days before ${utcDay(now, -90)} have expired and read as 0\n`,
+      );
+      expect(long.stdout.trim().split('\n')).toHaveLength(1 + 121);
+      expect(long.stdout.trim().split('\n').at(-1)).toMatch(new RegExp(`^${utcDay(now)},`));
+    });
     const shorter = await keystile([
       'usage',
       'solo',
       '-n',
       ns,
       '--from',
-      day(-120),
+      utcDay(started, -120),
       '--redis-url',
       ground().redisUrl,
       '--retention-days',
@@ -395,71 +400,76 @@ describe('keystile usage', () => {
   });
 
   it('reads the counters of enforcers with the memory store from their admin ports, added up', async () => {
-    const dir = mkdtempSync(join(tmpdir(), 'keystile-usage-'));
-    for (const i of [0, 1]) {
-      enforcers.push(
-        await startEnforcerProcess({
-          watch: { namespace: ns, stages: ['shop/live'] },
-          env: { KUBECONFIG: ground().kubeconfig },
-          logFile: join(dir, `enforcer-${i}.log`),
-        }),
-      );
-    }
     const value = Buffer.from(
       await kubectl(['-n', ns, 'get', 'secret', 'keystile-key-solo', '-o', 'jsonpath={.data.value}']),
       'base64',
     ).toString();
-    const call = async (e: EnforcerProcess): Promise<number> =>
-      (
-        await fetch(`http://127.0.0.1:${e.httpPort}/keystile/${ns}/shop/live/v1/things`, {
-          headers: { 'x-api-key': value },
-        })
-      ).status;
-    const [first, second] = enforcers as [EnforcerProcess, EnforcerProcess];
-    for (let i = 0; i < 3; i++) expect(await call(first)).toBe(200);
-    for (let i = 0; i < 2; i++) expect(await call(second)).toBe(200);
-    const admin = (e: EnforcerProcess): string => `http://127.0.0.1:${e.adminPort}`;
-    const run = await keystile([
-      'usage',
-      'solo',
-      '-n',
-      ns,
-      '--from',
-      d1,
-      '--to',
-      d2,
-      '--format',
-      'csv',
-      '--enforcer',
-      admin(first),
-      '--enforcer',
-      admin(second),
-    ]);
-    expect(run.stderr).toBe('');
-    expect(run.code).toBe(0);
     const s = ids['solo'] ?? '';
-    expect(run.stdout).toBe(
-      [
-        'date,namespace,customer,key,key_id,plan,counted_by,requests',
-        `${d1},${ns},,solo,${s},metered,key,0`,
-        `${d2},${ns},,solo,${s},metered,key,5`,
-        '',
-      ].join('\n'),
-    );
-    const one = await keystile([
-      'usage',
-      'solo',
-      '-n',
-      ns,
-      '--from',
-      d2,
-      '--to',
-      d2,
-      '--format',
-      'json',
-      '--enforcer',
-      admin(second),
-    ]);
-    expect((JSON.parse(one.stdout) as { plans: { total: number }[] }).plans[0]?.total).toBe(2);
+    // The enforcers count on their own today: fresh ones (empty memory) for each run on one day.
+    await onOneUtcDay(async (now) => {
+      const [yesterday, today] = [utcDay(now, -1), utcDay(now)];
+      const dir = mkdtempSync(join(tmpdir(), 'keystile-usage-'));
+      const started: EnforcerProcess[] = [];
+      for (const i of [0, 1]) {
+        const e = await startEnforcerProcess({
+          watch: { namespace: ns, stages: ['shop/live'] },
+          env: { KUBECONFIG: ground().kubeconfig },
+          logFile: join(dir, `enforcer-${i}.log`),
+        });
+        started.push(e);
+        enforcers.push(e);
+      }
+      const call = async (e: EnforcerProcess): Promise<number> =>
+        (
+          await fetch(`http://127.0.0.1:${e.httpPort}/keystile/${ns}/shop/live/v1/things`, {
+            headers: { 'x-api-key': value },
+          })
+        ).status;
+      const [first, second] = started as [EnforcerProcess, EnforcerProcess];
+      for (let i = 0; i < 3; i++) expect(await call(first)).toBe(200);
+      for (let i = 0; i < 2; i++) expect(await call(second)).toBe(200);
+      const admin = (e: EnforcerProcess): string => `http://127.0.0.1:${e.adminPort}`;
+      const run = await keystile([
+        'usage',
+        'solo',
+        '-n',
+        ns,
+        '--from',
+        yesterday,
+        '--to',
+        today,
+        '--format',
+        'csv',
+        '--enforcer',
+        admin(first),
+        '--enforcer',
+        admin(second),
+      ]);
+      expect(run.stderr).toBe('');
+      expect(run.code).toBe(0);
+      expect(run.stdout).toBe(
+        [
+          'date,namespace,customer,key,key_id,plan,counted_by,requests',
+          `${yesterday},${ns},,solo,${s},metered,key,0`,
+          `${today},${ns},,solo,${s},metered,key,5`,
+          '',
+        ].join('\n'),
+      );
+      const one = await keystile([
+        'usage',
+        'solo',
+        '-n',
+        ns,
+        '--from',
+        today,
+        '--to',
+        today,
+        '--format',
+        'json',
+        '--enforcer',
+        admin(second),
+      ]);
+      expect((JSON.parse(one.stdout) as { plans: { total: number }[] }).plans[0]?.total).toBe(2);
+    });
   });
 });

@@ -23,6 +23,7 @@ import {
   startOperatorProcess,
   SYSTEM_NAMESPACE,
 } from '../ground/keystile.ts';
+import { onOneUtcDay, utcDay } from '../ground/days.ts';
 import { groundContext } from '../ground/local-system.ts';
 import { waitFor } from '../ground/wait.ts';
 
@@ -212,15 +213,21 @@ describe('usage, alerts and adjustments', () => {
 
   it("shows a key's usage in its status and in kubectl get, within seconds of the requests", async () => {
     const e = live as EnforcerProcess;
-    for (let i = 0; i < 4; i++) expect(await check(e, 'shop/live', alice)).toBe(200);
-    await until('alice used 4', async () => (await usageOf('alice', 'metered'))?.used === 4);
-    const period = new Date().toISOString().slice(0, 10);
-    expect(await usageOf('alice', 'metered')).toMatchObject({
-      plan: 'metered',
-      period,
-      used: 4,
-      limit: 10,
-      remaining: 6,
+    // The plan's period is the day the requests are counted on (UTC); a run across midnight starts over
+    // on the new day, whose counter starts at 0.
+    await onOneUtcDay(async (now) => {
+      for (let i = 0; i < 4; i++) expect(await check(e, 'shop/live', alice)).toBe(200);
+      await until('alice used 4 today', async () => {
+        const usage = await usageOf('alice', 'metered');
+        return usage?.used === 4 && usage.period === utcDay(now);
+      });
+      expect(await usageOf('alice', 'metered')).toMatchObject({
+        plan: 'metered',
+        period: utcDay(now),
+        used: 4,
+        limit: 10,
+        remaining: 6,
+      });
     });
     expect(await kubectl(['-n', ns, 'get', 'apikey', 'alice'])).toMatch(
       new RegExp(`alice\\s+ApiKey\\s+true\\s+${keyId}\\s+metered:shop/live\\s+4\\s+6\\s+True`),
@@ -250,7 +257,9 @@ describe('usage, alerts and adjustments', () => {
         ])
       ).items;
     await until('the alert Event', async () => (await events()).length > 0);
-    const period = new Date().toISOString().slice(0, 10);
+    // The period the operator reports the usage in (the first case checks it is the day's date).
+    const period = (await usageOf('alice', 'metered'))?.period;
+    expect(period).toMatch(/^\d{4}-\d\d-\d\d$/);
     expect((await events()).map((x) => x.message)).toEqual([
       `50% of plan metered's quota used in period ${period} (5 of 10)`,
     ]);
@@ -277,7 +286,7 @@ describe('usage, alerts and adjustments', () => {
       'usageadjustment/grant-alice',
     ]);
     const adj = await get(ns, 'usageadjustment/grant-alice');
-    expect(adj.status?.period).toBe(new Date().toISOString().slice(0, 10));
+    expect(adj.status?.period).toBe(before?.period);
     expect(adj.status?.appliedAt).toMatch(/^\d{4}-\d{2}-\d{2}T/);
     expect(condition(adj, 'Applied')).toMatchObject({ status: 'True', reason: 'Applied' });
     await until('the grant in alice usage', async () => (await usageOf('alice', 'metered'))?.granted === 20);

@@ -331,9 +331,9 @@ describe('the chart', () => {
     const opConfig = loadOperatorConfig(environment(op), op.args ?? []);
     expect(opConfig.lease).toMatchObject({ namespace: 'keystile-system', name: 'keystile-operator' });
     expect(opConfig.identity).toBe('keystile-operator-abc12');
-    const gateway = objs.find((o) => o.kind === 'Deployment' && o.metadata.name === 'keystile-gateway');
-    if (!gateway) return;
-    const enforcer = container(gateway, 'enforcer');
+    // The gateway and redis sets run the gateway enforcer (its Deployment must be there); the others do not.
+    if (set !== 'gateway' && set !== 'redis') return;
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
     const config = loadEnforcerConfig(enforcer.args ?? [], environment(enforcer));
     expect(config.source.kind).toBe('kube');
     expect(config.checkHost).toBe('127.0.0.1');
@@ -848,9 +848,15 @@ describe('the chart', () => {
       const started = Date.now();
       const hook = spawn(process.execPath, hookArgs, { stdio: 'ignore' });
       const exited = new Promise<number | null>((resolve) => hook.on('exit', resolve));
-      await new Promise((r) => setTimeout(r, 500));
-      // Draining: still serving new connections (the endpoints may still send them), each closed after its response.
-      expect(await probe(stage0)).toEqual({ status: 503, connection: 'close' });
+      // Draining once the hook has asked Envoy to: still serving new connections (the endpoints may still
+      // send them), each closed after its response. Polled until the answer changes (the hook's request
+      // takes a moment), within the drain.
+      let draining = await probe(stage0);
+      for (let i = 0; i < 100 && draining.status === 503 && draining.connection === ''; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        draining = await probe(stage0);
+      }
+      expect(draining).toEqual({ status: 503, connection: 'close' });
       expect(await probe(stage1)).toEqual({ status: 503, connection: 'close' });
       expect(await exited).toBe(0);
       expect(Date.now() - started).toBeGreaterThanOrEqual(3000);

@@ -15,6 +15,7 @@ import {
 import { RedisServer, type Sentinelled, startSentinelled } from '../../../test/ground/redis.ts';
 import { waitFor } from '../../../test/ground/wait.ts';
 import { catalogOf, plan, silentLogger, stageDocuments } from '../../testing/fixtures.ts';
+import { fuzzRandom } from '../../testing/seeded.ts';
 import { manualClock } from '../decision/clock.ts';
 import { decide, decideContext } from '../decision/decide.ts';
 import { EnforcerMetrics, METRIC_NAMES } from '../telemetry/metrics.ts';
@@ -195,7 +196,8 @@ describe('the Redis store', () => {
     values.push(1e12, 1_999_999_999_999, 2 ** 53 - 1, -(2 ** 53) + 1, 2 ** 53, 1e17, 1.8e19);
     // Just below and at multiples of 10^9, where dividing by 10^9 may round up.
     for (let k = 1; k < 9_000_000; k += 987_653) values.push(k * 1e9 - 1, k * 1e9);
-    for (let i = 0; i < 200; i++) values.push(Math.floor((Math.random() - 0.5) * 2 ** 54));
+    const random = fuzzRandom();
+    for (let i = 0; i < 200; i++) values.push(Math.floor((random.next() - 0.5) * 2 ** 54));
     const script = `${WHOLE}
 local out = {}
 for i = 1, #ARGV do out[i] = whole(tonumber(ARGV[i])) end

@@ -1,9 +1,8 @@
 import { ApiException, type CoordinationV1Api } from '@kubernetes/client-node';
 import pino from 'pino';
-import { describe, expect, it } from 'vitest';
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { LeaderElector } from './lease.ts';
 
-/** A Lease API stand-in that answers until `hang()`, then never answers again (a dead connection). */
 /** A Lease as the stand-in keeps it: a plain object. */
 interface Lease {
   readonly metadata?: { readonly resourceVersion?: string };
@@ -12,11 +11,19 @@ interface Lease {
 
 const apiError = (code: number): ApiException<string> => new ApiException(code, `HTTP ${code}`, '', {});
 
+/** A Lease API stand-in that answers until `hang()`, then never answers again (a dead connection). */
 function leaseApi() {
   let lease: Lease | undefined;
   let rv = 1;
   let hanging = false;
+  /** When (by the clock the test runs on) a create or replace last succeeded. */
+  let lastWriteAt = Number.NaN;
   const never = new Promise<never>(() => undefined);
+  const write = (body: Lease): Lease => {
+    lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(rv++) } };
+    lastWriteAt = Date.now();
+    return lease;
+  };
   const api = {
     readNamespacedLease: () => {
       if (hanging) return never;
@@ -25,20 +32,19 @@ function leaseApi() {
     },
     createNamespacedLease: ({ body }: { body: Lease }) => {
       if (hanging) return never;
-      lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(rv++) } };
-      return Promise.resolve(lease);
+      return Promise.resolve(write(body));
     },
     replaceNamespacedLease: ({ body }: { body: Lease }) => {
       if (hanging) return never;
       if (body.metadata?.resourceVersion !== lease?.metadata?.resourceVersion)
         return Promise.reject(apiError(409));
-      lease = { ...body, metadata: { ...body.metadata, resourceVersion: String(rv++) } };
-      return Promise.resolve(lease);
+      return Promise.resolve(write(body));
     },
   } as unknown as CoordinationV1Api;
   return {
     api,
     hang: () => (hanging = true),
+    lastWriteAt: () => lastWriteAt,
     /** Another replica holds it, renewing with its own clock's times. */
     holdAs: (holder: string, renewTime: string) => {
       lease = {
@@ -49,17 +55,18 @@ function leaseApi() {
   };
 }
 
-const until = async (what: string, probe: () => boolean, ms: number): Promise<void> => {
-  const end = Date.now() + ms;
-  while (!probe()) {
-    if (Date.now() > end) throw new Error(`${what} within ${ms} ms`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+// Fake timers (and Date): the elector's renew ticks, call timeouts and deadline all run on the test's
+// clock, so when it stops leading is exact, not a wall-clock estimate.
+beforeEach(() => {
+  vi.useFakeTimers();
+});
+afterEach(() => {
+  vi.useRealTimers();
+});
 
 describe('LeaderElector', () => {
   it('stops leading at 80% of the lease when the renew call hangs, not when the call gives up', async () => {
-    const { api, hang } = leaseApi();
+    const { api, hang, lastWriteAt } = leaseApi();
     const elector = new LeaderElector(
       api,
       // A 2 s lease renewed every 0.2 s: writes must stop 1.6 s after the last renew, before it expires.
@@ -67,7 +74,7 @@ describe('LeaderElector', () => {
       pino({ level: 'silent' }),
     );
     let leading = false;
-    let stoppedAt = 0;
+    let stoppedAt = Number.NaN;
     elector.start(
       () => (leading = true),
       () => {
@@ -75,16 +82,27 @@ describe('LeaderElector', () => {
         stoppedAt = Date.now();
       },
     );
-    await until('leading', () => leading, 2000);
-    await new Promise((r) => setTimeout(r, 300)); // a renew or two
-    const hungAt = Date.now();
-    hang();
-    await until('stopped leading', () => !leading, 5000);
-    // Before the Lease can expire (2 s after the last renew, which was before the hang), so that no
-    // other replica can lead while this one still writes.
-    expect(stoppedAt - hungAt).toBeLessThan(2000);
-    expect(elector.leading).toBe(false);
-    await elector.stop();
+    try {
+      await vi.advanceTimersByTimeAsync(0);
+      expect(leading).toBe(true);
+      const acquiredAt = lastWriteAt();
+      await vi.advanceTimersByTimeAsync(300); // a renew or two
+      const lastRenewAt = lastWriteAt();
+      expect(lastRenewAt).toBeGreaterThan(acquiredAt);
+      hang();
+      await vi.advanceTimersByTimeAsync(1599 - (Date.now() - lastRenewAt));
+      expect(leading).toBe(true); // the calls time out every 0.2 s; that alone does not stop it
+      await vi.advanceTimersByTimeAsync(5000);
+      expect(leading).toBe(false);
+      expect(elector.leading).toBe(false);
+      expect(lastWriteAt()).toBe(lastRenewAt);
+      // At 80% of the lease after the last renew: before the Lease can expire (2 s after it), so that
+      // no other replica can lead while this one still writes.
+      expect(stoppedAt - lastRenewAt).toBe(0.8 * 2000);
+      expect(stoppedAt - lastRenewAt).toBeLessThan(2000);
+    } finally {
+      await elector.stop();
+    }
   });
 
   it("does not take over a Lease its holder renews, however far behind the holder's clock is; does once it stops", async () => {
@@ -104,14 +122,19 @@ describe('LeaderElector', () => {
       () => (leading = false),
     );
     try {
-      await new Promise((r) => setTimeout(r, 3000));
+      await vi.advanceTimersByTimeAsync(3000);
       expect(leading).toBe(false);
       clearInterval(renewing);
-      // No renewal for a lease duration, by this replica's clock: it takes over.
-      await until('leading after the holder stopped renewing', () => leading, 5000);
+      // No renewal for a lease duration (2 s), by this replica's clock: it takes over then, not before.
+      // It sees the holder's last renewal at its next tick (within 0.2 s), and takes over at the first
+      // tick 2 s after that.
+      await vi.advanceTimersByTimeAsync(1800);
+      expect(leading).toBe(false);
+      await vi.advanceTimersByTimeAsync(600);
+      expect(leading).toBe(true);
     } finally {
       clearInterval(renewing);
       await elector.stop();
     }
-  }, 15_000);
+  });
 });

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { DATA_KEYS } from '../../../contract/src/identity.ts';
 import { generateKey, hashKey } from '../../../contract/src/key-format.ts';
 import { parseIndex, parseKeysShard, parseSecretsShard } from '../../../contract/src/validate.ts';
 import type { ApiKey, PlanBinding, UsagePlan } from '../../../crds/src/index.ts';
@@ -55,14 +56,19 @@ describe('render', () => {
     const out = render(input);
     expect(out.stages).toHaveLength(1);
     const stage = out.stages[0]!;
-    expect(parseIndex(stage.objects.at(-1)!.data['index.json']!).ok).toBe(true);
+    const checked = { [DATA_KEYS.index]: 0, [DATA_KEYS.keys]: 0, [DATA_KEYS.secrets]: 0 };
     for (const o of stage.objects) {
-      for (const text of Object.values(o.data)) {
+      for (const [dataKey, text] of Object.entries(o.data)) {
         for (const v of values) expect(text).not.toContain(v);
-        if (o.name.includes('-keys-')) expect(parseKeysShard(text)).toMatchObject({ ok: true });
-        if (o.name.includes('-secrets-')) expect(parseSecretsShard(text)).toMatchObject({ ok: true });
+        // The parser by data key: every document the enforcer reads is checked against its schema.
+        if (dataKey === DATA_KEYS.index) expect(parseIndex(text)).toMatchObject({ ok: true });
+        else if (dataKey === DATA_KEYS.keys) expect(parseKeysShard(text)).toMatchObject({ ok: true });
+        else if (dataKey === DATA_KEYS.secrets) expect(parseSecretsShard(text)).toMatchObject({ ok: true });
+        else expect.unreachable(`unexpected data key ${dataKey} in ${o.name}`);
+        checked[dataKey]++;
       }
     }
+    expect(checked).toEqual({ [DATA_KEYS.index]: 1, [DATA_KEYS.keys]: 1, [DATA_KEYS.secrets]: 1 });
     expect(stage.objects.map((o) => o.owners)).toEqual(
       stage.objects.map(() => [{ name: 'gold', uid: 'b-uid' }]),
     );
