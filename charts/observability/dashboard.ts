@@ -339,14 +339,14 @@ export const ROWS: readonly RowSpec[] = [
       {
         title: 'Adjustments applied',
         description:
-          'UsageAdjustments (grants and take-backs of remaining quota) applied during the time range, by plan, summed over the enforcers. Each is applied exactly once however many enforcers share the counters.',
+          'UsageAdjustments (grants and take-backs of remaining quota) applied by the enforcers running during the time range, by plan, counted since each started. Each is applied exactly once however many enforcers share the counters.',
         kind: 'table',
         unit: 'short',
         width: 12,
         instant: true,
         queries: [
           {
-            expr: `sum by (plan) (round(${countedWithin(sel(ENFORCER.adjustmentsApplied, PLAN_FILTER), RANGE)}))`,
+            expr: `sum by (plan) (max_over_time(${sel(ENFORCER.adjustmentsApplied, PLAN_FILTER)}[${RANGE}]))`,
           },
         ],
       },

@@ -78,21 +78,6 @@ const CASES: readonly PanelCase[] = [
       { labels: `{${STAGE}, threshold="50"}`, value: 2 },
     ],
   },
-  {
-    // The last 30 minutes (30m to 60m): E1 applied two adjustments of shop/gold long before, one at 40m;
-    // E2, started at 50m, one at 55m.
-    name: 'the adjustments applied are those applied in the time range, summed over the enforcers',
-    panel: 'Adjustments applied',
-    range: '30m',
-    series: {
-      [`up{${E1}}`]: '1x60',
-      [`up{${E2}}`]: '_x50 1x10',
-      [`keystile_adjustments_applied_total{${E1}, plan="shop/gold"}`]: '_x5 2x35 3x20',
-      [`keystile_adjustments_applied_total{${E2}, plan="shop/gold"}`]: '_x55 1x5',
-    },
-    at: '60m',
-    samples: [{ labels: '{plan="shop/gold"}', value: 2 }],
-  },
   ...(['Work queue depth', 'Pending usage status writes', 'Oldest pending usage write'] as const).map(
     (panel, i): PanelCase => {
       const metric = [
