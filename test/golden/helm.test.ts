@@ -686,17 +686,13 @@ describe('the chart', () => {
     expect(spec(find(plain, 'Deployment', 'keystile-gateway'))['strategy']).toBeUndefined();
     expect(plain.filter((o) => o.kind === 'PersistentVolumeClaim')).toEqual([]);
 
-    const kept = objects(
-      template([
-        '-f',
-        valuesFile('gateway'),
-        '--set',
-        'counters.persistence.enabled=true',
-        '--set',
-        'counters.persistence.storageClassName=standard',
-        '--set',
-        'counters.persistence.size=2Gi',
-      ]),
+    const persisted = (...flags: string[]): Obj[] =>
+      objects(template(['-f', valuesFile('gateway'), '--set', 'counters.persistence.enabled=true', ...flags]));
+    const kept = persisted(
+      '--set',
+      'counters.persistence.storageClassName=standard',
+      '--set',
+      'counters.persistence.size=2Gi',
     );
     const gateway = find(kept, 'Deployment', 'keystile-gateway');
     expect(spec(gateway)['strategy']).toEqual({ type: 'Recreate' });
@@ -714,16 +710,7 @@ describe('the chart', () => {
     expect(podSpec(gateway).securityContext['fsGroup']).toBe(65532);
 
     // A claim of the user's own: used, not created.
-    const own = objects(
-      template([
-        '-f',
-        valuesFile('gateway'),
-        '--set',
-        'counters.persistence.enabled=true',
-        '--set',
-        'counters.persistence.existingClaim=gateway-counters',
-      ]),
-    );
+    const own = persisted('--set', 'counters.persistence.existingClaim=gateway-counters');
     expect(countersVolume(find(own, 'Deployment', 'keystile-gateway'))).toEqual({
       name: 'counters',
       persistentVolumeClaim: { claimName: 'gateway-counters' },
