@@ -73,7 +73,24 @@ export function connectRedis(target: RedisTarget, timeoutMs: number): RedisCount
           })
         : new Redis(target.url, common);
   // Connection errors surface as failed commands (counted as poll errors); the event must not crash us.
-  client.on('error', () => undefined);
+  // The last one is kept to say why a command failed while not connected ("Stream isn't writeable"
+  // alone names no cause: a wrong password, an unreachable sentinel). Redis's errors carry no password.
+  let connectionError: string | undefined;
+  client.on('error', (err: Error) => {
+    connectionError = err.message;
+  });
+  client.on('ready', () => {
+    connectionError = undefined;
+  });
+  const explained = async <T>(run: () => Promise<T>): Promise<T> => {
+    try {
+      return await run();
+    } catch (err) {
+      const why = connectionError;
+      if (why === undefined || !(err instanceof Error) || err.message.includes(why)) throw err;
+      throw new Error(`${err.message} (the connection's last error: ${why})`, { cause: err });
+    }
+  };
 
   const batched = async <T>(keys: readonly string[], one: (key: string) => Promise<T>): Promise<T[]> => {
     const out: T[] = [];
@@ -83,7 +100,7 @@ export function connectRedis(target: RedisTarget, timeoutMs: number): RedisCount
   };
   return {
     async readQuotas(keys) {
-      const replies = await batched(keys, (k) => client.hmget(k, ...QUOTA_FIELDS));
+      const replies = await explained(() => batched(keys, (k) => client.hmget(k, ...QUOTA_FIELDS)));
       const out = new Map<string, Counter>();
       replies.forEach((r, i) => {
         const c = parseQuota(r);
@@ -93,7 +110,7 @@ export function connectRedis(target: RedisTarget, timeoutMs: number): RedisCount
       return out;
     },
     async exist(keys) {
-      return (await batched(keys, (k) => client.exists(k))).map((n) => n > 0);
+      return (await explained(() => batched(keys, (k) => client.exists(k)))).map((n) => n > 0);
     },
     async close() {
       client.disconnect();
