@@ -11,8 +11,10 @@
 // The key is asked every 10 ms (100 a second, the demo plan's rate: no 429 within a round). Figures are
 // wall time on this machine, with everything of the local system on its two CPUs.
 import { CoreV1Api, CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import { keySecretName } from '../operator/src/keys/key-secret.ts';
 import { DEMO_NAMESPACE } from '../test/ground/demo.ts';
 import { readLocalEnv } from '../test/ground/local-system.ts';
+import { waitFor } from '../test/ground/wait.ts';
 
 const group = 'keystile.dev';
 const version = 'v1alpha1';
@@ -29,7 +31,6 @@ const kc = new KubeConfig();
 kc.loadFromFile(kubeconfigPath);
 const custom = kc.makeApiClient(CustomObjectsApi);
 const core = kc.makeApiClient(CoreV1Api);
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 /** Envoy's status for a request to orders/prod with this key. */
 async function status(key: string): Promise<number> {
@@ -40,30 +41,29 @@ async function status(key: string): Promise<number> {
 
 /** Milliseconds from `start` until Envoy answers `want` to the key. */
 async function until(key: string, want: number, start: number): Promise<number> {
-  for (;;) {
-    const got = await status(key);
-    if (got === want) return performance.now() - start;
-    if (performance.now() - start > GIVE_UP_MS) {
-      throw new Error(`Envoy still answers ${got} (not ${want}) ${GIVE_UP_MS} ms after the change`);
-    }
-    await sleep(POLL_MS);
-  }
+  await waitFor(
+    `Envoy answering ${want} to the key`,
+    async () => (await status(key)) === want,
+    GIVE_UP_MS,
+    POLL_MS,
+  );
+  return performance.now() - start;
 }
 
 /** The key value of an ApiKey (its key Secret), waiting until the operator made it. */
 async function keyValue(name: string): Promise<string> {
-  const deadline = performance.now() + GIVE_UP_MS;
-  for (;;) {
-    try {
-      const s = await core.readNamespacedSecret({ name: `keystile-key-${name}`, namespace: DEMO_NAMESPACE });
-      const v = s.data?.['value'];
-      if (v !== undefined) return Buffer.from(v, 'base64').toString('utf8');
-    } catch (err) {
-      if (performance.now() > deadline) throw err;
-    }
-    if (performance.now() > deadline) throw new Error(`no value for ApiKey ${name}`);
-    await sleep(100);
-  }
+  let value: string | undefined;
+  await waitFor(
+    `a value for ApiKey ${name}`,
+    async () => {
+      const v = (await core.readNamespacedSecret({ name: keySecretName(name), namespace: DEMO_NAMESPACE }))
+        .data?.['value'];
+      value = v === undefined ? undefined : Buffer.from(v, 'base64').toString('utf8');
+      return value !== undefined;
+    },
+    GIVE_UP_MS,
+  );
+  return value ?? '';
 }
 
 const setEnabled = (name: string, enabled: boolean): Promise<unknown> =>

@@ -11,15 +11,15 @@
  */
 import { takeQuota } from '../decision/quota.ts';
 import { type BucketState, peekToken, takeToken } from '../decision/token-bucket.ts';
-import type {
-  AdjustRequest,
-  ConsumeRequest,
-  ConsumeResult,
-  CounterStore,
-  QuotaCount,
-  QuotaOutcome,
+import {
+  type AdjustRequest,
+  type ConsumeRequest,
+  type ConsumeResult,
+  type CounterStore,
+  QUOTA_KEPT_AFTER_END_MS,
+  type QuotaCount,
+  type QuotaOutcome,
 } from './store.ts';
-import { QUOTA_KEPT_AFTER_END_MS } from './store.ts';
 
 /** A bucket as stored: its state, and when it will be full again (then it may be forgotten). */
 export interface StoredBucket extends BucketState {
