@@ -13,9 +13,6 @@
 /** Which of a decision's optional keys are present (its `parts`: their sum). */
 export const CONSUME_PARTS = Object.freeze({ bucket: 1, quota: 2, day: 4, alerts: 8 });
 
-/** Reply numbers of one decision from {@link CONSUME}, before the thresholds it crossed. */
-export const CONSUME_REPLY = 7;
-
 /**
  * Lua: `whole(x)`, the exact decimal digits of a whole number, for CONSUME's reply (LONG64 and EXACT
  * with it). Apart, so that a test can run it with every path taken.
@@ -49,7 +46,7 @@ end
  * and PEXPIRE's arguments as they are), the day's field ('-' for none), the number of alert thresholds;
  * then the thresholds (percent). No figure may be NaN or infinite (JSON has neither: the store refuses
  * such a decision before it is sent). The reply, one string of integers separated by spaces (cheaper to
- * send and read than an array): per decision, in order, {@link CONSUME_REPLY} integers, denied (0 none,
+ * send and read than an array): per decision, in order, seven integers (read by redis-store.ts's `consumeResults`), denied (0 none,
  * 1 throttle, 2 quota), bucket remaining, bucket retry-after ms, bucket full-in ms, quota used, quota
  * remaining, the number of thresholds crossed; then those thresholds. Every number the script formats is whole, written with all
  * its digits (`whole`, without `%d`'s limit to a C long), so the reply is exact. A later

@@ -23,7 +23,8 @@ import {
 } from '../../../contract/src/identity.ts';
 import type { HostPort } from '../../../contract/src/host-port.ts';
 import { checkAdjustment } from './memory-store.ts';
-import { ADD, ADJUST, CONSUME, CONSUME_PARTS, CONSUME_REPLY } from './redis-scripts.ts';
+import { consumeResults } from './consume-reply.ts';
+import { ADD, ADJUST, CONSUME, CONSUME_PARTS } from './redis-scripts.ts';
 import { TurnBatcher } from './turn-batch.ts';
 import {
   type AdjustRequest,
@@ -271,12 +272,10 @@ export class RedisStore implements CounterStore {
     if (alerts) for (const t of r.thresholds) args.push(t);
     // JSON has no NaN or Infinity (they would reach the script as null and fail the whole batch, after
     // the decisions before this one were written): refuse this decision alone.
-    for (const a of [...args, r.cost]) {
-      if (typeof a === 'number' && !Number.isFinite(a)) {
-        return Promise.reject(
-          new CounterRequestError(`a decision's figures must be finite numbers: ${args.join(' ')}`),
-        );
-      }
+    if (!Number.isFinite(r.cost) || !allFinite(args)) {
+      return Promise.reject(
+        new CounterRequestError(`a decision's figures must be finite numbers: ${args.join(' ')}`),
+      );
     }
     return this.#batcher.add({ keys, args, bucket, quota });
   }
@@ -296,8 +295,12 @@ export class RedisStore implements CounterStore {
     return slot;
   }
 
-  /** One CONSUME call for a batch of decisions (one slot's, in a Cluster); their results in order. */
-  readonly #sendConsumes = async (calls: readonly ConsumeCall[]): Promise<ConsumeResult[]> => {
+  /**
+   * One CONSUME call for a batch of decisions (one slot's, in a Cluster); their results in order. Not an
+   * async function: what it builds is dropped before the round trip, not held across it (less for the
+   * young generation to copy while decisions are in flight).
+   */
+  readonly #sendConsumes = (calls: readonly ConsumeCall[]): Promise<ConsumeResult[]> => {
     const keys: string[] = [];
     const argv: (string | number)[] = [calls.length];
     for (const c of calls) {
@@ -305,30 +308,9 @@ export class RedisStore implements CounterStore {
       for (const a of c.args) argv.push(a);
     }
     // The values go as one JSON argument and come back as one string (redis-scripts.ts says why).
-    const reply = (await this.client.ksConsume(keys.length, ...keys, JSON.stringify(argv)))
-      .split(' ')
-      .map(Number);
-    const results: ConsumeResult[] = [];
-    let at = 0;
-    for (const c of calls) {
-      const denied = reply[at];
-      const crossedCount = reply[at + 6] ?? 0;
-      results.push({
-        allowed: denied === 0,
-        deniedBy: denied === 1 ? 'throttle' : denied === 2 ? 'quota' : undefined,
-        bucket: c.bucket
-          ? { remaining: reply[at + 1] ?? 0, retryAfterMs: reply[at + 2] ?? 0, fullInMs: reply[at + 3] ?? 0 }
-          : undefined,
-        quota: c.quota ? { used: reply[at + 4] ?? 0, remaining: reply[at + 5] ?? 0 } : undefined,
-        crossed:
-          crossedCount > 0 ? reply.slice(at + CONSUME_REPLY, at + CONSUME_REPLY + crossedCount) : undefined,
-      });
-      at += CONSUME_REPLY + crossedCount;
-    }
-    if (at !== reply.length) {
-      throw new Error(`CONSUME answered ${reply.length} values for ${calls.length} decisions`);
-    }
-    return results;
+    return this.client
+      .ksConsume(keys.length, ...keys, JSON.stringify(argv))
+      .then((reply: string) => consumeResults(calls, reply));
   };
 
   async adjust(r: AdjustRequest): Promise<boolean> {
@@ -423,6 +405,12 @@ export class RedisStore implements CounterStore {
       this.client.disconnect();
     }
   }
+}
+
+/** Whether every number among `values` is finite. */
+function allFinite(values: readonly (string | number)[]): boolean {
+  for (const v of values) if (typeof v === 'number' && !Number.isFinite(v)) return false;
+  return true;
 }
 
 /** The replies of a pipeline's `exec`, or its first error. */
