@@ -197,19 +197,28 @@ export interface PacedTarget {
 
 /**
  * Paced runs of each target in turn, `rounds` times (as {@link interleaved}, so whatever else the
- * machine does falls on all of them alike): each target's runs merged into one.
+ * machine does falls on all of them alike): each target's runs, round by round.
  */
-export async function interleavedPaced(
+export async function interleavedPacedRounds(
   targets: readonly PacedTarget[],
   rounds: number,
   seconds: number,
-): Promise<PacedResult[]> {
+): Promise<PacedResult[][]> {
   const runs: PacedResult[][] = targets.map(() => []);
   for (let round = 0; round < rounds; round++) {
     for (const [i, t] of targets.entries())
       runs[i]?.push(await paced(t.port, t.requests, t.rate, seconds / rounds));
   }
-  return runs.map(mergePaced);
+  return runs;
+}
+
+/** {@link interleavedPacedRounds}, each target's runs merged into one. */
+export async function interleavedPaced(
+  targets: readonly PacedTarget[],
+  rounds: number,
+  seconds: number,
+): Promise<PacedResult[]> {
+  return (await interleavedPacedRounds(targets, rounds, seconds)).map(mergePaced);
 }
 
 /** A paced result's `p50 / p99`, whole microseconds. */
@@ -218,7 +227,7 @@ export function p50p99(r: PacedResult): string {
 }
 
 /** Several paced runs as one. */
-function mergePaced(rs: readonly PacedResult[]): PacedResult {
+export function mergePaced(rs: readonly PacedResult[]): PacedResult {
   return {
     sent: rs.reduce((n, r) => n + r.sent, 0),
     completed: rs.reduce((n, r) => n + r.completed, 0),
