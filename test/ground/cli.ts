@@ -103,7 +103,7 @@ Try:
   npm run keystile -- usage acme-prod -n ${DEMO_NAMESPACE} --from $(date -u +%Y-%m-01) --enforcer $KEYSTILE_ENFORCER_URL
   kubectl -n ${DEMO_NAMESPACE} patch apikey acme-prod --type=merge -p '{"spec":{"enabled":false}}'   # then 403 within a second
   kubectl -n ${DEMO_NAMESPACE} get apikeys,usageplans,planbindings
-  kubectl -n ${DEMO_NAMESPACE} get configmaps,secrets -l app.kubernetes.io/managed-by=keystile
+  kubectl -n ${DEMO_NAMESPACE} get configmaps,secrets -l app.kubernetes.io/managed-by=keystile,keystile.dev/role
   kubectl -n ${DEMO_NAMESPACE} describe planbinding gold-orders
   curl -s $KEYSTILE_ENVOY_OPEN_URL/hello
   npm stop          # ends every process npm start started

@@ -31,8 +31,8 @@ export interface Announcement {
 }
 
 /**
- * A key's desired usage, one entry per target (sorted by plan, so `usage[0]` is the plan the `Plan`
- * column shows; at most {@link MAX_USAGE_IN_STATUS}), and the alerts it newly crosses. A counter not found counts as nothing used.
+ * A key's desired usage, one entry per target (sorted by plan: `usage[0]`, which the `Used` and `Remaining` columns
+ * show, is the `Plan` column's plan when that plan has a quota; at most {@link MAX_USAGE_IN_STATUS}), and the alerts it newly crosses. A counter not found counts as nothing used.
  * `used` never goes down within a period: what was served was served, and a lower reading means a
  * source that saw less (an enforcer that did not answer, or restarted without its checkpoint; a Redis
  * that lost data; another operator reading another source), never fewer requests.
