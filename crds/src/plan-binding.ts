@@ -66,7 +66,7 @@ export const BindingProblem = Type.Object(
       Type.String({ description: "The API stage, as 'api/stage', where it applies.", maxLength: 128 }),
     ),
     reason: Type.String({
-      description: 'KeyNotFound, KeyAlreadyBound, KeyDisabled, KeyExpired or PlanFull.',
+      description: 'KeyNotFound, KeyAlreadyBound, KeyDisabled, KeyExpired, KeyNotReady or PlanFull.',
       maxLength: 64,
     }),
     message: Type.String({ description: 'What is wrong and what to do.', maxLength: 1024 }),

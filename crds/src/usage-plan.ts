@@ -232,7 +232,7 @@ export const DenialResponse = Obj(
   {
     type: StringEnum(PLAN_DENIALS, {
       description:
-        'The denial: Forbidden (key disabled, expired or not bound for the stage), Throttled (the bucket is empty) or QuotaExceeded (the period quota is used up).',
+        'The denial: Forbidden (a known key that is disabled, expired or rotated out, or whose signature is refused; an unknown key, or one not bound on the stage, has no plan and gets the default answer), Throttled (the bucket is empty) or QuotaExceeded (the period quota is used up).',
     }),
     status: Type.Integer({
       description: 'The HTTP status to answer with, 400 to 599.',
