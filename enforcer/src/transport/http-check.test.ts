@@ -228,6 +228,71 @@ describe('the HTTP check on paths the router cannot decode', () => {
   });
 });
 
+describe('the HTTP check whatever the content type', () => {
+  // The check never reads a body: a content type Fastify cannot parse (Envoy joins a repeated header
+  // with ','), or a QUERY without one, is decided as the gRPC check decides it.
+  const types = ['application/json,application/json', '', 'text', '/', 'a b', ';;;', undefined];
+
+  it('decides every method with any content type, or none: allowed with a valid key, refused without', async () => {
+    const catalog = await catalogOf(
+      stageDocuments(
+        stage,
+        [plan('shop', 'gold', { throttle: { rate: 1000, burst: 1000 } })],
+        [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+      ),
+    );
+    const server = buildApp({ checker: testChecker(catalog, T0).checker });
+    try {
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'QUERY', 'GET', 'PROPFIND']) {
+        for (const type of types) {
+          for (const payload of [undefined, 'a body, never read']) {
+            const what = `${method} ${JSON.stringify(type)} ${payload === undefined ? 'bodyless' : 'body'}`;
+            const contentType = type === undefined ? {} : { 'content-type': type };
+            const allowed = await server.inject({
+              method: method as 'GET',
+              url: '/keystile/shop/orders/prod/v1/orders',
+              headers: { 'x-api-key': key.value, ...contentType },
+              ...(payload !== undefined && { payload }),
+            });
+            expect(allowed.statusCode, what).toBe(200);
+            expect(allowed.headers['x-keystile-key-id'], what).toBe(key.keyId);
+            const refused = await server.inject({
+              method: method as 'GET',
+              url: '/keystile/shop/orders/prod/v1/orders',
+              headers: { 'x-api-key': 'ks_wrong', ...contentType },
+              ...(payload !== undefined && { payload }),
+            });
+            expect(refused.statusCode, what).toBe(403);
+          }
+        }
+      }
+      // Over a socket: the unread body is drained, and the connection answers the next request.
+      await server.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = server.server.address() as { port: number };
+      const socket = connect(port, '127.0.0.1');
+      const request = (method: string, headers: string, body: string): string =>
+        `${method} /keystile/shop/orders/prod/v1/orders HTTP/1.1\r\nhost: x\r\nx-api-key: ${key.value}\r\n${headers}content-length: ${body.length}\r\n\r\n${body}`;
+      let received = '';
+      const twoAnswers = new Promise<void>((resolve, reject) => {
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          if ((received.match(/HTTP\/1\.1 /g) ?? []).length >= 2) resolve();
+        });
+        socket.on('error', reject);
+        socket.on('close', () => {
+          resolve();
+        });
+      });
+      socket.write(request('POST', 'content-type: a b\r\n', 'x'.repeat(10_000)) + request('QUERY', '', 'q'));
+      await twoAnswers;
+      socket.destroy();
+      expect(received.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
 describe('the HTTP check without a config', () => {
   it('answers 503 (fail closed)', async () => {
     const server = buildApp({ checker: testChecker(undefined, T0).checker });

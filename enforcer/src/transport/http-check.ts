@@ -173,13 +173,29 @@ export function acceptEveryRequest(app: FastifyInstance): void {
   });
 }
 
+/**
+ * The errors Fastify raises about a request's content type before any parser runs: a media type it
+ * cannot parse (`application/json,application/json`, which is how Envoy joins a repeated header; '',
+ * `text`, `a b`) or a QUERY without one. The check never reads a body: such requests are decided as
+ * any other, as the gRPC check decides them.
+ */
+const CONTENT_TYPE_ERRORS: ReadonlySet<string> = new Set([
+  'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+  'FST_ERR_ROUTE_MISSING_CONTENT_TYPE',
+]);
+
 /** Registers the check on every method and path of `app`. */
 export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
   acceptEveryRequest(app);
   const handler = httpCheckHandler(checker);
   app.route({ method: app.supportedMethods, url: '*', handler });
   app.setNotFoundHandler(handler);
-  app.setErrorHandler((err, _request, reply) => {
+  app.setErrorHandler((err, request, reply) => {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && CONTENT_TYPE_ERRORS.has(code)) {
+      handler(request, reply);
+      return;
+    }
     const status = (err as { statusCode?: unknown }).statusCode;
     const malformed = typeof status === 'number' && status >= 400 && status < 500;
     sendDecision(reply, checker.failed('http', malformed ? 'malformed' : 'error', err));
