@@ -140,6 +140,11 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     // HTTP ext_authz cannot change the URL (docs/enforcer.md: prefer a header); gRPC's ok_response can.
     if (mode === 'grpc') expect(res.upstream!.path).toBe('/v1/orders?page=2');
     else expect(res.upstream!.path).toBe(`/v1/orders?api_key=${value('good')}&page=2`);
+    // Envoy removes a parameter by its name as sent: under an encoded name the key would reach the
+    // upstream, so it presents no key.
+    const encoded = await get(`/v1/orders?api%5Fkey=${value('good')}&page=2`);
+    expect(encoded.status).toBe(403);
+    expect(encoded.upstream).toBeUndefined();
   });
 
   it.each([

@@ -335,6 +335,15 @@ describe('decide: key sources', () => {
     // Not configured: the default header only.
     expect(f.run(req({ authorization: `Bearer ${gold.value}` })).reason).toBe('MissingKey');
   });
+
+  it('reads no key from a query parameter whose name is percent-encoded (Envoy would not strip it), nor from an empty bearer', async () => {
+    const f = await fixture();
+    const options = { keySources: [{ kind: 'query', name: 'api_key' }, { kind: 'bearer' }] } as const;
+    for (const name of ['api%5Fkey', 'api%5fkey', '%61pi_key']) {
+      expect(f.run(req({}, `/v1/orders?${name}=${gold.value}`), options).reason, name).toBe('MissingKey');
+    }
+    expect(f.run(req({ authorization: 'Bearer \t ' }), options).reason).toBe('MissingKey');
+  });
 });
 
 describe('decide: key pairs', () => {
