@@ -219,6 +219,9 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     const ok = await get('/v1/orders', signed(Date.now()));
     expect(ok.status).toBe(200);
     expect(ok.upstream!.headers['x-keystile-key-id']).toBe(keySecret(files.keys, 'pair')['keyId']);
+    // --strip-key (the default): the signature, replayable while its date is fresh, never reaches it.
+    expect(ok.upstream!.headers['authorization']).toBeUndefined();
+    expect(ok.upstream!.headers['x-date']).toBeDefined();
     expect((await get('/v1/orders', signed(Date.now(), 'x'.repeat(40)))).status).toBe(403);
     expect((await get('/v1/orders', signed(Date.now() - 20 * 60_000))).status).toBe(403);
     expect((await get('/v1/orders', { ...signed(Date.now()), source: 'tampered' })).status).toBe(403);

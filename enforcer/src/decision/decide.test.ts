@@ -369,8 +369,11 @@ describe('decide: key pairs', () => {
     const f = await fixture();
     const d = f.run(req(signed()));
     expect(d).toMatchObject({ status: 200, keyId: 'pairkey2abcd' });
-    // The signature is not a secret: Authorization stays.
-    expect(d.removeHeaders).not.toContain('authorization');
+    // The signature can be replayed while its date is fresh: Authorization is stripped as a key is.
+    expect(d.removeHeaders).toContain('authorization');
+    const kept = f.run(req(signed()), { stripKey: false });
+    expect(kept).toMatchObject({ status: 200, keyId: 'pairkey2abcd' });
+    expect(kept.removeHeaders).not.toContain('authorization');
   });
 
   it.each([
@@ -593,10 +596,13 @@ describe('decide: fail-open allows strip the key as a normal allow does', () => 
         expect(d.removeQueryParameters).toEqual(stripKey ? ['api_key'] : []);
       }
     }
-    // Without a bearer source, Authorization is left alone.
-    const headerOnly = decide(undefined, req({}), f.store, f.clock, decideContext(OPEN)) as Decision;
-    expect(headerOnly.removeHeaders).toContain('x-api-key');
-    expect(headerOnly.removeHeaders).not.toContain('authorization');
+    // Without a bearer source or key pairs, Authorization is left alone.
+    const headerOnly = (options: Partial<DecideOptions>): Decision =>
+      decide(undefined, req({}), f.store, f.clock, decideContext({ ...OPEN, ...options })) as Decision;
+    expect(headerOnly({}).removeHeaders).toContain('x-api-key');
+    expect(headerOnly({}).removeHeaders).toContain('authorization');
+    expect(headerOnly({ keyPairs: false }).removeHeaders).toContain('x-api-key');
+    expect(headerOnly({ keyPairs: false }).removeHeaders).not.toContain('authorization');
   });
 });
 
