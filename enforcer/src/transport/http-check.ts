@@ -76,6 +76,24 @@ function removeValue(names: readonly string[]): string {
   return value;
 }
 
+/**
+ * A request header's value as the gRPC check sees it. Node decodes header bytes as latin1 (one char a
+ * byte), while Envoy's gRPC check request carries them as UTF-8 text, and signatures are computed over
+ * UTF-8: a value with a byte above 0x7f is read back as UTF-8. ASCII values (nearly all) are returned
+ * as they are.
+ */
+export function headerText(value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** A header of a Node request by its lower-case name: the first value when repeated, as UTF-8 text. */
+export function requestHeader(headers: FastifyRequest['headers'], name: string): string | undefined {
+  const v = headers[name];
+  const first = typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+  return first === undefined ? undefined : headerText(first);
+}
+
 /** The request's facts for the decision. */
 export function checkRequestOf(request: FastifyRequest): CheckRequest {
   const { stage, path } = splitCheckPath(request.url);
@@ -84,10 +102,7 @@ export function checkRequestOf(request: FastifyRequest): CheckRequest {
     stage,
     method: request.method,
     path,
-    header: (name) => {
-      const v = headers[name];
-      return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
-    },
+    header: (name) => requestHeader(headers, name),
   };
 }
 
