@@ -243,6 +243,14 @@ describe('decide: routes', () => {
     expect(f.run(req(key, '/v1/orders%2F2', 'POST'))).toMatchObject({ status: 429, reason: 'Throttled' });
   });
 
+  it('lets no doubled slash dodge a route (when the proxy does not merge slashes)', async () => {
+    const f = await fixture([withRoutes]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key, '/v1//reports/monthly'))).toMatchObject({ status: 200, route: 'reports' });
+    expect(f.run(req(key, '//v1/orders//1', 'POST'))).toMatchObject({ status: 200, route: 'order-writes' });
+    expect(f.run(req(key, '/v1/orders///2', 'POST'))).toMatchObject({ status: 429, reason: 'Throttled' });
+  });
+
   it("applies a route's throttle instead of the plan's, to matching methods only", async () => {
     const f = await fixture([withRoutes]);
     const key = { 'x-api-key': gold.value };
