@@ -5,7 +5,7 @@
  *
  * On allow: 200 with the upstream headers (Envoy's `allowed_upstream_headers: x-keystile-*`), the
  * RateLimit fields (`allowed_client_headers_on_success`), and `x-envoy-auth-headers-to-remove` naming
- * the request headers Envoy must drop (the key's header; x-keystile-* headers the client sent itself).
+ * the request headers Envoy must drop (the key's header; the four upstream header names it does not set).
  * On denial: the status, body and client headers of the answer.
  */
 import { METHODS, type ServerResponse } from 'node:http';
