@@ -201,7 +201,7 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     env: 'KEYSTILE_STRIP_KEY',
     default: 'true',
     meaning:
-      'On allow, tell Envoy to remove the header that carried the key, so the upstream never sees it (a key in the query: only over gRPC ext_authz).',
+      "On allow, tell Envoy to remove the header that carried the key or a key pair's signature, so the upstream never sees it (a key in the query: only over gRPC ext_authz).",
   },
   {
     flag: 'metrics-key-id',

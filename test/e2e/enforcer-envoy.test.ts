@@ -140,6 +140,11 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     // HTTP ext_authz cannot change the URL (docs/enforcer.md: prefer a header); gRPC's ok_response can.
     if (mode === 'grpc') expect(res.upstream!.path).toBe('/v1/orders?page=2');
     else expect(res.upstream!.path).toBe(`/v1/orders?api_key=${value('good')}&page=2`);
+    // Envoy removes a parameter by its name as sent: under an encoded name the key would reach the
+    // upstream, so it presents no key.
+    const encoded = await get(`/v1/orders?api%5Fkey=${value('good')}&page=2`);
+    expect(encoded.status).toBe(403);
+    expect(encoded.upstream).toBeUndefined();
   });
 
   it.each([
@@ -214,6 +219,9 @@ describe.each(['http', 'grpc'] as const)('the enforcer behind Envoy, %s ext_auth
     const ok = await get('/v1/orders', signed(Date.now()));
     expect(ok.status).toBe(200);
     expect(ok.upstream!.headers['x-keystile-key-id']).toBe(keySecret(files.keys, 'pair')['keyId']);
+    // --strip-key (the default): the signature, replayable while its date is fresh, never reaches it.
+    expect(ok.upstream!.headers['authorization']).toBeUndefined();
+    expect(ok.upstream!.headers['x-date']).toBeDefined();
     expect((await get('/v1/orders', signed(Date.now(), 'x'.repeat(40)))).status).toBe(403);
     expect((await get('/v1/orders', signed(Date.now() - 20 * 60_000))).status).toBe(403);
     expect((await get('/v1/orders', { ...signed(Date.now()), source: 'tampered' })).status).toBe(403);

@@ -243,6 +243,14 @@ describe('decide: routes', () => {
     expect(f.run(req(key, '/v1/orders%2F2', 'POST'))).toMatchObject({ status: 429, reason: 'Throttled' });
   });
 
+  it('lets no doubled slash dodge a route (when the proxy does not merge slashes)', async () => {
+    const f = await fixture([withRoutes]);
+    const key = { 'x-api-key': gold.value };
+    expect(f.run(req(key, '/v1//reports/monthly'))).toMatchObject({ status: 200, route: 'reports' });
+    expect(f.run(req(key, '//v1/orders//1', 'POST'))).toMatchObject({ status: 200, route: 'order-writes' });
+    expect(f.run(req(key, '/v1/orders///2', 'POST'))).toMatchObject({ status: 429, reason: 'Throttled' });
+  });
+
   it("applies a route's throttle instead of the plan's, to matching methods only", async () => {
     const f = await fixture([withRoutes]);
     const key = { 'x-api-key': gold.value };
@@ -335,6 +343,15 @@ describe('decide: key sources', () => {
     // Not configured: the default header only.
     expect(f.run(req({ authorization: `Bearer ${gold.value}` })).reason).toBe('MissingKey');
   });
+
+  it('reads no key from a query parameter whose name is percent-encoded (Envoy would not strip it), nor from an empty bearer', async () => {
+    const f = await fixture();
+    const options = { keySources: [{ kind: 'query', name: 'api_key' }, { kind: 'bearer' }] } as const;
+    for (const name of ['api%5Fkey', 'api%5fkey', '%61pi_key']) {
+      expect(f.run(req({}, `/v1/orders?${name}=${gold.value}`), options).reason, name).toBe('MissingKey');
+    }
+    expect(f.run(req({ authorization: 'Bearer \t ' }), options).reason).toBe('MissingKey');
+  });
 });
 
 describe('decide: key pairs', () => {
@@ -360,8 +377,11 @@ describe('decide: key pairs', () => {
     const f = await fixture();
     const d = f.run(req(signed()));
     expect(d).toMatchObject({ status: 200, keyId: 'pairkey2abcd' });
-    // The signature is not a secret: Authorization stays.
-    expect(d.removeHeaders).not.toContain('authorization');
+    // The signature can be replayed while its date is fresh: Authorization is stripped as a key is.
+    expect(d.removeHeaders).toContain('authorization');
+    const kept = f.run(req(signed()), { stripKey: false });
+    expect(kept).toMatchObject({ status: 200, keyId: 'pairkey2abcd' });
+    expect(kept.removeHeaders).not.toContain('authorization');
   });
 
   it.each([
@@ -584,10 +604,13 @@ describe('decide: fail-open allows strip the key as a normal allow does', () => 
         expect(d.removeQueryParameters).toEqual(stripKey ? ['api_key'] : []);
       }
     }
-    // Without a bearer source, Authorization is left alone.
-    const headerOnly = decide(undefined, req({}), f.store, f.clock, decideContext(OPEN)) as Decision;
-    expect(headerOnly.removeHeaders).toContain('x-api-key');
-    expect(headerOnly.removeHeaders).not.toContain('authorization');
+    // Without a bearer source or key pairs, Authorization is left alone.
+    const headerOnly = (options: Partial<DecideOptions>): Decision =>
+      decide(undefined, req({}), f.store, f.clock, decideContext({ ...OPEN, ...options })) as Decision;
+    expect(headerOnly({}).removeHeaders).toContain('x-api-key');
+    expect(headerOnly({}).removeHeaders).toContain('authorization');
+    expect(headerOnly({ keyPairs: false }).removeHeaders).toContain('x-api-key');
+    expect(headerOnly({ keyPairs: false }).removeHeaders).not.toContain('authorization');
   });
 });
 

@@ -210,6 +210,8 @@ export function identify(
       );
     }
     key = pair.key;
+    // The signature is the key's proof: replayable until its date goes stale, so stripped as a key is.
+    keyHeader = 'authorization';
   }
   const plan = stage.plans.get(key.plan);
   if (!key.enabled) return deny(Reason.KeyDisabled, { stage: stage.key, plan, keyId: key.id }, options);
@@ -296,8 +298,8 @@ function unavailable(reason: Reason, options: DecideOptions): Decision {
 /**
  * The removals of an allow that does not know which source carried the key (fail-open with no config,
  * or a bug before the key was known): every x-keystile-* header and, under `stripKey`, every configured
- * key source (its header, `authorization` for a bearer source, its query parameter). Made once per
- * options object.
+ * key source (its header, `authorization` for a bearer source or key pairs, its query parameter). Made
+ * once per options object.
  */
 const unidentifiedRemovals = new WeakMap<
   DecideOptions,
@@ -316,6 +318,8 @@ function failOpenUnidentified(options: DecideOptions): Decision {
         else if (source.kind === 'bearer') headers.add('authorization');
         else query.add(source.name);
       }
+      // A key pair's signature (`Authorization: hmac ...`).
+      if (options.keyPairs) headers.add('authorization');
     }
     removals = { headers: Object.freeze([...headers]), query: Object.freeze([...query]) };
     unidentifiedRemovals.set(options, removals);

@@ -43,7 +43,10 @@ export function presentedKey(
       case 'bearer': {
         const value = header('authorization');
         if (value === undefined) break;
-        const m = /^bearer[ \t]+([^ \t]*)[ \t]*$/i.exec(value.slice(0, MAX_VALUE + 16));
+        // Linear: the token and the whitespace around it cannot share a character (with the token
+        // allowed empty, a long whitespace run backtracked quadratically). `Bearer` with no token is
+        // not this source (Node and Envoy trim trailing whitespace: it arrives as `Bearer`).
+        const m = /^bearer[ \t]+([^ \t]+)[ \t]*$/i.exec(value.slice(0, MAX_VALUE + 16));
         if (m) return { value: m[1] ?? '', header: 'authorization' };
         break;
       }
@@ -60,6 +63,12 @@ export function presentedKey(
 /**
  * The first value of a query parameter in `path` (percent-decoded, '+' as space), or undefined when
  * absent. A value that does not decode is returned raw: it then fails the key's format check.
+ *
+ * Names are compared undecoded, as Envoy's `query_parameters_to_remove` does: `api%5Fkey` is not
+ * `api_key`, so a key the enforcer reads is one Envoy can strip. Configured names are unreserved
+ * characters (`[A-Za-z0-9._~-]`, see config.ts), which never need encoding. Only the matching
+ * parameter's value is decoded: decoding every name let a query of bad escapes cost a decode (and a
+ * thrown error) per parameter.
  */
 export function queryParameter(path: string, name: string): string | undefined {
   const q = path.indexOf('?');
@@ -69,7 +78,7 @@ export function queryParameter(path: string, name: string): string | undefined {
   for (const pair of path.slice(q + 1, end).split('&')) {
     const eq = pair.indexOf('=');
     const rawName = eq < 0 ? pair : pair.slice(0, eq);
-    if (decode(rawName) !== name) continue;
+    if (rawName !== name) continue;
     const rawValue = eq < 0 ? '' : pair.slice(eq + 1, eq + 1 + MAX_VALUE);
     return decode(rawValue);
   }

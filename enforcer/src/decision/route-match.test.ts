@@ -110,10 +110,25 @@ describe('slashesDecoded', () => {
     expect(slashesDecoded(plain)).toBe(plain);
   });
 
-  it('lets no encoded slash dodge a route', () => {
+  it('merges runs of slashes in the path part when there is no encoded slash (a proxy that does not merge them)', () => {
+    expect(slashesDecoded('/v1/reports//export')).toBe('/v1/reports/export');
+    expect(slashesDecoded('//v1///reports/export//?next=http://x//y')).toBe(
+      '/v1/reports/export/?next=http://x//y',
+    );
+    const query = '/v1/reports/export?next=http://x//y';
+    expect(slashesDecoded(query)).toBe(query);
+  });
+
+  it('lets no encoded slash nor doubled slash dodge a route', () => {
     const route = compilePathPattern('/v1/reports/export');
     if (!route) throw new Error('not a pattern');
-    for (const path of ['/v1/reports%2Fexport', '/v1%2freports%2Fexport/', '/v1/reports%2F%2Fexport']) {
+    for (const path of [
+      '/v1/reports%2Fexport',
+      '/v1%2freports%2Fexport/',
+      '/v1/reports%2F%2Fexport',
+      '/v1/reports//export',
+      '//v1//reports///export//',
+    ]) {
       const p = slashesDecoded(path);
       expect(matchPathIn(route, p, pathEnd(p)), path).toBe(true);
     }

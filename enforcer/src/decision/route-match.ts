@@ -5,8 +5,10 @@
  * trailing '/' is ignored, so '/v1/reports/' is '/v1/reports' (a route throttle cannot be dodged by
  * adding one). Paths are compared as received: Envoy normalises them first (`normalize_path`,
  * `merge_slashes` in the shipped configs), except for an encoded slash (`%2F`), which Envoy keeps by
- * default and some upstreams (nginx, for one) decode into a separator: {@link slashesDecoded} makes it
- * one before matching, so that '/v1/reports%2Fexport' cannot dodge the route '/v1/reports/export'. Pure.
+ * default and some upstreams (nginx, for one) decode into a separator, and runs of '/' when a proxy does
+ * not merge them: {@link slashesDecoded} makes the one a separator and merges the others before
+ * matching, so that neither '/v1/reports%2Fexport' nor '/v1/reports//export' dodges the route
+ * '/v1/reports/export'. Pure.
  */
 
 /** A compiled path pattern. */
@@ -36,16 +38,19 @@ export function compilePathPattern(pattern: string): PathPattern | undefined {
 
 /**
  * The path with each encoded slash (`%2F`, `%2f`) in its path part made a '/', and runs of '/' merged
- * (as Envoy's `merge_slashes` would have); the path itself (no copy) when it has none.
+ * (as Envoy's `merge_slashes` would have, when the proxy does not: most upstreams read
+ * '/v1/reports//export' as '/v1/reports/export'); the path itself (no copy) when it has neither.
  */
 export function slashesDecoded(path: string): string {
   const end = pathEnd(path);
-  const at = path.indexOf('%2');
-  if (at < 0 || at >= end) return path;
-  const head = path
-    .slice(0, end)
-    .replace(/%2f/gi, '/')
-    .replace(/\/{2,}/g, '/');
+  // The first occurrence in the path part, if any, comes before any in the query.
+  const encoded = path.indexOf('%2');
+  const doubled = path.indexOf('//');
+  const hasEncoded = encoded >= 0 && encoded < end;
+  if (!hasEncoded && (doubled < 0 || doubled >= end)) return path;
+  let head = path.slice(0, end);
+  if (hasEncoded) head = head.replace(/%2f/gi, '/');
+  head = head.replace(/\/{2,}/g, '/');
   return head === path.slice(0, end) ? path : head + path.slice(end);
 }
 

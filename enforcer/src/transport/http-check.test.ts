@@ -1,6 +1,6 @@
 import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { generateKey } from '../../../contract/src/key-format.ts';
+import { generateKey, generateKeyPair } from '../../../contract/src/key-format.ts';
 import Fastify from 'fastify';
 import { deny } from '../decision/answers.ts';
 import { Reason } from '../errors.ts';
@@ -11,6 +11,7 @@ import { buildApp } from '../app.ts';
 import { splitCheckPath } from './check-request.ts';
 import { checkRequestOf as grpcCheckRequestOf } from './grpc-check.ts';
 import { sendDecision } from './http-check.ts';
+import { imfFixdate, signRequest } from '../decision/key-pair-signature.ts';
 
 const T0 = Date.UTC(2026, 3, 1, 12);
 const key = generateKey('httpcheckkey');
@@ -222,6 +223,147 @@ describe('the HTTP check on paths the router cannot decode', () => {
         headers: { 'x-api-key': key.value },
       });
       expect(elsewhere.statusCode).toBe(403);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe('the HTTP check whatever the content type', () => {
+  // The check never reads a body: a content type Fastify cannot parse (Envoy joins a repeated header
+  // with ','), or a QUERY without one, is decided as the gRPC check decides it.
+  const types = ['application/json,application/json', '', 'text', '/', 'a b', ';;;', undefined];
+
+  it('decides every method with any content type, or none: allowed with a valid key, refused without', async () => {
+    const catalog = await catalogOf(
+      stageDocuments(
+        stage,
+        [plan('shop', 'gold', { throttle: { rate: 1000, burst: 1000 } })],
+        [{ id: key.keyId, plan: 'gold', values: [{ value: key.value }] }],
+      ),
+    );
+    const server = buildApp({ checker: testChecker(catalog, T0).checker });
+    try {
+      for (const method of ['POST', 'PUT', 'PATCH', 'DELETE', 'OPTIONS', 'QUERY', 'GET', 'PROPFIND']) {
+        for (const type of types) {
+          for (const payload of [undefined, 'a body, never read']) {
+            const what = `${method} ${JSON.stringify(type)} ${payload === undefined ? 'bodyless' : 'body'}`;
+            const contentType = type === undefined ? {} : { 'content-type': type };
+            const allowed = await server.inject({
+              method: method as 'GET',
+              url: '/keystile/shop/orders/prod/v1/orders',
+              headers: { 'x-api-key': key.value, ...contentType },
+              ...(payload !== undefined && { payload }),
+            });
+            expect(allowed.statusCode, what).toBe(200);
+            expect(allowed.headers['x-keystile-key-id'], what).toBe(key.keyId);
+            const refused = await server.inject({
+              method: method as 'GET',
+              url: '/keystile/shop/orders/prod/v1/orders',
+              headers: { 'x-api-key': 'ks_wrong', ...contentType },
+              ...(payload !== undefined && { payload }),
+            });
+            expect(refused.statusCode, what).toBe(403);
+          }
+        }
+      }
+      // Over a socket: the unread body is drained, and the connection answers the next request.
+      await server.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = server.server.address() as { port: number };
+      const socket = connect(port, '127.0.0.1');
+      const request = (method: string, headers: string, body: string): string =>
+        `${method} /keystile/shop/orders/prod/v1/orders HTTP/1.1\r\nhost: x\r\nx-api-key: ${key.value}\r\n${headers}content-length: ${body.length}\r\n\r\n${body}`;
+      let received = '';
+      const twoAnswers = new Promise<void>((resolve, reject) => {
+        socket.on('data', (chunk: Buffer) => {
+          received += chunk.toString('latin1');
+          if ((received.match(/HTTP\/1\.1 /g) ?? []).length >= 2) resolve();
+        });
+        socket.on('error', reject);
+        socket.on('close', () => {
+          resolve();
+        });
+      });
+      socket.write(request('POST', 'content-type: a b\r\n', 'x'.repeat(10_000)) + request('QUERY', '', 'q'));
+      await twoAnswers;
+      socket.destroy();
+      expect(received.match(/HTTP\/1\.1 \d+/g)).toEqual(['HTTP/1.1 200', 'HTTP/1.1 200']);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+/** Sends `head` (the request line and headers, UTF-8 encoded) on a socket; resolves to the status code. */
+async function rawStatus(port: number, head: string): Promise<number> {
+  const socket = connect(port, '127.0.0.1');
+  let received = '';
+  await new Promise<void>((resolve, reject) => {
+    socket.on('data', (chunk: Buffer) => {
+      received += chunk.toString('latin1');
+      if (received.includes('\r\n')) resolve();
+    });
+    socket.on('error', reject);
+    socket.on('close', () => {
+      resolve();
+    });
+    socket.write(Buffer.from(`${head}\r\n`, 'utf8'));
+  });
+  socket.destroy();
+  return Number(/^HTTP\/1\.1 (\d+)/.exec(received)?.[1]);
+}
+
+describe('the HTTP check on signed headers with non-ASCII values', () => {
+  it('verifies them as the gRPC check does (Node reads header bytes as latin1; signatures are over UTF-8)', async () => {
+    const pair = generateKeyPair();
+    const catalog = await catalogOf(
+      stageDocuments(
+        stage,
+        [plan('shop', 'gold', { throttle: { rate: 100, burst: 100 } })],
+        [
+          {
+            id: 'pairhttpchek',
+            plan: 'gold',
+            secretId: pair.secretId,
+            secretKeys: [{ value: pair.secretKey }],
+          },
+        ],
+      ),
+    );
+    const { checker } = testChecker(catalog, T0);
+    const server = buildApp({ checker });
+    try {
+      await server.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = server.server.address() as { port: number };
+      for (const source of ['café', 'ünïcödé ✓ 日本', 'ascii']) {
+        const headers = { 'x-date': imfFixdate(T0), source };
+        const authorization = signRequest({ secretId: pair.secretId, secretKey: pair.secretKey, headers });
+        const status = await rawStatus(
+          port,
+          `GET /keystile/shop/orders/prod/v1/orders HTTP/1.1\r\nhost: x\r\nx-date: ${headers['x-date']}\r\n` +
+            `source: ${source}\r\nauthorization: ${authorization}\r\nconnection: close\r\n`,
+        );
+        expect(status, source).toBe(200);
+        const grpc = await checker.check(
+          grpcCheckRequestOf({
+            attributes: {
+              context_extensions: { 'keystile.dev/api-stage': 'shop/orders/prod' },
+              request: {
+                http: { method: 'GET', path: '/v1/orders', headers: { ...headers, authorization } },
+              },
+            },
+          }),
+          'grpc',
+        );
+        expect(grpc, source).toMatchObject({ allowed: true, reason: 'Allowed' });
+        // Tampered: refused over both.
+        const tampered = await rawStatus(
+          port,
+          `GET /keystile/shop/orders/prod/v1/orders HTTP/1.1\r\nhost: x\r\nx-date: ${headers['x-date']}\r\n` +
+            `source: ${source}!\r\nauthorization: ${authorization}\r\nconnection: close\r\n`,
+        );
+        expect(tampered, source).toBe(403);
+      }
     } finally {
       await server.close();
     }

@@ -5,7 +5,7 @@
  *
  * On allow: 200 with the upstream headers (Envoy's `allowed_upstream_headers: x-keystile-*`), the
  * RateLimit fields (`allowed_client_headers_on_success`), and `x-envoy-auth-headers-to-remove` naming
- * the request headers Envoy must drop (the key's header; x-keystile-* headers the client sent itself).
+ * the request headers Envoy must drop (the key's header; the four upstream header names it does not set).
  * On denial: the status, body and client headers of the answer.
  */
 import { METHODS, type ServerResponse } from 'node:http';
@@ -76,6 +76,24 @@ function removeValue(names: readonly string[]): string {
   return value;
 }
 
+/**
+ * A request header's value as the gRPC check sees it. Node decodes header bytes as latin1 (one char a
+ * byte), while Envoy's gRPC check request carries them as UTF-8 text, and signatures are computed over
+ * UTF-8: a value with a byte above 0x7f is read back as UTF-8. ASCII values (nearly all) are returned
+ * as they are.
+ */
+export function headerText(value: string): string {
+  return NON_ASCII.test(value) ? Buffer.from(value, 'latin1').toString('utf8') : value;
+}
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** A header of a Node request by its lower-case name: the first value when repeated, as UTF-8 text. */
+export function requestHeader(headers: FastifyRequest['headers'], name: string): string | undefined {
+  const v = headers[name];
+  const first = typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
+  return first === undefined ? undefined : headerText(first);
+}
+
 /** The request's facts for the decision. */
 export function checkRequestOf(request: FastifyRequest): CheckRequest {
   const { stage, path } = splitCheckPath(request.url);
@@ -84,10 +102,7 @@ export function checkRequestOf(request: FastifyRequest): CheckRequest {
     stage,
     method: request.method,
     path,
-    header: (name) => {
-      const v = headers[name];
-      return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
-    },
+    header: (name) => requestHeader(headers, name),
   };
 }
 
@@ -173,13 +188,29 @@ export function acceptEveryRequest(app: FastifyInstance): void {
   });
 }
 
+/**
+ * The errors Fastify raises about a request's content type before any parser runs: a media type it
+ * cannot parse (`application/json,application/json`, which is how Envoy joins a repeated header; '',
+ * `text`, `a b`) or a QUERY without one. The check never reads a body: such requests are decided as
+ * any other, as the gRPC check decides them.
+ */
+const CONTENT_TYPE_ERRORS: ReadonlySet<string> = new Set([
+  'FST_ERR_CTP_INVALID_MEDIA_TYPE',
+  'FST_ERR_ROUTE_MISSING_CONTENT_TYPE',
+]);
+
 /** Registers the check on every method and path of `app`. */
 export function registerHttpCheck(app: FastifyInstance, checker: Checker): void {
   acceptEveryRequest(app);
   const handler = httpCheckHandler(checker);
   app.route({ method: app.supportedMethods, url: '*', handler });
   app.setNotFoundHandler(handler);
-  app.setErrorHandler((err, _request, reply) => {
+  app.setErrorHandler((err, request, reply) => {
+    const code = (err as { code?: unknown }).code;
+    if (typeof code === 'string' && CONTENT_TYPE_ERRORS.has(code)) {
+      handler(request, reply);
+      return;
+    }
     const status = (err as { statusCode?: unknown }).statusCode;
     const malformed = typeof status === 'number' && status >= 400 && status < 500;
     sendDecision(reply, checker.failed('http', malformed ? 'malformed' : 'error', err));

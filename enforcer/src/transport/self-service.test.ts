@@ -1,6 +1,7 @@
 import { Ajv } from 'ajv';
 import addFormatsModule from 'ajv-formats';
 import type { LightMyRequestResponse } from 'fastify';
+import { connect } from 'node:net';
 import pino from 'pino';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { RenderedResponse } from '../../../contract/src/format.ts';
@@ -188,6 +189,39 @@ describe('the self-service view', () => {
     // Signed for another path than the one sent: refused, as a check would.
     const replayed = await ask({ ...signed('/v1/orders'), [ORIGINAL_PATH_HEADER]: '/keystile/usage' });
     expect(replayed.statusCode).toBe(403);
+  });
+
+  it('verifies signed headers with non-ASCII values over a socket (Node reads their bytes as latin1)', async () => {
+    const own = selfService();
+    try {
+      await own.listen({ port: 0, host: '127.0.0.1' });
+      const { port } = own.server.address() as { port: number };
+      for (const [source, sent, expected] of [
+        ['café ✓', 'café ✓', 200],
+        ['café ✓', 'cafe ✓', 403],
+      ] as const) {
+        const headers = { 'x-date': imfFixdate(clock.now()), source };
+        const authorization = signRequest({ secretId: pair.secretId, secretKey: pair.secretKey, headers });
+        const socket = connect(port, '127.0.0.1');
+        let received = '';
+        await new Promise<void>((resolve, reject) => {
+          socket.on('data', (chunk: Buffer) => {
+            received += chunk.toString('latin1');
+          });
+          socket.on('error', reject);
+          socket.on('close', () => {
+            resolve();
+          });
+          const head =
+            `GET ${VIEW} HTTP/1.1\r\nhost: x\r\nx-date: ${headers['x-date']}\r\nsource: ${sent}\r\n` +
+            `authorization: ${authorization}\r\nconnection: close\r\n\r\n`;
+          socket.write(Buffer.from(head, 'utf8'));
+        });
+        expect(received, sent).toMatch(new RegExp(`^HTTP/1\\.1 ${expected} `));
+      }
+    } finally {
+      await own.close();
+    }
   });
 
   it.each([

@@ -29,7 +29,7 @@ import {
 } from '../decision/decide.ts';
 import { Reason } from '../errors.ts';
 import type { CounterStore, QuotaCount } from '../store/store.ts';
-import { acceptEveryRequest, writeAnswer } from './http-check.ts';
+import { acceptEveryRequest, requestHeader, writeAnswer } from './http-check.ts';
 
 /** The header Envoy sets to the client's path when a route rewrites it (a client's own value is replaced). */
 export const ORIGINAL_PATH_HEADER = 'x-envoy-original-path';
@@ -137,10 +137,7 @@ function answerWriters(logger: Logger): AnswerWriters {
 /** The request's facts, as a check sees them: the stage from the path, the client's own path and headers. */
 function facts(request: FastifyRequest, stage: string): CheckRequest {
   const headers = request.headers;
-  const header = (name: string): string | undefined => {
-    const v = headers[name];
-    return typeof v === 'string' ? v : Array.isArray(v) ? v[0] : undefined;
-  };
+  const header = (name: string): string | undefined => requestHeader(headers, name);
   // The path the client sent (and signed, with @path): Envoy keeps it here when its route rewrote it.
   const original = header(ORIGINAL_PATH_HEADER);
   return { stage, method: request.method, path: original ?? request.url, header };
