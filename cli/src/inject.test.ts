@@ -348,6 +348,16 @@ describe('keystile inject, the command', () => {
     expect(r.log).toMatch(/no workload injected/);
   });
 
+  it('never quotes the source line of a YAML syntax error (it may hold a token)', () => {
+    const r = run(
+      ['--api', 'orders', '--stage', 'prod'],
+      `${APP}---\ntoken: eyJhbGciOiJSUzI1NiJ9SECRET: x\n`,
+    );
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.log).toMatch(/error: document \d+: .*at line \d+, column \d+$/m);
+    expect(r.log).not.toContain('eyJhbGciOiJSUzI1NiJ9SECRET');
+  });
+
   it('answers bad usage with 2 and the usage text, and a problem with 1 and nothing printed', () => {
     expect(run(['--mode', 'sidecar'], APP)).toMatchObject({ code: 2, out: '' });
     expect(run(['--mode', 'sidecar'], APP).log).toMatch(

@@ -31,7 +31,7 @@ export function readResources(files: readonly string[], defaultNamespace: string
     docs.forEach((doc, i) => {
       const where = `${file}, document ${i + 1}`;
       if (doc.errors.length > 0) {
-        out.problems.push(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+        out.problems.push(`${where}: ${yamlProblem(doc.errors)}`);
         return;
       }
       const value = doc.toJS() as unknown;
@@ -40,6 +40,16 @@ export function readResources(files: readonly string[], defaultNamespace: string
     });
   }
   return out;
+}
+
+/**
+ * A YAML parse error in words that never quote the input: the parser's message ends with an excerpt of the
+ * offending line, which may hold a key value, a password or a token; only its first line (the reason and
+ * position) is kept.
+ */
+export function yamlProblem(errors: readonly { message: string }[]): string {
+  const first = errors[0]?.message.split('\n')[0]?.replace(/:$/, '').trim();
+  return first || 'not YAML';
 }
 
 function isList(v: unknown): v is { items: unknown[] } {

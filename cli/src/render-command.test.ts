@@ -166,6 +166,25 @@ describe('keystile render', () => {
     expect(existsSync(join(v.dir, 'config.json'))).toBe(false);
   });
 
+  it('never quotes the source line of a YAML syntax error (it may hold a key value)', () => {
+    const secret = 'apikeySECRETdoNotPrint0123456789';
+    const w = workspace(`${RESOURCES}---\nkind: Secret\nstringData: { value: ${secret}: x }\n`);
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(/resources\.yaml, document 6: .*at line \d+, column \d+$/m);
+    expect(w.lines.join('\n')).not.toContain(secret);
+
+    const v = workspace(RESOURCES);
+    writeFileSync(join(v.dir, 'keys.yaml'), `kind: Secret\nstringData:\n  value: ${secret}: x\n`);
+    let message = '';
+    try {
+      renderCommand(v.args, v.log);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/keys\.yaml, document 1: /);
+    expect(message).not.toContain(secret);
+  });
+
   it('writes neither file when one cannot be written', () => {
     const w = workspace(RESOURCES);
     const args = [

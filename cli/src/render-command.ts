@@ -15,7 +15,7 @@ import { planKeySecret } from '../../operator/src/keys/key-plan.ts';
 import { type KeySecretData, keySecretName, materialFromSecret } from '../../operator/src/keys/key-secret.ts';
 import { render } from '../../operator/src/render/render.ts';
 import type { KeyMaterial, RenderedObject, RenderOutput } from '../../operator/src/render/types.ts';
-import { readResources, secretData, type SecretDoc } from './read-resources.ts';
+import { readResources, secretData, type SecretDoc, yamlProblem } from './read-resources.ts';
 
 const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets keys.yaml] [--manifests DIR] [--namespace NS]
   --out        the standalone config file for enforcers (default keystile-config.json; holds hashes and
@@ -183,7 +183,7 @@ function readKeySecrets(file: string): Map<string, KeySecretData> {
     // The values of every key rendered before: a file that cannot be read is a stop, never a fresh start
     // (new values would replace the ones customers hold).
     const where = `${file}, document ${i + 1}`;
-    if (doc.errors.length > 0) throw new Error(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+    if (doc.errors.length > 0) throw new Error(`${where}: ${yamlProblem(doc.errors)}`);
     const s = doc.toJS() as SecretDoc | null;
     if (s?.kind !== 'Secret') return;
     if (typeof s.metadata?.name !== 'string') throw new Error(`${where}: Secret: metadata.name: required`);
