@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { KubeConfig } from '@kubernetes/client-node';
 import {
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
@@ -23,6 +23,7 @@ import { describe, isNotFound, statusOf } from '../../operator/src/kube/errors.t
 import { API_KEY_LABEL, KEY_MATERIAL_LABEL } from '../../operator/src/kube/informers.ts';
 import { keySecretName } from '../../operator/src/keys/key-secret.ts';
 import { parseImportCsv, type RowProblem } from './import-csv.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
 import {
   type ClusterState,
   type ExistingBinding,
@@ -115,13 +116,14 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
     return csv.problems.length > 0 ? 1 : 0;
   }
 
-  const kc = io.kubeConfig ?? loadKubeConfig();
-  const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   const dryRun = values['dry-run'];
-  const kube = new ImportKube(kc, namespace);
-
+  let namespace: string;
+  let kube: ImportKube;
   let state: ClusterState;
   try {
+    const kc = io.kubeConfig ?? loadKubeConfig();
+    namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+    kube = new ImportKube(kc, namespace);
     await kube.checkNamespace();
     state = await kube.state(csv.rows.map((r) => r.name));
   } catch (err) {
@@ -192,12 +194,6 @@ function problemLine(p: RowProblem): string {
 export function redact(message: string, value: string): string {
   const b64 = Buffer.from(value, 'utf8').toString('base64');
   return message.split(value).join('<redacted>').split(b64).join('<redacted>');
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
 }
 
 interface ListResult<T> {

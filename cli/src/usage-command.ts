@@ -7,12 +7,14 @@
  * or the customer on a plan that counts by customer; a day is the plan's local day (its quota time zone).
  */
 import { parseArgs } from 'node:util';
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { dayKey, planId, type Subject, subjectKey } from '../../contract/src/identity.ts';
 import { GROUP, VERSION } from '../../crds/src/index.ts';
 import type { ApiKey, UsagePlan } from '../../crds/src/index.ts';
 import { describe, isNotFound } from '../../operator/src/kube/errors.ts';
 import { parseHostPorts } from '../../enforcer/src/config.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
 import { type DayReader, enforcerDayReader, redisDayReader } from './usage-sources.ts';
 import { DEFAULT_RETENTION_DAYS, daysInRange, retentionWarning } from './usage-range.ts';
 import {
@@ -191,12 +193,6 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
   } finally {
     await reader.close();
   }
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
 }
 
 /** The plans to report and the counter subjects of each. */
