@@ -60,6 +60,42 @@ function whole(flag: string, value: string, min: number, max: number): number {
   return n;
 }
 
+/** The enforcer's flags that take a password: given by --enforcer-arg, it would be in the pod spec. */
+const PASSWORD_FLAGS = /^--?(redis-password|redis-sentinel-password)(=|$)/;
+/** A URL with a password in its user info (`redis://:pw@host`, `rediss://user:pw@host`). */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i;
+
+/**
+ * Refuses enforcer arguments that would write a credential into the pod spec (readable by whoever reads
+ * the workload): a password flag, or a URL carrying a password, whether as `--flag=URL` or as the argument
+ * after `--flag`. The message names the flag, never the value.
+ */
+function checkEnforcerArgs(args: readonly string[]): void {
+  const flagName = (arg: string | undefined): string | undefined => {
+    const name = arg?.split('=')[0];
+    return name !== undefined && /^--?[a-z0-9][-a-z0-9]*$/i.test(name) ? name : undefined;
+  };
+  args.forEach((arg, i) => {
+    const pw = PASSWORD_FLAGS.exec(arg);
+    if (pw)
+      throw new UsageError(
+        `--enforcer-arg: --${pw[1] ?? ''} would write the password into the pod spec: give it from a Secret with --enforcer-secret-env ${pw[1] === 'redis-password' ? 'KEYSTILE_REDIS_PASSWORD' : 'KEYSTILE_REDIS_SENTINEL_PASSWORD'}=<secret>/<key>`,
+      );
+    const inline = arg.startsWith('-') && arg.includes('=');
+    const value = inline ? arg.slice(arg.indexOf('=') + 1) : arg;
+    if (!URL_WITH_PASSWORD.test(value)) return;
+    const previous = args[i - 1];
+    const flag = inline
+      ? flagName(arg)
+      : previous?.startsWith('-') && !previous.includes('=')
+        ? flagName(previous)
+        : undefined;
+    throw new UsageError(
+      `--enforcer-arg: ${flag ?? 'an argument'} carries a password in its URL, which would be written into the pod spec: give the password with --enforcer-secret-env KEYSTILE_REDIS_PASSWORD=<secret>/<key>`,
+    );
+  });
+}
+
 /** Parses the command line into the options of {@link inject} and the input files. */
 export function parseInjectArgs(argv: readonly string[]): {
   options: InjectOptions;
@@ -129,13 +165,7 @@ export function parseInjectArgs(argv: readonly string[]): {
     if (!m) throw new UsageError(`--enforcer-secret-env: '${text}' is not VAR=SECRET/KEY`);
     return { name: m[1] ?? '', secret: m[2] ?? '', key: m[4] ?? '' };
   });
-  // A password in a URL would be written into the pod spec, readable by whoever reads the workload.
-  for (const arg of v['enforcer-arg']) {
-    if (/^[a-z]+s?:\/\/[^/@\s]*:[^/@\s]*@/i.test(arg.slice(arg.indexOf('=') + 1)))
-      throw new UsageError(
-        `--enforcer-arg: ${arg.slice(0, arg.indexOf('='))} carries a password in its URL, which would be written into the pod spec: give the password with --enforcer-secret-env KEYSTILE_REDIS_PASSWORD=<secret>/<key>`,
-      );
-  }
+  checkEnforcerArgs(v['enforcer-arg']);
   const sa = v['service-account'];
   // A ServiceAccount's name is a DNS subdomain: anything else the API server refuses, after the apply began.
   if (

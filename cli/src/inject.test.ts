@@ -373,6 +373,23 @@ describe('keystile inject, the command', () => {
     expect(withPassword).toMatchObject({ code: 2, out: '' });
     expect(withPassword.log).toMatch(/--redis-url carries a password in its URL/);
     expect(withPassword.log).not.toContain('s3cret');
+    const split = run(['--enforcer-arg=--redis-url', '--enforcer-arg=redis://:hunter2pass@redis:6379'], APP);
+    expect(split).toMatchObject({ code: 2, out: '' });
+    expect(split.log).toMatch(/--enforcer-arg: --redis-url carries a password in its URL/);
+    expect(split.log).not.toContain('hunter2');
+    for (const flag of ['--redis-password', '--redis-sentinel-password']) {
+      for (const args of [
+        [`--enforcer-arg=${flag}=hunter2pass`],
+        [`--enforcer-arg=${flag}`, '--enforcer-arg=hunter2pass'],
+      ]) {
+        const r = run([...args, '--api', 'orders', '--stage', 'prod'], APP);
+        expect(r).toMatchObject({ code: 2, out: '' });
+        expect(r.log).toMatch(
+          /would write the password into the pod spec: give it from a Secret with --enforcer-secret-env KEYSTILE_REDIS_/,
+        );
+        expect(r.log).not.toContain('hunter2');
+      }
+    }
     expect(
       run(
         ['--enforcer-arg=--redis-url=redis://keystile@redis:6379/0', '--api', 'orders', '--stage', 'prod'],
