@@ -75,7 +75,9 @@ describe('parseImportCsv', () => {
     expect(Object.keys(reasons).map(Number)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
     expect(reasons[3]).toBe('Key is empty');
     expect(reasons[4]).toMatch(/Name is empty/);
-    expect(reasons[5]).toMatch(/"Bad_Name" is not a DNS label.*for example bad-name/);
+    expect(reasons[5]).toBe(
+      "Name is not a DNS label (lower-case letters, digits and '-', up to 63 characters): 8 characters, the first bad one at position 1 (an upper-case letter)",
+    );
     expect(reasons[6]).toMatch(/Enabled must be true or false.*"maybe"/);
     expect(reasons[7]).toBe('Key: the value is too short (20 to 128 printable characters)');
     expect(reasons[8]).toMatch(/^Key: the value is bad checksum/);
@@ -91,6 +93,23 @@ describe('parseImportCsv', () => {
     expect(r.rows).toEqual([]);
     expect(r.problems.length).toBeGreaterThanOrEqual(4);
     for (const p of r.problems) expect(p.reason).not.toContain('SECRET');
+  });
+
+  it('never quotes a Name cell that is not a DNS label: with the columns swapped it is the key value', () => {
+    const key = 'EXAMPLEKEYzetaDoNotUse0123456789';
+    const r = parseImportCsv(
+      `Name,Key,Enabled\n${key},zeta,true\n${'a'.repeat(64)},${V2},true\n-x,${V3},true\n`,
+    );
+    const reasons = r.problems.map((p) => p.reason);
+    expect(reasons).toEqual([
+      expect.stringMatching(/: 32 characters, the first bad one at position 1 \(an upper-case letter\)$/),
+      expect.stringMatching(/: 64 characters, more than 63$/),
+      expect.stringMatching(/: 2 characters, starting or ending with '-'$/),
+    ]);
+    for (const reason of reasons) {
+      expect(reason).not.toContain(key);
+      expect(reason).not.toContain('examplekeyzeta');
+    }
   });
 
   it('makes every row of a duplicate name or value bad', () => {

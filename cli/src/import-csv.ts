@@ -158,23 +158,17 @@ function checkRow(line: number, cell: (c: Column) => string): ImportRow | RowPro
     reason,
   });
   if (name === '') return bad('Name is empty: every key needs a name (it becomes the ApiKey name)');
-  if (!DNS_LABEL.test(name)) {
-    const hint = name
-      .toLowerCase()
-      .replace(/[^a-z0-9-]+/g, '-')
-      .replace(/^-+|-+$/g, '')
-      .slice(0, 63);
+  if (!DNS_LABEL.test(name))
     return bad(
-      `Name ${JSON.stringify(name.slice(0, 80))} is not a DNS label (lower-case letters, digits and '-', up to 63 characters)${DNS_LABEL.test(hint) ? `; for example ${hint}` : ''}`,
+      `Name is not a DNS label (lower-case letters, digits and '-', up to 63 characters): ${labelFault(name)}`,
     );
-  }
   if (value === '') return bad('Key is empty');
   const valueProblem = checkImportedValue(value);
   if (valueProblem !== undefined) return bad(`Key: ${valueProblem}`);
   const enabledText = cell('enabled').toLowerCase();
   if (enabledText !== '' && enabledText !== 'true' && enabledText !== 'false') {
     return bad(
-      `Enabled must be true or false (or empty, meaning true), got ${JSON.stringify(cell('enabled').slice(0, 40))}`,
+      `Enabled must be true or false (or empty, meaning true), got ${cell('enabled').length <= 10 ? JSON.stringify(cell('enabled')) : `${cell('enabled').length} characters`}`,
     );
   }
   const description = cell('description');
@@ -193,6 +187,28 @@ function checkRow(line: number, cell: (c: Column) => string): ImportRow | RowPro
     plans,
     ...(description !== '' && { description }),
   };
+}
+
+/**
+ * What is wrong with a Name that is not a DNS label, without quoting it: with the columns swapped the
+ * cell is a key value. Its length, and the position (1-based) and kind of its first bad character.
+ */
+function labelFault(name: string): string {
+  const length = `${name.length} character${name.length === 1 ? '' : 's'}`;
+  const bad = name.search(/[^a-z0-9-]/);
+  if (bad >= 0) {
+    const c = name.charAt(bad);
+    const kind = /[A-Z]/.test(c)
+      ? 'an upper-case letter'
+      : c === '_'
+        ? "'_'"
+        : c === '.'
+          ? "'.'"
+          : 'a character not allowed';
+    return `${length}, the first bad one at position ${bad + 1} (${kind})`;
+  }
+  if (name.length > 63) return `${length}, more than 63`;
+  return `${length}, starting or ending with '-'`;
 }
 
 /** A single-quoted UsagePlanIds cell without a comma inside arrives with its quotes: strip them. */
