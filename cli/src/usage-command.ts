@@ -15,7 +15,7 @@ import type { ApiKey, UsagePlan } from '../../crds/src/index.ts';
 import { describe, isNotFound } from '../../operator/src/kube/errors.ts';
 import { parseHostPorts } from '../../enforcer/src/config.ts';
 import { loadKubeConfig } from './kubeconfig.ts';
-import { type DayReader, enforcerDayReader, redisDayReader } from './usage-sources.ts';
+import { type DayReader, enforcerDayReader, enforcerUrl, redisDayReader } from './usage-sources.ts';
 import { DEFAULT_RETENTION_DAYS, daysInRange, retentionWarning } from './usage-range.ts';
 import {
   formatUsage,
@@ -135,6 +135,13 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     return usageError('--redis-sentinels needs --redis-sentinel-name (the master name)');
   if (sentinelName !== undefined && sentinels === undefined)
     return usageError('--redis-sentinel-name applies only with --redis-sentinels');
+  for (const e of enforcers) {
+    try {
+      enforcerUrl(e);
+    } catch (err) {
+      return usageError(err instanceof Error ? err.message : String(err));
+    }
+  }
   let reader: DayReader;
   try {
     if (enforcers.length > 0) reader = enforcerDayReader(enforcers);

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayHashOf, dayKey } from '../../contract/src/identity.ts';
 import { RedisServer } from '../../test/ground/redis.ts';
 import { counterValue, enforcerDayReader, redactUrl, redisDayReader } from './usage-sources.ts';
-import { plansOfStatus } from './usage-command.ts';
+import { plansOfStatus, usageCommand } from './usage-command.ts';
 import { redact } from './import-command.ts';
 
 describe('reading day counters', () => {
@@ -18,6 +18,29 @@ describe('reading day counters', () => {
   it('never shows a Redis password', () => {
     expect(redactUrl('redis://user:hunter2@redis:6379/0')).toBe('redis://user:***@redis:6379/0');
     expect(redactUrl('not a url')).toBe('(a Redis URL)');
+  });
+
+  it('refuses an --enforcer that is not an http(s) URL, or carries user info, before anything (exit 2)', async () => {
+    const run = async (url: string): Promise<{ code: number; err: string }> => {
+      const err: string[] = [];
+      const code = await usageCommand(['k', '--from', '2026-11-01', '--enforcer', url], {
+        out: () => {},
+        err: (l) => err.push(l),
+        now: () => new Date('2026-11-02T00:00:00Z'),
+      });
+      return { code, err: err.join('\n') };
+    };
+    const withUser = await run('http://u:pw1234secret@127.0.0.1:9190');
+    expect(withUser.code).toBe(2);
+    expect(withUser.err).toMatch(/^keystile usage: --enforcer: a URL with a user name or password/);
+    expect(withUser.err).not.toContain('pw1234secret');
+    const notUrl = await run('127.0.0.1:9190');
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.err).toMatch(/^keystile usage: --enforcer: '127\.0\.0\.1:9190' is not an http/);
+    const bad = await run('http://u:pw1234secret@[bad');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--enforcer: a URL is not an http/);
+    expect(bad.err).not.toContain('pw1234secret');
   });
 
   it('reads the plans of a key status once each', () => {

@@ -115,15 +115,48 @@ export function redisDayReader(target: RedisTarget): DayReader {
   };
 }
 
+/**
+ * An `--enforcer` value as a URL: http or https, with no user name or password (the admin port takes none,
+ * and one would be printed in every message naming the enforcer). Throws a message that never quotes a
+ * URL carrying user info.
+ */
+export function enforcerUrl(text: string): URL {
+  let u: URL | undefined;
+  try {
+    u = new URL(text);
+  } catch {
+    // reported below
+  }
+  const shown = text.includes('@') ? 'a URL' : `'${text}'`;
+  if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:'))
+    throw new Error(
+      `--enforcer: ${shown} is not an http:// or https:// URL (an admin port: http://host:9190)`,
+    );
+  if (u.username !== '' || u.password !== '')
+    throw new Error(
+      '--enforcer: a URL with a user name or password: the admin port takes none (give http://host:port)',
+    );
+  return u;
+}
+
+/** An enforcer's URL for messages: scheme, host and path, never user info. */
+function shownUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+}
+
 /** Reads the enforcers' admin ports and adds their answers up. */
 export function enforcerDayReader(urls: readonly string[]): DayReader {
+  const enforcers = urls.map((text) => {
+    const u = enforcerUrl(text);
+    return { url: u, name: shownUrl(u) };
+  });
   return {
-    name: `enforcers ${urls.join(', ')}`,
+    name: `enforcers ${enforcers.map((e) => e.name).join(', ')}`,
     async read(keys) {
       const total = keys.map(() => 0);
       for (let i = 0; i < keys.length; i += MAX_KEYS) {
         const chunk = keys.slice(i, i + MAX_KEYS);
-        const answers = await Promise.all(urls.map((u) => askEnforcer(u, chunk)));
+        const answers = await Promise.all(enforcers.map((e) => askEnforcer(e.url, e.name, chunk)));
         for (const values of answers) values.forEach((v, j) => (total[i + j] = (total[i + j] ?? 0) + v));
       }
       return total;
@@ -134,7 +167,7 @@ export function enforcerDayReader(urls: readonly string[]): DayReader {
   };
 }
 
-async function askEnforcer(base: string, keys: readonly string[]): Promise<number[]> {
+async function askEnforcer(base: URL, name: string, keys: readonly string[]): Promise<number[]> {
   const url = new URL(USAGE_API_PATHS.days, base).toString();
   const question: DaysQuestion = { keys: [...keys] };
   let res: Response;
@@ -148,13 +181,13 @@ async function askEnforcer(base: string, keys: readonly string[]): Promise<numbe
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(
-      `enforcer ${base}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
+      `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
     );
   }
-  if (!res.ok) throw new Error(`enforcer ${base}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
+  if (!res.ok) throw new Error(`enforcer ${name}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
   const body: unknown = await res.json().catch(() => undefined);
   if (!Value.Check(DaysAnswer, body) || body.values.length !== keys.length) {
-    throw new Error(`enforcer ${base}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
+    throw new Error(`enforcer ${name}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
   }
   return body.values;
 }
