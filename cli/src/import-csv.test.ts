@@ -34,6 +34,22 @@ describe('parseImportCsv', () => {
     ]);
   });
 
+  it('mends a single-quoted plan list without taking the double quotes of other fields into their values', () => {
+    const key = 'ZZZZZZZZZZZZZZZZZZZZZZZZZ7';
+    const r = parseImportCsv(
+      `Name,Key,Description,Enabled,UsagePlanIds\nzeta,"${key}","Eta",true,'gold,silver'\nmobile,${V1},"Mobile, app",true,'gold, silver'\n`,
+    );
+    expect(r.problems).toEqual([]);
+    expect(r.rows.map((x) => [x.name, x.value, x.description, x.plans])).toEqual([
+      ['zeta', key, 'Eta', ['gold', 'silver']],
+      ['mobile', V1, 'Mobile, app', ['gold', 'silver']],
+    ]);
+    // A description that starts with a quote, quoted itself, is not the start of a plan list.
+    const q = parseImportCsv(`Name,Key,Description,UsagePlanIds\na,${V2},"'tis, so",'gold,silver'\n`);
+    expect(q.problems).toEqual([]);
+    expect(q.rows.map((x) => [x.description, x.plans])).toEqual([["'tis, so", ['gold', 'silver']]]);
+  });
+
   it('ignores unknown columns, a BOM, CRLF line ends and blank lines; defaults Enabled to true', () => {
     const r = parseImportCsv(`\uFEFFName,Key,Owner\r\na,${V1},ops\r\n\r\n  \r\nb,${V2},dev\r\n`);
     expect(r.problems).toEqual([]);

@@ -15,7 +15,7 @@
  *
  * Reasons never quote a key value.
  */
-import { CsvError, parse } from 'csv-parse/sync';
+import { CsvError, type InfoField, parse } from 'csv-parse/sync';
 import { checkImportedValue } from '../../contract/src/key-format.ts';
 
 /** One good row. */
@@ -65,7 +65,8 @@ const MAX_DESCRIPTION = 1024;
 interface RawRecord {
   readonly line: number;
   readonly fields: readonly string[];
-  readonly raw: string;
+  /** Whether each field was quoted (with double quotes) in the text. */
+  readonly quoted: readonly boolean[];
 }
 
 /** Parses the file's text; never throws. */
@@ -218,23 +219,41 @@ function unquote(s: string): string {
 
 /**
  * A record's fields, as many as the header has: AWS allows the UsagePlanIds list in single quotes, which
- * a CSV parser splits at its commas; such a record is read again with `'` as the quote. Fewer fields than
- * the header leave the rest empty (AWS's defaults). Returns the reason when it cannot be made to fit.
+ * a CSV parser splits at its commas; such a record is mended from the fields the parser gave: a run from
+ * an unquoted field starting with `'` to the next unquoted one ending with `'` is one field again, joined
+ * with the commas it was split at, without those quotes. (Reading the raw row again with `'` as the quote
+ * would take the double quotes of the other fields into their values.) Fewer fields than the header leave
+ * the rest empty (AWS's defaults). Returns the reason when it cannot be made to fit.
  */
 function fitToHeader(record: RawRecord, width: number): readonly string[] | string {
   if (record.fields.length <= width) return record.fields;
-  try {
-    const again = parse(record.raw.replace(/^\n+/, ''), {
-      quote: "'",
-      relax_quotes: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-    });
-    const fields = again[0];
-    if (again.length === 1 && fields !== undefined && fields.length <= width) return fields;
-  } catch {
-    // not single-quoted either
+  const fields: string[] = [];
+  for (let i = 0; i < record.fields.length; i++) {
+    const f = record.fields[i] ?? '';
+    const opens = !record.quoted[i] && f.trimStart().startsWith("'");
+    const closesItself = f.trim().length >= 2 && f.trim().endsWith("'");
+    if (!opens || closesItself) {
+      fields.push(f);
+      continue;
+    }
+    let end = i + 1;
+    while (
+      end < record.fields.length &&
+      (record.quoted[end] || !(record.fields[end] ?? '').trimEnd().endsWith("'"))
+    )
+      end++;
+    if (end >= record.fields.length) {
+      fields.push(f);
+      continue;
+    }
+    const joined = record.fields
+      .slice(i, end + 1)
+      .join(',')
+      .trim();
+    fields.push(joined.slice(1, -1));
+    i = end;
   }
+  if (fields.length <= width) return fields;
   return `the row has ${record.fields.length} fields but the header names ${width}; quote a field that holds a comma`;
 }
 
@@ -253,6 +272,7 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
     const offset = lineStarts[from - 1] ?? text.length;
     const chunk = text.slice(offset);
     let lastEnd = from - 1;
+    let quoting: boolean[] = [];
     try {
       // With `raw`, each record arrives with its text; `lines` is the line the record ends on.
       const onRecord = (got: unknown, { lines }: { lines: number }): null => {
@@ -260,7 +280,8 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
         const end = lines + from - 1;
         const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
         const start = end - (body.match(/\n/g)?.length ?? 0);
-        records.push({ line: start, fields: record, raw });
+        records.push({ line: start, fields: record, quoted: quoting.slice(-record.length) });
+        quoting = [];
         lastEnd = end;
         return null;
       };
@@ -269,6 +290,11 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
         skip_empty_lines: true,
         raw: true,
         on_record: onRecord,
+        // Called for each field before its record is complete: notes whether it was quoted.
+        cast: (value: string, context: InfoField) => {
+          quoting.push(context.quoting);
+          return value;
+        },
       });
       break;
     } catch (err) {
