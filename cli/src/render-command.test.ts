@@ -185,6 +185,21 @@ describe('keystile render', () => {
     expect(message).not.toContain(secret);
   });
 
+  it('refuses a resource defined twice, naming both places, and writes nothing', () => {
+    const w = workspace(RESOURCES);
+    writeFileSync(
+      join(w.dir, 'disable.yaml'),
+      'apiVersion: keystile.dev/v1alpha1\nkind: ApiKey\nmetadata: { name: acme, namespace: default }\nspec: { customer: acme, enabled: false }\n',
+    );
+    expect(renderCommand([...w.args, join(w.dir, 'disable.yaml')], w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(
+      /disable\.yaml, document 1: ApiKey default\/acme is defined twice: also in .*resources\.yaml, document 2/,
+    );
+    expect(w.lines).toContain('nothing written');
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+    expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
+  });
+
   it('writes neither file when one cannot be written', () => {
     const w = workspace(RESOURCES);
     const args = [
