@@ -41,7 +41,7 @@ const USAGE = `usage: keystile usage (KEY | --customer NAME) --from YYYY-MM-DD [
                       $KEYSTILE_REDIS_SENTINEL_PASSWORD, as the enforcer's; never a flag, which would
                       show in the process list)
   --enforcer URL      ask an enforcer's admin port instead (repeatable; the answers are added up: with the
-                      memory store name every enforcer)
+                      memory store name every enforcer, each once; with the Redis store name one)
   --retention-days N  how long the day counters are kept (default ${DEFAULT_RETENTION_DAYS}): a range reaching further back warns`;
 
 /** Where the command writes, and what it reads the cluster and the clock with. */

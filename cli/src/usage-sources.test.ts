@@ -122,8 +122,26 @@ describe('redisDayReader', () => {
 describe('enforcerDayReader', () => {
   const servers: Server[] = [];
   const urls: string[] = [];
-  const start = async (answer: (keys: string[]) => unknown, status = 200): Promise<string> => {
+  let instances = 0;
+  const start = async (
+    answer: (keys: string[]) => unknown,
+    status = 200,
+    who: { store: 'memory' | 'redis'; instance?: string } = { store: 'memory' },
+  ): Promise<string> => {
+    const instance = who.instance ?? `host:${++instances}`;
     const server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/v1/usage/quotas') {
+        const quotas = {
+          store: who.store,
+          instance,
+          stages: [],
+          now: new Date().toISOString(),
+          quotas: [],
+          adjustments: [],
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(quotas));
+        return;
+      }
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
@@ -142,6 +160,12 @@ describe('enforcerDayReader', () => {
     urls.push(await start((keys) => ({ values: keys.map(() => 10) })));
     urls.push(await start(() => ({ values: [1] })));
     urls.push(await start(() => ({ error: 'x' }), 503));
+    urls.push(
+      await start((keys) => ({ values: keys.map(() => 7) }), 200, { store: 'redis', instance: 'r:1' }),
+    );
+    urls.push(
+      await start((keys) => ({ values: keys.map(() => 7) }), 200, { store: 'redis', instance: 'r:2' }),
+    );
   });
 
   afterAll(() => {
@@ -151,6 +175,19 @@ describe('enforcerDayReader', () => {
   it('adds up the answers of every enforcer', async () => {
     const reader = enforcerDayReader([urls[0]!, urls[1]!]);
     expect(await reader.read(['a', 'b', 'c'])).toEqual([10, 11, 12]);
+  });
+
+  it('refuses the same enforcer twice, and adds up no answers of enforcers sharing Redis', async () => {
+    // The same enforcer by two URLs (with and without the trailing slash): one instance.
+    const twice = [urls[0]!, `${urls[0]!}/`];
+    await expect(enforcerDayReader(twice).read(['a'])).rejects.toThrow(
+      /are the same enforcer \(instance host:1\)/,
+    );
+    await expect(enforcerDayReader([urls[4]!, urls[5]!]).read(['a'])).rejects.toThrow(
+      /counts in Redis.*name one --enforcer/,
+    );
+    await expect(enforcerDayReader([urls[0]!, urls[4]!]).read(['a'])).rejects.toThrow(/counts in Redis/);
+    expect(await enforcerDayReader([urls[4]!]).read(['a', 'b'])).toEqual([7, 7]);
   });
 
   it('fails clearly on an answer that is not the usage API, a failing enforcer, or none', async () => {

@@ -7,7 +7,12 @@
 import { Value } from '@sinclair/typebox/value';
 import { Cluster, Redis } from 'ioredis';
 import { dayHashReads } from '../../contract/src/identity.ts';
-import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
+import {
+  DaysAnswer,
+  type DaysQuestion,
+  type QuotasAnswer,
+  USAGE_API_PATHS,
+} from '../../contract/src/usage-api.ts';
 import type { HostPort } from '../../contract/src/host-port.ts';
 
 /** Reads day counters. */
@@ -150,9 +155,11 @@ export function enforcerDayReader(urls: readonly string[]): DayReader {
     const u = enforcerUrl(text);
     return { url: u, name: shownUrl(u) };
   });
+  let checked: Promise<void> | undefined;
   return {
     name: `enforcers ${enforcers.map((e) => e.name).join(', ')}`,
     async read(keys) {
+      await (checked ??= checkEnforcers(enforcers));
       const total = keys.map(() => 0);
       for (let i = 0; i < keys.length; i += MAX_KEYS) {
         const chunk = keys.slice(i, i + MAX_KEYS);
@@ -165,6 +172,50 @@ export function enforcerDayReader(urls: readonly string[]): DayReader {
       await Promise.resolve();
     },
   };
+}
+
+/**
+ * Which enforcers answer (`GET /v1/usage/quotas`: store and instance), before their answers are added up:
+ * the same enforcer named twice (two URLs, one instance) would count twice; and enforcers with the Redis
+ * store each answer the shared total, so adding up two of them doubles it: ask one (or Redis itself).
+ */
+async function checkEnforcers(enforcers: readonly { url: URL; name: string }[]): Promise<void> {
+  const answers = await Promise.all(enforcers.map((e) => identify(e.url, e.name)));
+  const seen = new Map<string, string>();
+  enforcers.forEach((e, i) => {
+    const a = answers[i];
+    if (a === undefined) return;
+    const other = seen.get(a.instance);
+    if (other !== undefined)
+      throw new Error(
+        `enforcers ${other} and ${e.name} are the same enforcer (instance ${a.instance}): name each once, or its counts are added twice`,
+      );
+    seen.set(a.instance, e.name);
+  });
+  const redis = enforcers.filter((_, i) => answers[i]?.store === 'redis');
+  if (redis.length > 0 && enforcers.length > 1)
+    throw new Error(
+      `enforcer ${redis[0]?.name ?? ''} counts in Redis, where every enforcer's counts are the shared total: adding up several answers would count them again; name one --enforcer (or read Redis with --redis-url)`,
+    );
+}
+
+/** The two fields of `GET /v1/usage/quotas` that say which enforcer answered. */
+async function identify(base: URL, name: string): Promise<Pick<QuotasAnswer, 'store' | 'instance'>> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(USAGE_API_PATHS.quotas, base), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(
+      `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
+    );
+  }
+  if (!res.ok) throw new Error(`enforcer ${name}: GET ${USAGE_API_PATHS.quotas} answered ${res.status}`);
+  const body = (await res.json().catch(() => undefined)) as Partial<QuotasAnswer> | undefined;
+  const { store, instance } = body ?? {};
+  if ((store !== 'memory' && store !== 'redis') || typeof instance !== 'string' || instance === '')
+    throw new Error(`enforcer ${name}: the answer to GET ${USAGE_API_PATHS.quotas} is not the usage API's`);
+  return { store, instance };
 }
 
 async function askEnforcer(base: URL, name: string, keys: readonly string[]): Promise<number[]> {
