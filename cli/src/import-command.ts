@@ -330,14 +330,25 @@ class ImportKube {
     const secretBefore = this.#before.get(`Secret/${w.secret.metadata.name}`);
     let secretAfter: KubernetesObject;
     let keyAfter: KubernetesObject;
+    // The ApiKey after the Secret: should it fail, a Secret this run created would be left holding the
+    // value with no key to own it (and none to delete it with): it is deleted before the row is reported.
+    const applyKey = async (): Promise<KubernetesObject> => {
+      try {
+        return await this.apply(w.apiKey, dryRun);
+      } catch (err) {
+        const left = !dryRun && !secretBefore ? await this.#deleteSecret(w.secret.metadata.name) : undefined;
+        if (left !== undefined) throw new Error(`${describe(err)}; ${left}`, { cause: err });
+        throw err;
+      }
+    };
     if (w.existingUid !== undefined) {
       secretAfter = await this.apply(withOwner(w.secret, name, w.existingUid), dryRun);
-      keyAfter = await this.apply(w.apiKey, dryRun);
+      keyAfter = await applyKey();
     } else {
       // The Secret first, labelled, so the operator finds the value the moment the ApiKey appears; then
       // the ApiKey; then the Secret again, owned by it, so that deleting the key deletes its value.
       secretAfter = await this.apply(w.secret, dryRun);
-      keyAfter = await this.apply(w.apiKey, dryRun);
+      keyAfter = await applyKey();
       const uid = keyAfter.metadata?.uid;
       if (!dryRun && uid) secretAfter = await this.apply(withOwner(w.secret, name, uid), dryRun);
     }
@@ -346,6 +357,17 @@ class ImportKube {
       fingerprint(secretBefore) === fingerprint(secretAfter)
       ? 'unchanged'
       : 'updated';
+  }
+
+  /** Deletes a Secret this run created; says what was left behind if it could not. */
+  async #deleteSecret(name: string): Promise<string | undefined> {
+    try {
+      await this.#core.deleteNamespacedSecret({ name, namespace: this.#ns });
+      return undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      return `and its Secret ${name}, holding the value, could not be deleted (${describe(err)}): delete it`;
+    }
   }
 
   /** Server-side apply with the import's field manager, taking over the fields it sets. */
