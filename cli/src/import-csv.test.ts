@@ -139,6 +139,17 @@ describe('parseImportCsv', () => {
     ]);
   });
 
+  it('counts a name or value on a row that is bad for another reason as a duplicate all the same', () => {
+    const r = parseImportCsv(`Name,Key,Enabled\na,${V1},true\na,${V2},maybe\nb,${V3},true\nc,${V3},maybe\n`);
+    expect(r.rows).toEqual([]);
+    expect(r.problems.map((p) => [p.line, p.reason])).toEqual([
+      [2, 'the name a is also on line 3'],
+      [3, expect.stringMatching(/^Enabled must be true or false/)],
+      [4, 'the same key value is also on line 5'],
+      [5, expect.stringMatching(/^Enabled must be true or false/)],
+    ]);
+  });
+
   it('goes on after a quote that is never closed', () => {
     const r = parseImportCsv(`Name,Key,Description\na,${V1},"open\nb,${V2},fine\n`);
     expect(r.problems).toEqual([{ line: 2, reason: 'not valid CSV: a quoted field is not closed' }]);

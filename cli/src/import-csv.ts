@@ -102,6 +102,8 @@ export function parseImportCsv(text: string): ParsedCsv {
   }
 
   const candidates: ImportRow[] = [];
+  const byName = new Map<string, number[]>();
+  const byValue = new Map<string, number[]>();
   for (const record of data) {
     if (record.fields.every((f) => f.trim() === '')) continue; // a line of spaces
     const fields = fitToHeader(record, header.fields.length);
@@ -113,14 +115,16 @@ export function parseImportCsv(text: string): ParsedCsv {
       const i = columns.get(c);
       return i === undefined ? '' : (fields[i] ?? '').trim();
     };
+    // Every record with a name or a value counts for uniqueness, good or bad: a row must not be imported
+    // because the other row with its name or value happens to be bad for another reason.
+    if (cell('name') !== '') addLine(byName, cell('name'), record.line);
+    if (cell('key') !== '') addLine(byValue, cell('key'), record.line);
     const row = checkRow(record.line, cell);
     if ('reason' in row) out.push(row);
     else candidates.push(row);
   }
 
   // Names and values are unique within the file: every row of a duplicate is bad.
-  const byName = groupLines(candidates, (r) => r.name);
-  const byValue = groupLines(candidates, (r) => r.value);
   const rows: ImportRow[] = [];
   for (const r of candidates) {
     const sameName = (byName.get(r.name) ?? []).filter((l) => l !== r.line);
@@ -143,10 +147,8 @@ function lines(ls: readonly number[]): string {
   return ls.length === 1 ? `line ${ls[0] ?? ''}` : `lines ${ls.join(', ')}`;
 }
 
-function groupLines(rows: readonly ImportRow[], by: (r: ImportRow) => string): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const r of rows) m.set(by(r), [...(m.get(by(r)) ?? []), r.line]);
-  return m;
+function addLine(m: Map<string, number[]>, cell: string, line: number): void {
+  m.set(cell, [...(m.get(cell) ?? []), line]);
 }
 
 /** Checks one record's cells: a row, or the first thing wrong with it. */
