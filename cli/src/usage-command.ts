@@ -174,10 +174,12 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     const kc = io.kubeConfig ?? loadKubeConfig();
     const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
     const cluster = new UsageKube(kc, namespace);
+    // A plan named twice is reported once (twice would repeat its rows, and a bill would add them up).
+    const only = [...new Set(values.plan)];
     const subjects =
       key !== undefined
-        ? await cluster.keySubjects(key, values.plan, io.err)
-        : await cluster.customerSubjects(values.customer ?? '', values.plan, io.err);
+        ? await cluster.keySubjects(key, only, io.err)
+        : await cluster.customerSubjects(values.customer ?? '', only, io.err);
     const plans: PlanUsage[] = [];
     for (const p of subjects.plans) {
       const totals = days.map(() => 0);
