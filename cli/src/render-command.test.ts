@@ -213,6 +213,18 @@ describe('keystile render', () => {
     expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
   });
 
+  it('writes no file when the manifests cannot be written', () => {
+    const w = workspace(RESOURCES);
+    writeFileSync(join(w.dir, 'not-a-dir'), '');
+    expect(() => renderCommand([...w.args, '--manifests', join(w.dir, 'not-a-dir')], w.log)).toThrow(
+      /EEXIST|ENOTDIR/,
+    );
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+    expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
+    expect(renderCommand([...w.args, '--manifests', join(w.dir, 'manifests')], w.log)).toBe(0);
+    expect(existsSync(join(w.dir, 'manifests', 'default.orders.prod.yaml'))).toBe(true);
+  });
+
   it('refuses a bad resource naming the field, and writes nothing', () => {
     const w = workspace(RESOURCES.replace('burstLimit: 200', 'burstLimit: -1'));
     expect(renderCommand(w.args, w.log)).toBe(1);

@@ -110,13 +110,15 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     kind: 'KeystileStandaloneConfig',
     stages: outputs.flatMap((o) => o.stages.map((s) => s.documents)),
   };
-  // Both files or neither: a config written beside a secrets file that failed would hold the hashes of
-  // values saved nowhere.
+  // Every file or none: a config written beside a secrets file that failed would hold the hashes of
+  // values saved nowhere, and manifests that failed after both were written would leave a half-done run
+  // (the manifests directory is made first, then everything is written to temporary files, then renamed).
+  if (values.manifests) mkdirSync(values.manifests, { recursive: true, mode: 0o700 });
   writeAllPrivate([
     [values.secrets, keySecretsYaml(keySecrets)],
     [values.out, `${JSON.stringify(config, null, 2)}\n`],
+    ...(values.manifests ? manifestFiles(values.manifests, outputs) : []),
   ]);
-  if (values.manifests) writeManifests(values.manifests, outputs);
 
   for (const o of outputs) report(o, log);
   log(
@@ -260,14 +262,14 @@ export function manifest(o: RenderedObject): Record<string, unknown> {
       };
 }
 
-function writeManifests(dir: string, outputs: readonly RenderOutput[]): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const o of outputs) {
-    for (const s of o.stages) {
-      const file = join(dir, `${s.apiStage.namespace}.${s.apiStage.api}.${s.apiStage.stage}.yaml`);
-      writePrivate(file, s.objects.map((obj) => stringify(manifest(obj))).join('---\n'));
-    }
-  }
+/** The manifest files of `--manifests DIR`: one per API stage, `<namespace>.<api>.<stage>.yaml`. */
+function manifestFiles(dir: string, outputs: readonly RenderOutput[]): [string, string][] {
+  return outputs.flatMap((o) =>
+    o.stages.map((s): [string, string] => [
+      join(dir, `${s.apiStage.namespace}.${s.apiStage.api}.${s.apiStage.stage}.yaml`),
+      s.objects.map((obj) => stringify(manifest(obj))).join('---\n'),
+    ]),
+  );
 }
 
 function report(o: RenderOutput, log: (l: string) => void): void {
