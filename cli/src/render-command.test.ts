@@ -99,6 +99,20 @@ describe('keystile render', () => {
     expect(generatedValue(w.dir)).toBe(first);
   });
 
+  it('reads a secrets-file entry that names no namespace in --namespace, as the resources are', () => {
+    const w = workspace(RESOURCES);
+    const args = [...w.args, '--namespace', 'shop'];
+    expect(renderCommand(args, w.log)).toBe(0);
+    const first = generatedValue(w.dir);
+    const file = join(w.dir, 'keys.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replaceAll(/^ +namespace: shop\n/gm, ''));
+    expect(readFileSync(file, 'utf8')).not.toContain('namespace:');
+    w.lines.length = 0;
+    expect(renderCommand(args, w.log)).toBe(0);
+    expect(generatedValue(w.dir)).toBe(first);
+    expect(w.lines.join('\n')).not.toMatch(/new key value/);
+  });
+
   it('follows an imported value and a raised rotation sequence across runs, as the operator does', () => {
     const w = workspace(RESOURCES);
     expect(renderCommand(w.args, w.log)).toBe(0);

@@ -57,7 +57,7 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     return 1;
   }
   const now = new Date();
-  const keySecrets = readKeySecrets(values.secrets);
+  const keySecrets = readKeySecrets(values.secrets, values.namespace);
   const materials = new Map<string, Map<string, KeyMaterial>>();
   let generated = 0;
   for (const key of input.keys) {
@@ -178,7 +178,8 @@ function stageRefusals(docs: StandaloneConfig['stages'][number]): string[] {
   return results.flatMap((r) => (r.ok ? [] : [`API stage ${stage}: ${r.error}`]));
 }
 
-function readKeySecrets(file: string): Map<string, KeySecretData> {
+/** The secrets file's key Secrets, by `namespace/name`; one naming no namespace is in `namespace`. */
+function readKeySecrets(file: string, namespace: string): Map<string, KeySecretData> {
   const out = new Map<string, KeySecretData>();
   if (!existsSync(file)) return out;
   parseAllDocuments(readFileSync(file, 'utf8')).forEach((doc, i) => {
@@ -189,7 +190,7 @@ function readKeySecrets(file: string): Map<string, KeySecretData> {
     const s = doc.toJS() as SecretDoc | null;
     if (s?.kind !== 'Secret') return;
     if (typeof s.metadata?.name !== 'string') throw new Error(`${where}: Secret: metadata.name: required`);
-    out.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, secretData(s));
+    out.set(`${s.metadata.namespace ?? namespace}/${s.metadata.name}`, secretData(s));
   });
   return out;
 }
