@@ -214,6 +214,20 @@ describe('keystile render', () => {
     expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
   });
 
+  it('refuses a name the API server would refuse (not a DNS subdomain), and writes nothing', () => {
+    const w = workspace(
+      RESOURCES.replace(
+        'metadata: { name: gold }\nspec: { throttle',
+        'metadata: { name: Payments_Partner }\nspec: { throttle',
+      ),
+    );
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(
+      /document 1: UsagePlan Payments_Partner: metadata\.name: must be a DNS subdomain/,
+    );
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
   it('writes neither file when one cannot be written', () => {
     const w = workspace(RESOURCES);
     const args = [
