@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { KubeConfig } from '@kubernetes/client-node';
 import { afterEach, describe, expect, it } from 'vitest';
-import { importCommand } from './import-command.ts';
+import { decodeCsv, importCommand } from './import-command.ts';
 
 const VALUE = 'EXAMPLEKEYalphaDoNotUse0123456789';
 
@@ -115,5 +115,20 @@ describe('keystile import, writing a row', () => {
     const dry = await run(true, ['--dry-run']);
     expect(dry.code).toBe(1);
     expect(dry.requests.filter((q) => q.startsWith('DELETE'))).toEqual([]);
+  });
+});
+
+describe('keystile import, reading the file', () => {
+  it('decodes UTF-8 strictly, and refuses UTF-16 or another encoding with exit 2', async () => {
+    expect(decodeCsv(Buffer.from('\uFEFFName,Key\nré,x\n', 'utf8'))).toBe('\uFEFFName,Key\nré,x\n');
+    expect(() => decodeCsv(Buffer.from('\uFEFFName,Key\n', 'utf16le'))).toThrow(/is UTF-16/);
+    expect(() => decodeCsv(Buffer.from('Name,Key\nr\xe9,x\n', 'latin1'))).toThrow(/is not UTF-8/);
+    const dir = mkdtempSync(join(tmpdir(), 'keystile-import-'));
+    writeFileSync(join(dir, 'keys.csv'), Buffer.from(`Name,Key\nalpha,${VALUE}\xe9\n`, 'latin1'));
+    const err: string[] = [];
+    const code = await importCommand([join(dir, 'keys.csv')], { out: () => {}, err: (l) => err.push(l) });
+    expect(code).toBe(2);
+    expect(err.join('\n')).toMatch(/cannot read .*keys\.csv: the file is not UTF-8/);
+    expect(err.join('\n')).not.toContain(VALUE);
   });
 });

@@ -104,9 +104,11 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
   }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = decodeCsv(readFileSync(file));
   } catch (err) {
-    io.err(`keystile import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    io.err(
+      `keystile import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
+    );
     return 2;
   }
   const csv = parseImportCsv(text);
@@ -184,6 +186,21 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
     `${dryRun ? 'dry run: ' : ''}${imported} of ${csv.dataRows} row${csv.dataRows === 1 ? '' : 's'} ${dryRun ? 'can be imported' : 'imported'} (${counts.created} ${would}created, ${counts.updated} ${would}updated, ${counts.unchanged} unchanged) into namespace ${namespace}${failedRows > 0 ? `; ${failedRows} failed` : ''}`,
   );
   return problems.length > 0 ? 1 : 0;
+}
+
+/**
+ * The file's text, decoded as UTF-8 strictly: a byte sequence that is not UTF-8 (a file saved as Latin-1 or
+ * UTF-16, as spreadsheet programs do) would otherwise become U+FFFD in names and key values, imported wrong
+ * or refused with a misleading reason. Throws a message that never quotes the bytes.
+ */
+export function decodeCsv(bytes: Uint8Array): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+    throw new Error('the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8');
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new Error('the file is not UTF-8 (a byte sequence UTF-8 does not have): save it as UTF-8');
+  }
 }
 
 function problemLine(p: RowProblem): string {
