@@ -150,6 +150,14 @@ describe('parseImportCsv', () => {
     ]);
   });
 
+  it('says in words what a quote inside an unquoted field is', () => {
+    const r = parseImportCsv(`Name,Key\na,ab"cd${V1}\nb,${V2}\n`);
+    expect(r.problems).toEqual([
+      { line: 2, reason: 'not valid CSV: a quote inside an unquoted field (quote the whole field)' },
+    ]);
+    expect(r.rows.map((x) => x.name)).toEqual(['b']);
+  });
+
   it('goes on after a quote that is never closed', () => {
     const r = parseImportCsv(`Name,Key,Description\na,${V1},"open\nb,${V2},fine\n`);
     expect(r.problems).toEqual([{ line: 2, reason: 'not valid CSV: a quoted field is not closed' }]);

@@ -324,7 +324,7 @@ function csvReason(err: unknown): string {
       return 'not valid CSV: a quoted field is not closed';
     case 'CSV_INVALID_CLOSING_QUOTE':
       return 'not valid CSV: text follows a closing quote (double a quote inside a quoted field: "")';
-    case 'CSV_INVALID_OPENING_QUOTE':
+    case 'INVALID_OPENING_QUOTE': // csv-parse's code for this one has no CSV_ prefix
       return 'not valid CSV: a quote inside an unquoted field (quote the whole field)';
     default:
       return `not valid CSV${code ? ` (${code})` : ''}`;
