@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigUsageError, parseKeySources } from '../../enforcer/src/config.ts';
 import { MAX_SHARDS } from '../../contract/src/identity.ts';
-import { inject, type InjectOptions } from './inject.ts';
+import { inject, type InjectOptions, parseWorkloadStage } from './inject.ts';
 import { DEFAULT_IMAGES, DEFAULT_PORTS, type SidecarPorts } from './inject-sidecars.ts';
 
 /** Shards the projected volume mounts in mounted mode unless --max-shards says otherwise (16,000 keys). */
@@ -133,6 +133,16 @@ export function parseInjectArgs(argv: readonly string[]): {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
+  // What inject() would refuse later about the flags themselves: a usage error here (exit 2), as the
+  // other flags' are, not a failed injection (exit 1).
+  if ((v.api === undefined) !== (v.stage === undefined))
+    throw new UsageError('give --api and --stage together');
+  if (v.api !== undefined && v.stage !== undefined && parseWorkloadStage(`${v.api}/${v.stage}`) === undefined)
+    throw new UsageError(
+      `--api ${v.api} --stage ${v.stage}: each must be a DNS label (lower-case letters, digits, '-')`,
+    );
+  if (v.port !== undefined && (v.port.trim() === '' || /^\d+$/.test(v.port.trim())))
+    whole('port', v.port, 1, 65535);
   const mode = oneOf('mode', v.mode, ['watch', 'mounted'] as const);
   const check = oneOf('check', v.check, ['http', 'grpc'] as const);
   const port = (flag: string, value: string | undefined): number => whole(flag, value ?? '', 1, 65535);

@@ -287,8 +287,12 @@ describe('keystile inject', () => {
     expect(
       inject(APP, options(['--api', 'orders', '--stage', 'prod', '--proxy-port', '8080'])).errors[0],
     ).toMatch(/uses port 8080, which the sidecars need: choose another with --proxy-port/);
-    expect(inject(APP, options(['--api', 'orders'])).errors).toEqual(['give --api and --stage together']);
-    expect(inject(APP, options(['--api', 'Orders', '--stage', 'prod'])).errors[0]).toMatch(/DNS label/);
+    // The command refuses these flags itself (exit 2); inject() still does, for its other callers.
+    const stageFlags = options(['--api', 'orders', '--stage', 'prod']);
+    expect(inject(APP, { ...stageFlags, stage: undefined }).errors).toEqual([
+      'give --api and --stage together',
+    ]);
+    expect(inject(APP, { ...stageFlags, api: 'Orders' }).errors[0]).toMatch(/DNS label/);
     const bad = APP.replace(
       'namespace: shop\nspec:\n  selector',
       'namespace: shop\n  annotations: { keystile.dev/api-stage: a/b/c }\nspec:\n  selector',
@@ -364,6 +368,17 @@ describe('keystile inject, the command', () => {
       /--mode must be watch or mounted, not 'sidecar'[\s\S]*usage: keystile inject/,
     );
     expect(run(['--nope'], APP).code).toBe(2);
+    for (const args of [
+      ['--api', 'orders'],
+      ['--api', 'Orders', '--stage', 'prod'],
+      ['--port', '70000'],
+    ]) {
+      const r = run(args, APP);
+      expect(r).toMatchObject({ code: 2, out: '' });
+      expect(r.log).toMatch(/usage: keystile inject/);
+    }
+    expect(run(['--api', 'orders'], APP).log).toMatch(/give --api and --stage together/);
+    expect(run(['--port', '70000'], APP).log).toMatch(/--port must be a whole number from 1 to 65535/);
     expect(run(['--key-source', 'cookie:x'], APP).log).toMatch(/--key-source: 'cookie:x'/);
     expect(run(['--proxy-port', '0'], APP).log).toMatch(
       /--proxy-port must be a whole number from 1 to 65535/,
