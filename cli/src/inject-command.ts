@@ -258,8 +258,11 @@ export function injectCommand(argv: readonly string[], io: InjectIo = processIo)
     try {
       texts.push(io.readFile(file));
     } catch (err) {
-      io.log(`keystile inject: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
-      return 1;
+      // A FILE that cannot be read is a wrong command line: nothing done, exit 2 (as import answers it).
+      io.log(
+        `keystile inject: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
+      );
+      return 2;
     }
   }
   const result = inject(texts.map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('---\n'), args.options);

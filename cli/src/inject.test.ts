@@ -419,7 +419,7 @@ describe('keystile inject, the command', () => {
       0,
     );
     expect(run([], undefined)).toMatchObject({ code: 2 });
-    expect(run(['/no/such/file.yaml'], undefined)).toMatchObject({ code: 1, out: '' });
+    expect(run(['/no/such/file.yaml'], undefined)).toMatchObject({ code: 2, out: '' });
     expect(run(['--api', 'orders', '--stage', 'prod', '--port', 'nope'], APP)).toMatchObject({
       code: 1,
       out: '',

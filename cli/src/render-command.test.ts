@@ -91,6 +91,13 @@ describe('keystile render', () => {
     expect(renderCommand(['--out'], w.log)).toBe(2);
   });
 
+  it('answers a FILE that cannot be read with exit 2, as import does, and writes nothing', () => {
+    const w = workspace(RESOURCES);
+    expect(renderCommand([...w.args, join(w.dir, 'missing.yaml')], w.log)).toBe(2);
+    expect(w.lines.join('\n')).toMatch(/cannot read .*missing\.yaml: ENOENT/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
   it('keeps generated values across runs', () => {
     const w = workspace(RESOURCES);
     renderCommand(w.args, w.log);

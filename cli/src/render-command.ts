@@ -4,7 +4,17 @@
  * would write. Generated key values go to a secrets file of key Secrets (the operator's format), reused on
  * the next run so values never change; hand them to customers from there.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
@@ -49,6 +59,15 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
   if (values.help || positionals.length === 0) {
     log(USAGE);
     return values.help ? 0 : 2;
+  }
+  // A FILE that cannot be read is a wrong command line: nothing done, exit 2 (as import answers it).
+  for (const file of positionals) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      log(`keystile render: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      return 2;
+    }
   }
   const input = readResources(positionals, values.namespace);
   if (input.problems.length > 0) {
