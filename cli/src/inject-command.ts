@@ -240,7 +240,7 @@ export function injectCommand(argv: readonly string[], io: InjectIo = processIo)
     return 2;
   }
   if (args.help) {
-    io.log(USAGE);
+    io.out(`${USAGE}\n`); // asked for: standard output, exit 0
     return 0;
   }
   const texts: string[] = [];

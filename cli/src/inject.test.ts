@@ -368,6 +368,10 @@ describe('keystile inject, the command', () => {
       /--mode must be watch or mounted, not 'sidecar'[\s\S]*usage: keystile inject/,
     );
     expect(run(['--nope'], APP).code).toBe(2);
+    const help = run(['--help'], undefined);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^usage: keystile inject/);
+    expect(help.log).toBe('');
     for (const args of [
       ['--api', 'orders'],
       ['--api', 'Orders', '--stage', 'prod'],

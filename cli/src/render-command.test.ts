@@ -98,6 +98,20 @@ describe('keystile render', () => {
     expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
   });
 
+  it('answers --help on standard output with exit 0', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(
+      renderCommand(
+        ['--help'],
+        (l) => err.push(l),
+        (l) => out.push(l),
+      ),
+    ).toBe(0);
+    expect(out.join('\n')).toMatch(/^usage: keystile render/);
+    expect(err).toEqual([]);
+  });
+
   it('keeps generated values across runs', () => {
     const w = workspace(RESOURCES);
     renderCommand(w.args, w.log);

@@ -36,7 +36,11 @@ const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets key
   --namespace  the namespace of resources that name none (default 'default')`;
 
 /** Runs the command; returns the exit code. */
-export function renderCommand(argv: readonly string[], log: (line: string) => void = console.error): number {
+export function renderCommand(
+  argv: readonly string[],
+  log: (line: string) => void = console.error,
+  out: (line: string) => void = console.log,
+): number {
   let parsed;
   try {
     parsed = parseArgs({
@@ -56,9 +60,13 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) {
+  if (values.help) {
+    out(USAGE); // asked for: standard output, exit 0
+    return 0;
+  }
+  if (positionals.length === 0) {
     log(USAGE);
-    return values.help ? 0 : 2;
+    return 2;
   }
   // A FILE that cannot be read is a wrong command line: nothing done, exit 2 (as import answers it).
   for (const file of positionals) {
