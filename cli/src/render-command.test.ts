@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -272,6 +272,20 @@ describe('keystile render', () => {
     expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
     expect(renderCommand([...w.args, '--manifests', join(w.dir, 'manifests')], w.log)).toBe(0);
     expect(existsSync(join(w.dir, 'manifests', 'default.orders.prod.yaml'))).toBe(true);
+  });
+
+  it('removes the manifest files of stages no longer rendered, and nothing else', () => {
+    const w = workspace(RESOURCES);
+    const dir = join(w.dir, 'manifests');
+    expect(renderCommand([...w.args, '--manifests', dir], w.log)).toBe(0);
+    writeFileSync(join(w.dir, 'resources.yaml'), RESOURCES.replace('stage: prod', 'stage: beta'));
+    writeFileSync(join(dir, 'notes.yaml'), 'mine\n');
+    w.lines.length = 0;
+    expect(renderCommand([...w.args, '--manifests', dir], w.log)).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['default.orders.beta.yaml', 'notes.yaml']);
+    expect(w.lines.join('\n')).toMatch(
+      /removed .*default\.orders\.prod\.yaml: its API stage is no longer rendered/,
+    );
   });
 
   it('refuses a bad resource naming the field, and writes nothing', () => {

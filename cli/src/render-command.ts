@@ -10,12 +10,13 @@ import {
   constants,
   existsSync,
   mkdirSync,
+  readdirSync,
   readFileSync,
   renameSync,
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { CONTRACT_VERSION, type StandaloneConfig } from '../../contract/src/format.ts';
@@ -141,11 +142,18 @@ export function renderCommand(
   // values saved nowhere, and manifests that failed after both were written would leave a half-done run
   // (the manifests directory is made first, then everything is written to temporary files, then renamed).
   if (values.manifests) mkdirSync(values.manifests, { recursive: true, mode: 0o700 });
+  const manifests = values.manifests ? manifestFiles(values.manifests, outputs) : [];
   writeAllPrivate([
     [values.secrets, keySecretsYaml(keySecrets)],
     [values.out, `${JSON.stringify(config, null, 2)}\n`],
-    ...(values.manifests ? manifestFiles(values.manifests, outputs) : []),
+    ...manifests,
   ]);
+  if (values.manifests) {
+    for (const file of staleManifests(values.manifests, manifests)) {
+      rmSync(file, { force: true });
+      log(`removed ${file}: its API stage is no longer rendered`);
+    }
+  }
 
   for (const o of outputs) report(o, log);
   log(
@@ -298,6 +306,22 @@ function manifestFiles(dir: string, outputs: readonly RenderOutput[]): [string, 
       s.objects.map((obj) => stringify(manifest(obj))).join('---\n'),
     ]),
   );
+}
+
+/** A manifest file's name: `<namespace>.<api>.<stage>.yaml`, each part a DNS label. */
+const MANIFEST_FILE =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.yaml$/;
+
+/**
+ * The manifest files of earlier runs in `dir` that this run did not write (a stage no longer rendered):
+ * left in place, they would be applied with the rest and bring back objects of a stage that is gone.
+ */
+function staleManifests(dir: string, written: readonly (readonly [string, string])[]): string[] {
+  const now = new Set(written.map(([file]) => basename(file)));
+  return readdirSync(dir)
+    .filter((name) => MANIFEST_FILE.test(name) && !now.has(name))
+    .sort()
+    .map((name) => join(dir, name));
 }
 
 function report(o: RenderOutput, log: (l: string) => void): void {
