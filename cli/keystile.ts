@@ -12,10 +12,16 @@ const COMMANDS: Record<string, (argv: readonly string[]) => number | Promise<num
   usage: usageCommand,
 };
 
+const USAGE = `usage: keystile <command> [options]\ncommands: ${Object.keys(COMMANDS).join(', ')} (each answers --help)`;
+
 const [command, ...rest] = process.argv.slice(2);
 const run = command === undefined ? undefined : COMMANDS[command];
-if (!run) {
-  console.error(`usage: keystile <command> [options]\ncommands: ${Object.keys(COMMANDS).join(', ')}`);
+if (command === '--help' || command === '-h' || command === 'help') {
+  // Asked for: the usage on standard output, exit 0, as every command answers --help.
+  console.log(USAGE);
+  process.exitCode = 0;
+} else if (!run) {
+  console.error(USAGE);
   process.exitCode = 2;
 } else {
   try {

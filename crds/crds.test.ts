@@ -90,6 +90,10 @@ describe('validateResource (offline, structural)', () => {
     expect(validateResource(key('k'.repeat(64), {}))).toEqual([
       { field: 'metadata.name', message: 'must be at most 63 characters' },
     ]);
+    expect(validateResource(key('Payments_Partner', {})).map((e) => e.message)).toEqual([
+      expect.stringMatching(/^must be a DNS subdomain/),
+    ]);
+    expect(validateResource(key('orders.v2-key', {}))).toEqual([]);
     expect(validateResource(key('k', { expiresAt: '2030-01-01T00:00:00.5+02:00' }))).toEqual([]);
     for (const expiresAt of ['2030-01-01T00:00:00,5Z', '2030-01-01T00:00:00+99:99'])
       expect(validateResource(key('k', { expiresAt })).map((e) => e.field)).toContain('spec.expiresAt');

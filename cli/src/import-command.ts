@@ -6,10 +6,10 @@
  */
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import type { KubeConfig } from '@kubernetes/client-node';
 import {
   CoreV1Api,
   CustomObjectsApi,
-  KubeConfig,
   type KubernetesObject,
   KubernetesObjectApi,
   PatchStrategy,
@@ -23,6 +23,7 @@ import { describe, isNotFound, statusOf } from '../../operator/src/kube/errors.t
 import { API_KEY_LABEL, KEY_MATERIAL_LABEL } from '../../operator/src/kube/informers.ts';
 import { keySecretName } from '../../operator/src/keys/key-secret.ts';
 import { parseImportCsv, type RowProblem } from './import-csv.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
 import {
   type ClusterState,
   type ExistingBinding,
@@ -103,9 +104,11 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
   }
   let text: string;
   try {
-    text = readFileSync(file, 'utf8');
+    text = decodeCsv(readFileSync(file));
   } catch (err) {
-    io.err(`keystile import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+    io.err(
+      `keystile import: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
+    );
     return 2;
   }
   const csv = parseImportCsv(text);
@@ -115,13 +118,14 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
     return csv.problems.length > 0 ? 1 : 0;
   }
 
-  const kc = io.kubeConfig ?? loadKubeConfig();
-  const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
   const dryRun = values['dry-run'];
-  const kube = new ImportKube(kc, namespace);
-
+  let namespace: string;
+  let kube: ImportKube;
   let state: ClusterState;
   try {
+    const kc = io.kubeConfig ?? loadKubeConfig();
+    namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
+    kube = new ImportKube(kc, namespace);
     await kube.checkNamespace();
     state = await kube.state(csv.rows.map((r) => r.name));
   } catch (err) {
@@ -184,6 +188,21 @@ export async function importCommand(argv: readonly string[], io: CommandIo = DEF
   return problems.length > 0 ? 1 : 0;
 }
 
+/**
+ * The file's text, decoded as UTF-8 strictly: a byte sequence that is not UTF-8 (a file saved as Latin-1 or
+ * UTF-16, as spreadsheet programs do) would otherwise become U+FFFD in names and key values, imported wrong
+ * or refused with a misleading reason. Throws a message that never quotes the bytes.
+ */
+export function decodeCsv(bytes: Uint8Array): string {
+  if ((bytes[0] === 0xff && bytes[1] === 0xfe) || (bytes[0] === 0xfe && bytes[1] === 0xff))
+    throw new Error('the file is UTF-16 (it starts with a UTF-16 byte order mark): save it as UTF-8');
+  try {
+    return new TextDecoder('utf-8', { fatal: true, ignoreBOM: true }).decode(bytes);
+  } catch {
+    throw new Error('the file is not UTF-8 (a byte sequence UTF-8 does not have): save it as UTF-8');
+  }
+}
+
 function problemLine(p: RowProblem): string {
   return `${p.line > 0 ? `line ${p.line}` : 'file'}: ${p.name !== undefined ? `${p.name}: ` : ''}${p.reason}`;
 }
@@ -192,12 +211,6 @@ function problemLine(p: RowProblem): string {
 export function redact(message: string, value: string): string {
   const b64 = Buffer.from(value, 'utf8').toString('base64');
   return message.split(value).join('<redacted>').split(b64).join('<redacted>');
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
 }
 
 interface ListResult<T> {
@@ -334,14 +347,25 @@ class ImportKube {
     const secretBefore = this.#before.get(`Secret/${w.secret.metadata.name}`);
     let secretAfter: KubernetesObject;
     let keyAfter: KubernetesObject;
+    // The ApiKey after the Secret: should it fail, a Secret this run created would be left holding the
+    // value with no key to own it (and none to delete it with): it is deleted before the row is reported.
+    const applyKey = async (): Promise<KubernetesObject> => {
+      try {
+        return await this.apply(w.apiKey, dryRun);
+      } catch (err) {
+        const left = !dryRun && !secretBefore ? await this.#deleteSecret(w.secret.metadata.name) : undefined;
+        if (left !== undefined) throw new Error(`${describe(err)}; ${left}`, { cause: err });
+        throw err;
+      }
+    };
     if (w.existingUid !== undefined) {
       secretAfter = await this.apply(withOwner(w.secret, name, w.existingUid), dryRun);
-      keyAfter = await this.apply(w.apiKey, dryRun);
+      keyAfter = await applyKey();
     } else {
       // The Secret first, labelled, so the operator finds the value the moment the ApiKey appears; then
       // the ApiKey; then the Secret again, owned by it, so that deleting the key deletes its value.
       secretAfter = await this.apply(w.secret, dryRun);
-      keyAfter = await this.apply(w.apiKey, dryRun);
+      keyAfter = await applyKey();
       const uid = keyAfter.metadata?.uid;
       if (!dryRun && uid) secretAfter = await this.apply(withOwner(w.secret, name, uid), dryRun);
     }
@@ -350,6 +374,17 @@ class ImportKube {
       fingerprint(secretBefore) === fingerprint(secretAfter)
       ? 'unchanged'
       : 'updated';
+  }
+
+  /** Deletes a Secret this run created; says what was left behind if it could not. */
+  async #deleteSecret(name: string): Promise<string | undefined> {
+    try {
+      await this.#core.deleteNamespacedSecret({ name, namespace: this.#ns });
+      return undefined;
+    } catch (err) {
+      if (isNotFound(err)) return undefined;
+      return `and its Secret ${name}, holding the value, could not be deleted (${describe(err)}): delete it`;
+    }
   }
 
   /** Server-side apply with the import's field manager, taking over the fields it sets. */

@@ -34,6 +34,22 @@ describe('parseImportCsv', () => {
     ]);
   });
 
+  it('mends a single-quoted plan list without taking the double quotes of other fields into their values', () => {
+    const key = 'ZZZZZZZZZZZZZZZZZZZZZZZZZ7';
+    const r = parseImportCsv(
+      `Name,Key,Description,Enabled,UsagePlanIds\nzeta,"${key}","Eta",true,'gold,silver'\nmobile,${V1},"Mobile, app",true,'gold, silver'\n`,
+    );
+    expect(r.problems).toEqual([]);
+    expect(r.rows.map((x) => [x.name, x.value, x.description, x.plans])).toEqual([
+      ['zeta', key, 'Eta', ['gold', 'silver']],
+      ['mobile', V1, 'Mobile, app', ['gold', 'silver']],
+    ]);
+    // A description that starts with a quote, quoted itself, is not the start of a plan list.
+    const q = parseImportCsv(`Name,Key,Description,UsagePlanIds\na,${V2},"'tis, so",'gold,silver'\n`);
+    expect(q.problems).toEqual([]);
+    expect(q.rows.map((x) => [x.description, x.plans])).toEqual([["'tis, so", ['gold', 'silver']]]);
+  });
+
   it('ignores unknown columns, a BOM, CRLF line ends and blank lines; defaults Enabled to true', () => {
     const r = parseImportCsv(`\uFEFFName,Key,Owner\r\na,${V1},ops\r\n\r\n  \r\nb,${V2},dev\r\n`);
     expect(r.problems).toEqual([]);
@@ -75,7 +91,9 @@ describe('parseImportCsv', () => {
     expect(Object.keys(reasons).map(Number)).toEqual([3, 4, 5, 6, 7, 8, 9, 10]);
     expect(reasons[3]).toBe('Key is empty');
     expect(reasons[4]).toMatch(/Name is empty/);
-    expect(reasons[5]).toMatch(/"Bad_Name" is not a DNS label.*for example bad-name/);
+    expect(reasons[5]).toBe(
+      "Name is not a DNS label (lower-case letters, digits and '-', up to 63 characters): 8 characters, the first bad one at position 1 (an upper-case letter)",
+    );
     expect(reasons[6]).toMatch(/Enabled must be true or false.*"maybe"/);
     expect(reasons[7]).toBe('Key: the value is too short (20 to 128 printable characters)');
     expect(reasons[8]).toMatch(/^Key: the value is bad checksum/);
@@ -93,6 +111,23 @@ describe('parseImportCsv', () => {
     for (const p of r.problems) expect(p.reason).not.toContain('SECRET');
   });
 
+  it('never quotes a Name cell that is not a DNS label: with the columns swapped it is the key value', () => {
+    const key = 'EXAMPLEKEYzetaDoNotUse0123456789';
+    const r = parseImportCsv(
+      `Name,Key,Enabled\n${key},zeta,true\n${'a'.repeat(64)},${V2},true\n-x,${V3},true\n`,
+    );
+    const reasons = r.problems.map((p) => p.reason);
+    expect(reasons).toEqual([
+      expect.stringMatching(/: 32 characters, the first bad one at position 1 \(an upper-case letter\)$/),
+      expect.stringMatching(/: 64 characters, more than 63$/),
+      expect.stringMatching(/: 2 characters, starting or ending with '-'$/),
+    ]);
+    for (const reason of reasons) {
+      expect(reason).not.toContain(key);
+      expect(reason).not.toContain('examplekeyzeta');
+    }
+  });
+
   it('makes every row of a duplicate name or value bad', () => {
     const r = parseImportCsv(`Name,Key\na,${V1}\nb,${V2}\na,${V3}\nc,${V2}\nd,${V3}x\n`);
     expect(r.rows.map((x) => x.name)).toEqual(['d']);
@@ -102,6 +137,25 @@ describe('parseImportCsv', () => {
       { line: 4, name: 'a', reason: 'the name a is also on line 2' },
       { line: 5, name: 'c', reason: 'the same key value is also on line 3' },
     ]);
+  });
+
+  it('counts a name or value on a row that is bad for another reason as a duplicate all the same', () => {
+    const r = parseImportCsv(`Name,Key,Enabled\na,${V1},true\na,${V2},maybe\nb,${V3},true\nc,${V3},maybe\n`);
+    expect(r.rows).toEqual([]);
+    expect(r.problems.map((p) => [p.line, p.reason])).toEqual([
+      [2, 'the name a is also on line 3'],
+      [3, expect.stringMatching(/^Enabled must be true or false/)],
+      [4, 'the same key value is also on line 5'],
+      [5, expect.stringMatching(/^Enabled must be true or false/)],
+    ]);
+  });
+
+  it('says in words what a quote inside an unquoted field is', () => {
+    const r = parseImportCsv(`Name,Key\na,ab"cd${V1}\nb,${V2}\n`);
+    expect(r.problems).toEqual([
+      { line: 2, reason: 'not valid CSV: a quote inside an unquoted field (quote the whole field)' },
+    ]);
+    expect(r.rows.map((x) => x.name)).toEqual(['b']);
   });
 
   it('goes on after a quote that is never closed', () => {

@@ -15,7 +15,7 @@
  *
  * Reasons never quote a key value.
  */
-import { CsvError, parse } from 'csv-parse/sync';
+import { CsvError, type InfoField, parse } from 'csv-parse/sync';
 import { checkImportedValue } from '../../contract/src/key-format.ts';
 
 /** One good row. */
@@ -65,7 +65,8 @@ const MAX_DESCRIPTION = 1024;
 interface RawRecord {
   readonly line: number;
   readonly fields: readonly string[];
-  readonly raw: string;
+  /** Whether each field was quoted (with double quotes) in the text. */
+  readonly quoted: readonly boolean[];
 }
 
 /** Parses the file's text; never throws. */
@@ -101,6 +102,8 @@ export function parseImportCsv(text: string): ParsedCsv {
   }
 
   const candidates: ImportRow[] = [];
+  const byName = new Map<string, number[]>();
+  const byValue = new Map<string, number[]>();
   for (const record of data) {
     if (record.fields.every((f) => f.trim() === '')) continue; // a line of spaces
     const fields = fitToHeader(record, header.fields.length);
@@ -112,14 +115,16 @@ export function parseImportCsv(text: string): ParsedCsv {
       const i = columns.get(c);
       return i === undefined ? '' : (fields[i] ?? '').trim();
     };
+    // Every record with a name or a value counts for uniqueness, good or bad: a row must not be imported
+    // because the other row with its name or value happens to be bad for another reason.
+    if (cell('name') !== '') addLine(byName, cell('name'), record.line);
+    if (cell('key') !== '') addLine(byValue, cell('key'), record.line);
     const row = checkRow(record.line, cell);
     if ('reason' in row) out.push(row);
     else candidates.push(row);
   }
 
   // Names and values are unique within the file: every row of a duplicate is bad.
-  const byName = groupLines(candidates, (r) => r.name);
-  const byValue = groupLines(candidates, (r) => r.value);
   const rows: ImportRow[] = [];
   for (const r of candidates) {
     const sameName = (byName.get(r.name) ?? []).filter((l) => l !== r.line);
@@ -142,10 +147,8 @@ function lines(ls: readonly number[]): string {
   return ls.length === 1 ? `line ${ls[0] ?? ''}` : `lines ${ls.join(', ')}`;
 }
 
-function groupLines(rows: readonly ImportRow[], by: (r: ImportRow) => string): Map<string, number[]> {
-  const m = new Map<string, number[]>();
-  for (const r of rows) m.set(by(r), [...(m.get(by(r)) ?? []), r.line]);
-  return m;
+function addLine(m: Map<string, number[]>, cell: string, line: number): void {
+  m.set(cell, [...(m.get(cell) ?? []), line]);
 }
 
 /** Checks one record's cells: a row, or the first thing wrong with it. */
@@ -158,23 +161,17 @@ function checkRow(line: number, cell: (c: Column) => string): ImportRow | RowPro
     reason,
   });
   if (name === '') return bad('Name is empty: every key needs a name (it becomes the ApiKey name)');
-  if (!DNS_LABEL.test(name)) {
-    const hint = name
-      .toLowerCase()
-      .replace(/[^a-z0-9-]+/g, '-')
-      .replace(/^-+|-+$/g, '')
-      .slice(0, 63);
+  if (!DNS_LABEL.test(name))
     return bad(
-      `Name ${JSON.stringify(name.slice(0, 80))} is not a DNS label (lower-case letters, digits and '-', up to 63 characters)${DNS_LABEL.test(hint) ? `; for example ${hint}` : ''}`,
+      `Name is not a DNS label (lower-case letters, digits and '-', up to 63 characters): ${labelFault(name)}`,
     );
-  }
   if (value === '') return bad('Key is empty');
   const valueProblem = checkImportedValue(value);
   if (valueProblem !== undefined) return bad(`Key: ${valueProblem}`);
   const enabledText = cell('enabled').toLowerCase();
   if (enabledText !== '' && enabledText !== 'true' && enabledText !== 'false') {
     return bad(
-      `Enabled must be true or false (or empty, meaning true), got ${JSON.stringify(cell('enabled').slice(0, 40))}`,
+      `Enabled must be true or false (or empty, meaning true), got ${cell('enabled').length <= 10 ? JSON.stringify(cell('enabled')) : `${cell('enabled').length} characters`}`,
     );
   }
   const description = cell('description');
@@ -195,6 +192,28 @@ function checkRow(line: number, cell: (c: Column) => string): ImportRow | RowPro
   };
 }
 
+/**
+ * What is wrong with a Name that is not a DNS label, without quoting it: with the columns swapped the
+ * cell is a key value. Its length, and the position (1-based) and kind of its first bad character.
+ */
+function labelFault(name: string): string {
+  const length = `${name.length} character${name.length === 1 ? '' : 's'}`;
+  const bad = name.search(/[^a-z0-9-]/);
+  if (bad >= 0) {
+    const c = name.charAt(bad);
+    const kind = /[A-Z]/.test(c)
+      ? 'an upper-case letter'
+      : c === '_'
+        ? "'_'"
+        : c === '.'
+          ? "'.'"
+          : 'a character not allowed';
+    return `${length}, the first bad one at position ${bad + 1} (${kind})`;
+  }
+  if (name.length > 63) return `${length}, more than 63`;
+  return `${length}, starting or ending with '-'`;
+}
+
 /** A single-quoted UsagePlanIds cell without a comma inside arrives with its quotes: strip them. */
 function unquote(s: string): string {
   return s.length >= 2 && s.startsWith("'") && s.endsWith("'") ? s.slice(1, -1) : s;
@@ -202,23 +221,41 @@ function unquote(s: string): string {
 
 /**
  * A record's fields, as many as the header has: AWS allows the UsagePlanIds list in single quotes, which
- * a CSV parser splits at its commas; such a record is read again with `'` as the quote. Fewer fields than
- * the header leave the rest empty (AWS's defaults). Returns the reason when it cannot be made to fit.
+ * a CSV parser splits at its commas; such a record is mended from the fields the parser gave: a run from
+ * an unquoted field starting with `'` to the next unquoted one ending with `'` is one field again, joined
+ * with the commas it was split at, without those quotes. (Reading the raw row again with `'` as the quote
+ * would take the double quotes of the other fields into their values.) Fewer fields than the header leave
+ * the rest empty (AWS's defaults). Returns the reason when it cannot be made to fit.
  */
 function fitToHeader(record: RawRecord, width: number): readonly string[] | string {
   if (record.fields.length <= width) return record.fields;
-  try {
-    const again = parse(record.raw.replace(/^\n+/, ''), {
-      quote: "'",
-      relax_quotes: true,
-      relax_column_count: true,
-      skip_empty_lines: true,
-    });
-    const fields = again[0];
-    if (again.length === 1 && fields !== undefined && fields.length <= width) return fields;
-  } catch {
-    // not single-quoted either
+  const fields: string[] = [];
+  for (let i = 0; i < record.fields.length; i++) {
+    const f = record.fields[i] ?? '';
+    const opens = !record.quoted[i] && f.trimStart().startsWith("'");
+    const closesItself = f.trim().length >= 2 && f.trim().endsWith("'");
+    if (!opens || closesItself) {
+      fields.push(f);
+      continue;
+    }
+    let end = i + 1;
+    while (
+      end < record.fields.length &&
+      (record.quoted[end] || !(record.fields[end] ?? '').trimEnd().endsWith("'"))
+    )
+      end++;
+    if (end >= record.fields.length) {
+      fields.push(f);
+      continue;
+    }
+    const joined = record.fields
+      .slice(i, end + 1)
+      .join(',')
+      .trim();
+    fields.push(joined.slice(1, -1));
+    i = end;
   }
+  if (fields.length <= width) return fields;
   return `the row has ${record.fields.length} fields but the header names ${width}; quote a field that holds a comma`;
 }
 
@@ -237,6 +274,7 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
     const offset = lineStarts[from - 1] ?? text.length;
     const chunk = text.slice(offset);
     let lastEnd = from - 1;
+    let quoting: boolean[] = [];
     try {
       // With `raw`, each record arrives with its text; `lines` is the line the record ends on.
       const onRecord = (got: unknown, { lines }: { lines: number }): null => {
@@ -244,7 +282,8 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
         const end = lines + from - 1;
         const body = raw.replace(/^\n+/, '').replace(/\n$/, '');
         const start = end - (body.match(/\n/g)?.length ?? 0);
-        records.push({ line: start, fields: record, raw });
+        records.push({ line: start, fields: record, quoted: quoting.slice(-record.length) });
+        quoting = [];
         lastEnd = end;
         return null;
       };
@@ -253,6 +292,11 @@ function readRecords(text: string): { records: RawRecord[]; problems: RowProblem
         skip_empty_lines: true,
         raw: true,
         on_record: onRecord,
+        // Called for each field before its record is complete: notes whether it was quoted.
+        cast: (value: string, context: InfoField) => {
+          quoting.push(context.quoting);
+          return value;
+        },
       });
       break;
     } catch (err) {
@@ -280,7 +324,7 @@ function csvReason(err: unknown): string {
       return 'not valid CSV: a quoted field is not closed';
     case 'CSV_INVALID_CLOSING_QUOTE':
       return 'not valid CSV: text follows a closing quote (double a quote inside a quoted field: "")';
-    case 'CSV_INVALID_OPENING_QUOTE':
+    case 'INVALID_OPENING_QUOTE': // csv-parse's code for this one has no CSV_ prefix
       return 'not valid CSV: a quote inside an unquoted field (quote the whole field)';
     default:
       return `not valid CSV${code ? ` (${code})` : ''}`;

@@ -7,7 +7,7 @@ import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { ConfigUsageError, parseKeySources } from '../../enforcer/src/config.ts';
 import { MAX_SHARDS } from '../../contract/src/identity.ts';
-import { inject, type InjectOptions } from './inject.ts';
+import { inject, type InjectOptions, parseWorkloadStage } from './inject.ts';
 import { DEFAULT_IMAGES, DEFAULT_PORTS, type SidecarPorts } from './inject-sidecars.ts';
 
 /** Shards the projected volume mounts in mounted mode unless --max-shards says otherwise (16,000 keys). */
@@ -60,6 +60,42 @@ function whole(flag: string, value: string, min: number, max: number): number {
   return n;
 }
 
+/** The enforcer's flags that take a password: given by --enforcer-arg, it would be in the pod spec. */
+const PASSWORD_FLAGS = /^--?(redis-password|redis-sentinel-password)(=|$)/;
+/** A URL with a password in its user info (`redis://:pw@host`, `rediss://user:pw@host`). */
+const URL_WITH_PASSWORD = /^[a-z][a-z0-9+.-]*:\/\/[^/@\s]*:[^/@\s]*@/i;
+
+/**
+ * Refuses enforcer arguments that would write a credential into the pod spec (readable by whoever reads
+ * the workload): a password flag, or a URL carrying a password, whether as `--flag=URL` or as the argument
+ * after `--flag`. The message names the flag, never the value.
+ */
+function checkEnforcerArgs(args: readonly string[]): void {
+  const flagName = (arg: string | undefined): string | undefined => {
+    const name = arg?.split('=')[0];
+    return name !== undefined && /^--?[a-z0-9][-a-z0-9]*$/i.test(name) ? name : undefined;
+  };
+  args.forEach((arg, i) => {
+    const pw = PASSWORD_FLAGS.exec(arg);
+    if (pw)
+      throw new UsageError(
+        `--enforcer-arg: --${pw[1] ?? ''} would write the password into the pod spec: give it from a Secret with --enforcer-secret-env ${pw[1] === 'redis-password' ? 'KEYSTILE_REDIS_PASSWORD' : 'KEYSTILE_REDIS_SENTINEL_PASSWORD'}=<secret>/<key>`,
+      );
+    const inline = arg.startsWith('-') && arg.includes('=');
+    const value = inline ? arg.slice(arg.indexOf('=') + 1) : arg;
+    if (!URL_WITH_PASSWORD.test(value)) return;
+    const previous = args[i - 1];
+    const flag = inline
+      ? flagName(arg)
+      : previous?.startsWith('-') && !previous.includes('=')
+        ? flagName(previous)
+        : undefined;
+    throw new UsageError(
+      `--enforcer-arg: ${flag ?? 'an argument'} carries a password in its URL, which would be written into the pod spec: give the password with --enforcer-secret-env KEYSTILE_REDIS_PASSWORD=<secret>/<key>`,
+    );
+  });
+}
+
 /** Parses the command line into the options of {@link inject} and the input files. */
 export function parseInjectArgs(argv: readonly string[]): {
   options: InjectOptions;
@@ -97,6 +133,16 @@ export function parseInjectArgs(argv: readonly string[]): {
     throw new UsageError(err instanceof Error ? err.message : String(err));
   }
   const v = parsed.values;
+  // What inject() would refuse later about the flags themselves: a usage error here (exit 2), as the
+  // other flags' are, not a failed injection (exit 1).
+  if ((v.api === undefined) !== (v.stage === undefined))
+    throw new UsageError('give --api and --stage together');
+  if (v.api !== undefined && v.stage !== undefined && parseWorkloadStage(`${v.api}/${v.stage}`) === undefined)
+    throw new UsageError(
+      `--api ${v.api} --stage ${v.stage}: each must be a DNS label (lower-case letters, digits, '-')`,
+    );
+  if (v.port !== undefined && (v.port.trim() === '' || /^\d+$/.test(v.port.trim())))
+    whole('port', v.port, 1, 65535);
   const mode = oneOf('mode', v.mode, ['watch', 'mounted'] as const);
   const check = oneOf('check', v.check, ['http', 'grpc'] as const);
   const port = (flag: string, value: string | undefined): number => whole(flag, value ?? '', 1, 65535);
@@ -129,13 +175,7 @@ export function parseInjectArgs(argv: readonly string[]): {
     if (!m) throw new UsageError(`--enforcer-secret-env: '${text}' is not VAR=SECRET/KEY`);
     return { name: m[1] ?? '', secret: m[2] ?? '', key: m[4] ?? '' };
   });
-  // A password in a URL would be written into the pod spec, readable by whoever reads the workload.
-  for (const arg of v['enforcer-arg']) {
-    if (/^[a-z]+s?:\/\/[^/@\s]*:[^/@\s]*@/i.test(arg.slice(arg.indexOf('=') + 1)))
-      throw new UsageError(
-        `--enforcer-arg: ${arg.slice(0, arg.indexOf('='))} carries a password in its URL, which would be written into the pod spec: give the password with --enforcer-secret-env KEYSTILE_REDIS_PASSWORD=<secret>/<key>`,
-      );
-  }
+  checkEnforcerArgs(v['enforcer-arg']);
   const sa = v['service-account'];
   // A ServiceAccount's name is a DNS subdomain: anything else the API server refuses, after the apply began.
   if (
@@ -200,7 +240,7 @@ export function injectCommand(argv: readonly string[], io: InjectIo = processIo)
     return 2;
   }
   if (args.help) {
-    io.log(USAGE);
+    io.out(`${USAGE}\n`); // asked for: standard output, exit 0
     return 0;
   }
   const texts: string[] = [];
@@ -218,8 +258,11 @@ export function injectCommand(argv: readonly string[], io: InjectIo = processIo)
     try {
       texts.push(io.readFile(file));
     } catch (err) {
-      io.log(`keystile inject: cannot read ${file}: ${err instanceof Error ? err.message : String(err)}`);
-      return 1;
+      // A FILE that cannot be read is a wrong command line: nothing done, exit 2 (as import answers it).
+      io.log(
+        `keystile inject: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? (err instanceof Error ? err.message : String(err))}`,
+      );
+      return 2;
     }
   }
   const result = inject(texts.map((t) => (t.endsWith('\n') ? t : `${t}\n`)).join('---\n'), args.options);

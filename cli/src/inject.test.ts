@@ -287,8 +287,12 @@ describe('keystile inject', () => {
     expect(
       inject(APP, options(['--api', 'orders', '--stage', 'prod', '--proxy-port', '8080'])).errors[0],
     ).toMatch(/uses port 8080, which the sidecars need: choose another with --proxy-port/);
-    expect(inject(APP, options(['--api', 'orders'])).errors).toEqual(['give --api and --stage together']);
-    expect(inject(APP, options(['--api', 'Orders', '--stage', 'prod'])).errors[0]).toMatch(/DNS label/);
+    // The command refuses these flags itself (exit 2); inject() still does, for its other callers.
+    const stageFlags = options(['--api', 'orders', '--stage', 'prod']);
+    expect(inject(APP, { ...stageFlags, stage: undefined }).errors).toEqual([
+      'give --api and --stage together',
+    ]);
+    expect(inject(APP, { ...stageFlags, api: 'Orders' }).errors[0]).toMatch(/DNS label/);
     const bad = APP.replace(
       'namespace: shop\nspec:\n  selector',
       'namespace: shop\n  annotations: { keystile.dev/api-stage: a/b/c }\nspec:\n  selector',
@@ -348,12 +352,37 @@ describe('keystile inject, the command', () => {
     expect(r.log).toMatch(/no workload injected/);
   });
 
+  it('never quotes the source line of a YAML syntax error (it may hold a token)', () => {
+    const r = run(
+      ['--api', 'orders', '--stage', 'prod'],
+      `${APP}---\ntoken: eyJhbGciOiJSUzI1NiJ9SECRET: x\n`,
+    );
+    expect(r).toMatchObject({ code: 1, out: '' });
+    expect(r.log).toMatch(/error: document \d+: .*at line \d+, column \d+$/m);
+    expect(r.log).not.toContain('eyJhbGciOiJSUzI1NiJ9SECRET');
+  });
+
   it('answers bad usage with 2 and the usage text, and a problem with 1 and nothing printed', () => {
     expect(run(['--mode', 'sidecar'], APP)).toMatchObject({ code: 2, out: '' });
     expect(run(['--mode', 'sidecar'], APP).log).toMatch(
       /--mode must be watch or mounted, not 'sidecar'[\s\S]*usage: keystile inject/,
     );
     expect(run(['--nope'], APP).code).toBe(2);
+    const help = run(['--help'], undefined);
+    expect(help.code).toBe(0);
+    expect(help.out).toMatch(/^usage: keystile inject/);
+    expect(help.log).toBe('');
+    for (const args of [
+      ['--api', 'orders'],
+      ['--api', 'Orders', '--stage', 'prod'],
+      ['--port', '70000'],
+    ]) {
+      const r = run(args, APP);
+      expect(r).toMatchObject({ code: 2, out: '' });
+      expect(r.log).toMatch(/usage: keystile inject/);
+    }
+    expect(run(['--api', 'orders'], APP).log).toMatch(/give --api and --stage together/);
+    expect(run(['--port', '70000'], APP).log).toMatch(/--port must be a whole number from 1 to 65535/);
     expect(run(['--key-source', 'cookie:x'], APP).log).toMatch(/--key-source: 'cookie:x'/);
     expect(run(['--proxy-port', '0'], APP).log).toMatch(
       /--proxy-port must be a whole number from 1 to 65535/,
@@ -363,6 +392,23 @@ describe('keystile inject, the command', () => {
     expect(withPassword).toMatchObject({ code: 2, out: '' });
     expect(withPassword.log).toMatch(/--redis-url carries a password in its URL/);
     expect(withPassword.log).not.toContain('s3cret');
+    const split = run(['--enforcer-arg=--redis-url', '--enforcer-arg=redis://:hunter2pass@redis:6379'], APP);
+    expect(split).toMatchObject({ code: 2, out: '' });
+    expect(split.log).toMatch(/--enforcer-arg: --redis-url carries a password in its URL/);
+    expect(split.log).not.toContain('hunter2');
+    for (const flag of ['--redis-password', '--redis-sentinel-password']) {
+      for (const args of [
+        [`--enforcer-arg=${flag}=hunter2pass`],
+        [`--enforcer-arg=${flag}`, '--enforcer-arg=hunter2pass'],
+      ]) {
+        const r = run([...args, '--api', 'orders', '--stage', 'prod'], APP);
+        expect(r).toMatchObject({ code: 2, out: '' });
+        expect(r.log).toMatch(
+          /would write the password into the pod spec: give it from a Secret with --enforcer-secret-env KEYSTILE_REDIS_/,
+        );
+        expect(r.log).not.toContain('hunter2');
+      }
+    }
     expect(
       run(
         ['--enforcer-arg=--redis-url=redis://keystile@redis:6379/0', '--api', 'orders', '--stage', 'prod'],
@@ -377,7 +423,7 @@ describe('keystile inject, the command', () => {
       0,
     );
     expect(run([], undefined)).toMatchObject({ code: 2 });
-    expect(run(['/no/such/file.yaml'], undefined)).toMatchObject({ code: 1, out: '' });
+    expect(run(['/no/such/file.yaml'], undefined)).toMatchObject({ code: 2, out: '' });
     expect(run(['--api', 'orders', '--stage', 'prod', '--port', 'nope'], APP)).toMatchObject({
       code: 1,
       out: '',

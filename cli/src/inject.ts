@@ -12,6 +12,7 @@ import { Document, isMap, isSeq, parseAllDocuments } from 'yaml';
 import { parseStageKey } from '../../contract/src/identity.ts';
 import { enforcerRbac } from '../../enforcer/src/kube/rbac.ts';
 import { INJECTED, type SidecarOptions, sidecars, type WorkloadStage } from './inject-sidecars.ts';
+import { yamlProblem } from './read-resources.ts';
 
 /** The annotation naming the API stage a workload serves: `api/stage`. */
 export const STAGE_ANNOTATION = 'keystile.dev/api-stage';
@@ -124,7 +125,7 @@ export function inject(text: string, o: InjectOptions): InjectResult {
   docs.forEach((doc, i) => {
     const where = `document ${i + 1}`;
     if (doc.errors.length > 0) {
-      errors.push(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+      errors.push(`${where}: ${yamlProblem(doc.errors)}`);
       return;
     }
     const js = doc.toJS() as unknown;

@@ -1,4 +1,4 @@
-import { existsSync, mkdtempSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
@@ -91,12 +91,47 @@ describe('keystile render', () => {
     expect(renderCommand(['--out'], w.log)).toBe(2);
   });
 
+  it('answers a FILE that cannot be read with exit 2, as import does, and writes nothing', () => {
+    const w = workspace(RESOURCES);
+    expect(renderCommand([...w.args, join(w.dir, 'missing.yaml')], w.log)).toBe(2);
+    expect(w.lines.join('\n')).toMatch(/cannot read .*missing\.yaml: ENOENT/);
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
+  it('answers --help on standard output with exit 0', () => {
+    const out: string[] = [];
+    const err: string[] = [];
+    expect(
+      renderCommand(
+        ['--help'],
+        (l) => err.push(l),
+        (l) => out.push(l),
+      ),
+    ).toBe(0);
+    expect(out.join('\n')).toMatch(/^usage: keystile render/);
+    expect(err).toEqual([]);
+  });
+
   it('keeps generated values across runs', () => {
     const w = workspace(RESOURCES);
     renderCommand(w.args, w.log);
     const first = generatedValue(w.dir);
     renderCommand(w.args, w.log);
     expect(generatedValue(w.dir)).toBe(first);
+  });
+
+  it('reads a secrets-file entry that names no namespace in --namespace, as the resources are', () => {
+    const w = workspace(RESOURCES);
+    const args = [...w.args, '--namespace', 'shop'];
+    expect(renderCommand(args, w.log)).toBe(0);
+    const first = generatedValue(w.dir);
+    const file = join(w.dir, 'keys.yaml');
+    writeFileSync(file, readFileSync(file, 'utf8').replaceAll(/^ +namespace: shop\n/gm, ''));
+    expect(readFileSync(file, 'utf8')).not.toContain('namespace:');
+    w.lines.length = 0;
+    expect(renderCommand(args, w.log)).toBe(0);
+    expect(generatedValue(w.dir)).toBe(first);
+    expect(w.lines.join('\n')).not.toMatch(/new key value/);
   });
 
   it('follows an imported value and a raised rotation sequence across runs, as the operator does', () => {
@@ -166,6 +201,54 @@ describe('keystile render', () => {
     expect(existsSync(join(v.dir, 'config.json'))).toBe(false);
   });
 
+  it('never quotes the source line of a YAML syntax error (it may hold a key value)', () => {
+    const secret = 'apikeySECRETdoNotPrint0123456789';
+    const w = workspace(`${RESOURCES}---\nkind: Secret\nstringData: { value: ${secret}: x }\n`);
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(/resources\.yaml, document 6: .*at line \d+, column \d+$/m);
+    expect(w.lines.join('\n')).not.toContain(secret);
+
+    const v = workspace(RESOURCES);
+    writeFileSync(join(v.dir, 'keys.yaml'), `kind: Secret\nstringData:\n  value: ${secret}: x\n`);
+    let message = '';
+    try {
+      renderCommand(v.args, v.log);
+    } catch (err) {
+      message = (err as Error).message;
+    }
+    expect(message).toMatch(/keys\.yaml, document 1: /);
+    expect(message).not.toContain(secret);
+  });
+
+  it('refuses a resource defined twice, naming both places, and writes nothing', () => {
+    const w = workspace(RESOURCES);
+    writeFileSync(
+      join(w.dir, 'disable.yaml'),
+      'apiVersion: keystile.dev/v1alpha1\nkind: ApiKey\nmetadata: { name: acme, namespace: default }\nspec: { customer: acme, enabled: false }\n',
+    );
+    expect(renderCommand([...w.args, join(w.dir, 'disable.yaml')], w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(
+      /disable\.yaml, document 1: ApiKey default\/acme is defined twice: also in .*resources\.yaml, document 2/,
+    );
+    expect(w.lines).toContain('nothing written');
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+    expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
+  });
+
+  it('refuses a name the API server would refuse (not a DNS subdomain), and writes nothing', () => {
+    const w = workspace(
+      RESOURCES.replace(
+        'metadata: { name: gold }\nspec: { throttle',
+        'metadata: { name: Payments_Partner }\nspec: { throttle',
+      ),
+    );
+    expect(renderCommand(w.args, w.log)).toBe(1);
+    expect(w.lines.join('\n')).toMatch(
+      /document 1: UsagePlan Payments_Partner: metadata\.name: must be a DNS subdomain/,
+    );
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
   it('writes neither file when one cannot be written', () => {
     const w = workspace(RESOURCES);
     const args = [
@@ -177,6 +260,32 @@ describe('keystile render', () => {
     ];
     expect(() => renderCommand(args, w.log)).toThrow(/ENOENT/);
     expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+  });
+
+  it('writes no file when the manifests cannot be written', () => {
+    const w = workspace(RESOURCES);
+    writeFileSync(join(w.dir, 'not-a-dir'), '');
+    expect(() => renderCommand([...w.args, '--manifests', join(w.dir, 'not-a-dir')], w.log)).toThrow(
+      /EEXIST|ENOTDIR/,
+    );
+    expect(existsSync(join(w.dir, 'config.json'))).toBe(false);
+    expect(existsSync(join(w.dir, 'keys.yaml'))).toBe(false);
+    expect(renderCommand([...w.args, '--manifests', join(w.dir, 'manifests')], w.log)).toBe(0);
+    expect(existsSync(join(w.dir, 'manifests', 'default.orders.prod.yaml'))).toBe(true);
+  });
+
+  it('removes the manifest files of stages no longer rendered, and nothing else', () => {
+    const w = workspace(RESOURCES);
+    const dir = join(w.dir, 'manifests');
+    expect(renderCommand([...w.args, '--manifests', dir], w.log)).toBe(0);
+    writeFileSync(join(w.dir, 'resources.yaml'), RESOURCES.replace('stage: prod', 'stage: beta'));
+    writeFileSync(join(dir, 'notes.yaml'), 'mine\n');
+    w.lines.length = 0;
+    expect(renderCommand([...w.args, '--manifests', dir], w.log)).toBe(0);
+    expect(readdirSync(dir).sort()).toEqual(['default.orders.beta.yaml', 'notes.yaml']);
+    expect(w.lines.join('\n')).toMatch(
+      /removed .*default\.orders\.prod\.yaml: its API stage is no longer rendered/,
+    );
   });
 
   it('refuses a bad resource naming the field, and writes nothing', () => {

@@ -4,8 +4,19 @@
  * would write. Generated key values go to a secrets file of key Secrets (the operator's format), reused on
  * the next run so values never change; hand them to customers from there.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { basename, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { parseAllDocuments, stringify } from 'yaml';
 import { CONTRACT_VERSION, type StandaloneConfig } from '../../contract/src/format.ts';
@@ -15,7 +26,7 @@ import { planKeySecret } from '../../operator/src/keys/key-plan.ts';
 import { type KeySecretData, keySecretName, materialFromSecret } from '../../operator/src/keys/key-secret.ts';
 import { render } from '../../operator/src/render/render.ts';
 import type { KeyMaterial, RenderedObject, RenderOutput } from '../../operator/src/render/types.ts';
-import { readResources, secretData, type SecretDoc } from './read-resources.ts';
+import { readResources, secretData, type SecretDoc, yamlProblem } from './read-resources.ts';
 
 const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets keys.yaml] [--manifests DIR] [--namespace NS]
   --out        the standalone config file for enforcers (default keystile-config.json; holds hashes and
@@ -26,7 +37,11 @@ const USAGE = `usage: keystile render FILE... [--out config.json] [--secrets key
   --namespace  the namespace of resources that name none (default 'default')`;
 
 /** Runs the command; returns the exit code. */
-export function renderCommand(argv: readonly string[], log: (line: string) => void = console.error): number {
+export function renderCommand(
+  argv: readonly string[],
+  log: (line: string) => void = console.error,
+  out: (line: string) => void = console.log,
+): number {
   let parsed;
   try {
     parsed = parseArgs({
@@ -46,9 +61,22 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.help || positionals.length === 0) {
+  if (values.help) {
+    out(USAGE); // asked for: standard output, exit 0
+    return 0;
+  }
+  if (positionals.length === 0) {
     log(USAGE);
-    return values.help ? 0 : 2;
+    return 2;
+  }
+  // A FILE that cannot be read is a wrong command line: nothing done, exit 2 (as import answers it).
+  for (const file of positionals) {
+    try {
+      accessSync(file, constants.R_OK);
+    } catch (err) {
+      log(`keystile render: cannot read ${file}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`);
+      return 2;
+    }
   }
   const input = readResources(positionals, values.namespace);
   if (input.problems.length > 0) {
@@ -57,7 +85,7 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     return 1;
   }
   const now = new Date();
-  const keySecrets = readKeySecrets(values.secrets);
+  const keySecrets = readKeySecrets(values.secrets, values.namespace);
   const materials = new Map<string, Map<string, KeyMaterial>>();
   let generated = 0;
   for (const key of input.keys) {
@@ -110,13 +138,22 @@ export function renderCommand(argv: readonly string[], log: (line: string) => vo
     kind: 'KeystileStandaloneConfig',
     stages: outputs.flatMap((o) => o.stages.map((s) => s.documents)),
   };
-  // Both files or neither: a config written beside a secrets file that failed would hold the hashes of
-  // values saved nowhere.
+  // Every file or none: a config written beside a secrets file that failed would hold the hashes of
+  // values saved nowhere, and manifests that failed after both were written would leave a half-done run
+  // (the manifests directory is made first, then everything is written to temporary files, then renamed).
+  if (values.manifests) mkdirSync(values.manifests, { recursive: true, mode: 0o700 });
+  const manifests = values.manifests ? manifestFiles(values.manifests, outputs) : [];
   writeAllPrivate([
     [values.secrets, keySecretsYaml(keySecrets)],
     [values.out, `${JSON.stringify(config, null, 2)}\n`],
+    ...manifests,
   ]);
-  if (values.manifests) writeManifests(values.manifests, outputs);
+  if (values.manifests) {
+    for (const file of staleManifests(values.manifests, manifests)) {
+      rmSync(file, { force: true });
+      log(`removed ${file}: its API stage is no longer rendered`);
+    }
+  }
 
   for (const o of outputs) report(o, log);
   log(
@@ -176,18 +213,19 @@ function stageRefusals(docs: StandaloneConfig['stages'][number]): string[] {
   return results.flatMap((r) => (r.ok ? [] : [`API stage ${stage}: ${r.error}`]));
 }
 
-function readKeySecrets(file: string): Map<string, KeySecretData> {
+/** The secrets file's key Secrets, by `namespace/name`; one naming no namespace is in `namespace`. */
+function readKeySecrets(file: string, namespace: string): Map<string, KeySecretData> {
   const out = new Map<string, KeySecretData>();
   if (!existsSync(file)) return out;
   parseAllDocuments(readFileSync(file, 'utf8')).forEach((doc, i) => {
     // The values of every key rendered before: a file that cannot be read is a stop, never a fresh start
     // (new values would replace the ones customers hold).
     const where = `${file}, document ${i + 1}`;
-    if (doc.errors.length > 0) throw new Error(`${where}: ${doc.errors[0]?.message ?? 'not YAML'}`);
+    if (doc.errors.length > 0) throw new Error(`${where}: ${yamlProblem(doc.errors)}`);
     const s = doc.toJS() as SecretDoc | null;
     if (s?.kind !== 'Secret') return;
     if (typeof s.metadata?.name !== 'string') throw new Error(`${where}: Secret: metadata.name: required`);
-    out.set(`${s.metadata.namespace ?? 'default'}/${s.metadata.name}`, secretData(s));
+    out.set(`${s.metadata.namespace ?? namespace}/${s.metadata.name}`, secretData(s));
   });
   return out;
 }
@@ -260,14 +298,30 @@ export function manifest(o: RenderedObject): Record<string, unknown> {
       };
 }
 
-function writeManifests(dir: string, outputs: readonly RenderOutput[]): void {
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
-  for (const o of outputs) {
-    for (const s of o.stages) {
-      const file = join(dir, `${s.apiStage.namespace}.${s.apiStage.api}.${s.apiStage.stage}.yaml`);
-      writePrivate(file, s.objects.map((obj) => stringify(manifest(obj))).join('---\n'));
-    }
-  }
+/** The manifest files of `--manifests DIR`: one per API stage, `<namespace>.<api>.<stage>.yaml`. */
+function manifestFiles(dir: string, outputs: readonly RenderOutput[]): [string, string][] {
+  return outputs.flatMap((o) =>
+    o.stages.map((s): [string, string] => [
+      join(dir, `${s.apiStage.namespace}.${s.apiStage.api}.${s.apiStage.stage}.yaml`),
+      s.objects.map((obj) => stringify(manifest(obj))).join('---\n'),
+    ]),
+  );
+}
+
+/** A manifest file's name: `<namespace>.<api>.<stage>.yaml`, each part a DNS label. */
+const MANIFEST_FILE =
+  /^[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.[a-z0-9]([-a-z0-9]*[a-z0-9])?\.yaml$/;
+
+/**
+ * The manifest files of earlier runs in `dir` that this run did not write (a stage no longer rendered):
+ * left in place, they would be applied with the rest and bring back objects of a stage that is gone.
+ */
+function staleManifests(dir: string, written: readonly (readonly [string, string])[]): string[] {
+  const now = new Set(written.map(([file]) => basename(file)));
+  return readdirSync(dir)
+    .filter((name) => MANIFEST_FILE.test(name) && !now.has(name))
+    .sort()
+    .map((name) => join(dir, name));
 }
 
 function report(o: RenderOutput, log: (l: string) => void): void {

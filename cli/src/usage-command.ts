@@ -7,13 +7,15 @@
  * or the customer on a plan that counts by customer; a day is the plan's local day (its quota time zone).
  */
 import { parseArgs } from 'node:util';
-import { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '@kubernetes/client-node';
+import { CustomObjectsApi } from '@kubernetes/client-node';
 import { dayKey, planId, type Subject, subjectKey } from '../../contract/src/identity.ts';
 import { GROUP, VERSION } from '../../crds/src/index.ts';
 import type { ApiKey, UsagePlan } from '../../crds/src/index.ts';
 import { describe, isNotFound } from '../../operator/src/kube/errors.ts';
 import { parseHostPorts } from '../../enforcer/src/config.ts';
-import { type DayReader, enforcerDayReader, redisDayReader } from './usage-sources.ts';
+import { loadKubeConfig } from './kubeconfig.ts';
+import { type DayReader, enforcerDayReader, enforcerUrl, redisDayReader } from './usage-sources.ts';
 import { DEFAULT_RETENTION_DAYS, daysInRange, retentionWarning } from './usage-range.ts';
 import {
   formatUsage,
@@ -39,7 +41,7 @@ const USAGE = `usage: keystile usage (KEY | --customer NAME) --from YYYY-MM-DD [
                       $KEYSTILE_REDIS_SENTINEL_PASSWORD, as the enforcer's; never a flag, which would
                       show in the process list)
   --enforcer URL      ask an enforcer's admin port instead (repeatable; the answers are added up: with the
-                      memory store name every enforcer)
+                      memory store name every enforcer, each once; with the Redis store name one)
   --retention-days N  how long the day counters are kept (default ${DEFAULT_RETENTION_DAYS}): a range reaching further back warns`;
 
 /** Where the command writes, and what it reads the cluster and the clock with. */
@@ -133,6 +135,13 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     return usageError('--redis-sentinels needs --redis-sentinel-name (the master name)');
   if (sentinelName !== undefined && sentinels === undefined)
     return usageError('--redis-sentinel-name applies only with --redis-sentinels');
+  for (const e of enforcers) {
+    try {
+      enforcerUrl(e);
+    } catch (err) {
+      return usageError(err instanceof Error ? err.message : String(err));
+    }
+  }
   let reader: DayReader;
   try {
     if (enforcers.length > 0) reader = enforcerDayReader(enforcers);
@@ -165,10 +174,12 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
     const kc = io.kubeConfig ?? loadKubeConfig();
     const namespace = values.namespace ?? kc.getContextObject(kc.getCurrentContext())?.namespace ?? 'default';
     const cluster = new UsageKube(kc, namespace);
+    // A plan named twice is reported once (twice would repeat its rows, and a bill would add them up).
+    const only = [...new Set(values.plan)];
     const subjects =
       key !== undefined
-        ? await cluster.keySubjects(key, values.plan, io.err)
-        : await cluster.customerSubjects(values.customer ?? '', values.plan, io.err);
+        ? await cluster.keySubjects(key, only, io.err)
+        : await cluster.customerSubjects(values.customer ?? '', only, io.err);
     const plans: PlanUsage[] = [];
     for (const p of subjects.plans) {
       const totals = days.map(() => 0);
@@ -191,12 +202,6 @@ export async function usageCommand(argv: readonly string[], io: UsageIo = DEFAUL
   } finally {
     await reader.close();
   }
-}
-
-function loadKubeConfig(): KubeConfig {
-  const kc = new KubeConfig();
-  kc.loadFromDefault();
-  return kc;
 }
 
 /** The plans to report and the counter subjects of each. */

@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { dayHashOf, dayKey } from '../../contract/src/identity.ts';
 import { RedisServer } from '../../test/ground/redis.ts';
 import { counterValue, enforcerDayReader, redactUrl, redisDayReader } from './usage-sources.ts';
-import { plansOfStatus } from './usage-command.ts';
+import { plansOfStatus, usageCommand } from './usage-command.ts';
 import { redact } from './import-command.ts';
 
 describe('reading day counters', () => {
@@ -18,6 +18,29 @@ describe('reading day counters', () => {
   it('never shows a Redis password', () => {
     expect(redactUrl('redis://user:hunter2@redis:6379/0')).toBe('redis://user:***@redis:6379/0');
     expect(redactUrl('not a url')).toBe('(a Redis URL)');
+  });
+
+  it('refuses an --enforcer that is not an http(s) URL, or carries user info, before anything (exit 2)', async () => {
+    const run = async (url: string): Promise<{ code: number; err: string }> => {
+      const err: string[] = [];
+      const code = await usageCommand(['k', '--from', '2026-11-01', '--enforcer', url], {
+        out: () => {},
+        err: (l) => err.push(l),
+        now: () => new Date('2026-11-02T00:00:00Z'),
+      });
+      return { code, err: err.join('\n') };
+    };
+    const withUser = await run('http://u:pw1234secret@127.0.0.1:9190');
+    expect(withUser.code).toBe(2);
+    expect(withUser.err).toMatch(/^keystile usage: --enforcer: a URL with a user name or password/);
+    expect(withUser.err).not.toContain('pw1234secret');
+    const notUrl = await run('127.0.0.1:9190');
+    expect(notUrl.code).toBe(2);
+    expect(notUrl.err).toMatch(/^keystile usage: --enforcer: '127\.0\.0\.1:9190' is not an http/);
+    const bad = await run('http://u:pw1234secret@[bad');
+    expect(bad.code).toBe(2);
+    expect(bad.err).toMatch(/--enforcer: a URL is not an http/);
+    expect(bad.err).not.toContain('pw1234secret');
   });
 
   it('reads the plans of a key status once each', () => {
@@ -99,8 +122,26 @@ describe('redisDayReader', () => {
 describe('enforcerDayReader', () => {
   const servers: Server[] = [];
   const urls: string[] = [];
-  const start = async (answer: (keys: string[]) => unknown, status = 200): Promise<string> => {
+  let instances = 0;
+  const start = async (
+    answer: (keys: string[]) => unknown,
+    status = 200,
+    who: { store: 'memory' | 'redis'; instance?: string } = { store: 'memory' },
+  ): Promise<string> => {
+    const instance = who.instance ?? `host:${++instances}`;
     const server = createServer((req, res) => {
+      if (req.method === 'GET' && req.url === '/v1/usage/quotas') {
+        const quotas = {
+          store: who.store,
+          instance,
+          stages: [],
+          now: new Date().toISOString(),
+          quotas: [],
+          adjustments: [],
+        };
+        res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(quotas));
+        return;
+      }
       let body = '';
       req.on('data', (c: Buffer) => (body += c.toString()));
       req.on('end', () => {
@@ -119,6 +160,12 @@ describe('enforcerDayReader', () => {
     urls.push(await start((keys) => ({ values: keys.map(() => 10) })));
     urls.push(await start(() => ({ values: [1] })));
     urls.push(await start(() => ({ error: 'x' }), 503));
+    urls.push(
+      await start((keys) => ({ values: keys.map(() => 7) }), 200, { store: 'redis', instance: 'r:1' }),
+    );
+    urls.push(
+      await start((keys) => ({ values: keys.map(() => 7) }), 200, { store: 'redis', instance: 'r:2' }),
+    );
   });
 
   afterAll(() => {
@@ -128,6 +175,19 @@ describe('enforcerDayReader', () => {
   it('adds up the answers of every enforcer', async () => {
     const reader = enforcerDayReader([urls[0]!, urls[1]!]);
     expect(await reader.read(['a', 'b', 'c'])).toEqual([10, 11, 12]);
+  });
+
+  it('refuses the same enforcer twice, and adds up no answers of enforcers sharing Redis', async () => {
+    // The same enforcer by two URLs (with and without the trailing slash): one instance.
+    const twice = [urls[0]!, `${urls[0]!}/`];
+    await expect(enforcerDayReader(twice).read(['a'])).rejects.toThrow(
+      /are the same enforcer \(instance host:1\)/,
+    );
+    await expect(enforcerDayReader([urls[4]!, urls[5]!]).read(['a'])).rejects.toThrow(
+      /counts in Redis.*name one --enforcer/,
+    );
+    await expect(enforcerDayReader([urls[0]!, urls[4]!]).read(['a'])).rejects.toThrow(/counts in Redis/);
+    expect(await enforcerDayReader([urls[4]!]).read(['a', 'b'])).toEqual([7, 7]);
   });
 
   it('fails clearly on an answer that is not the usage API, a failing enforcer, or none', async () => {

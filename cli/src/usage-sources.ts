@@ -7,7 +7,12 @@
 import { Value } from '@sinclair/typebox/value';
 import { Cluster, Redis } from 'ioredis';
 import { dayHashReads } from '../../contract/src/identity.ts';
-import { DaysAnswer, type DaysQuestion, USAGE_API_PATHS } from '../../contract/src/usage-api.ts';
+import {
+  DaysAnswer,
+  type DaysQuestion,
+  type QuotasAnswer,
+  USAGE_API_PATHS,
+} from '../../contract/src/usage-api.ts';
 import type { HostPort } from '../../contract/src/host-port.ts';
 
 /** Reads day counters. */
@@ -115,15 +120,50 @@ export function redisDayReader(target: RedisTarget): DayReader {
   };
 }
 
+/**
+ * An `--enforcer` value as a URL: http or https, with no user name or password (the admin port takes none,
+ * and one would be printed in every message naming the enforcer). Throws a message that never quotes a
+ * URL carrying user info.
+ */
+export function enforcerUrl(text: string): URL {
+  let u: URL | undefined;
+  try {
+    u = new URL(text);
+  } catch {
+    // reported below
+  }
+  const shown = text.includes('@') ? 'a URL' : `'${text}'`;
+  if (u === undefined || (u.protocol !== 'http:' && u.protocol !== 'https:'))
+    throw new Error(
+      `--enforcer: ${shown} is not an http:// or https:// URL (an admin port: http://host:9190)`,
+    );
+  if (u.username !== '' || u.password !== '')
+    throw new Error(
+      '--enforcer: a URL with a user name or password: the admin port takes none (give http://host:port)',
+    );
+  return u;
+}
+
+/** An enforcer's URL for messages: scheme, host and path, never user info. */
+function shownUrl(u: URL): string {
+  return `${u.protocol}//${u.host}${u.pathname === '/' ? '' : u.pathname}`;
+}
+
 /** Reads the enforcers' admin ports and adds their answers up. */
 export function enforcerDayReader(urls: readonly string[]): DayReader {
+  const enforcers = urls.map((text) => {
+    const u = enforcerUrl(text);
+    return { url: u, name: shownUrl(u) };
+  });
+  let checked: Promise<void> | undefined;
   return {
-    name: `enforcers ${urls.join(', ')}`,
+    name: `enforcers ${enforcers.map((e) => e.name).join(', ')}`,
     async read(keys) {
+      await (checked ??= checkEnforcers(enforcers));
       const total = keys.map(() => 0);
       for (let i = 0; i < keys.length; i += MAX_KEYS) {
         const chunk = keys.slice(i, i + MAX_KEYS);
-        const answers = await Promise.all(urls.map((u) => askEnforcer(u, chunk)));
+        const answers = await Promise.all(enforcers.map((e) => askEnforcer(e.url, e.name, chunk)));
         for (const values of answers) values.forEach((v, j) => (total[i + j] = (total[i + j] ?? 0) + v));
       }
       return total;
@@ -134,7 +174,51 @@ export function enforcerDayReader(urls: readonly string[]): DayReader {
   };
 }
 
-async function askEnforcer(base: string, keys: readonly string[]): Promise<number[]> {
+/**
+ * Which enforcers answer (`GET /v1/usage/quotas`: store and instance), before their answers are added up:
+ * the same enforcer named twice (two URLs, one instance) would count twice; and enforcers with the Redis
+ * store each answer the shared total, so adding up two of them doubles it: ask one (or Redis itself).
+ */
+async function checkEnforcers(enforcers: readonly { url: URL; name: string }[]): Promise<void> {
+  const answers = await Promise.all(enforcers.map((e) => identify(e.url, e.name)));
+  const seen = new Map<string, string>();
+  enforcers.forEach((e, i) => {
+    const a = answers[i];
+    if (a === undefined) return;
+    const other = seen.get(a.instance);
+    if (other !== undefined)
+      throw new Error(
+        `enforcers ${other} and ${e.name} are the same enforcer (instance ${a.instance}): name each once, or its counts are added twice`,
+      );
+    seen.set(a.instance, e.name);
+  });
+  const redis = enforcers.filter((_, i) => answers[i]?.store === 'redis');
+  if (redis.length > 0 && enforcers.length > 1)
+    throw new Error(
+      `enforcer ${redis[0]?.name ?? ''} counts in Redis, where every enforcer's counts are the shared total: adding up several answers would count them again; name one --enforcer (or read Redis with --redis-url)`,
+    );
+}
+
+/** The two fields of `GET /v1/usage/quotas` that say which enforcer answered. */
+async function identify(base: URL, name: string): Promise<Pick<QuotasAnswer, 'store' | 'instance'>> {
+  let res: Response;
+  try {
+    res = await fetch(new URL(USAGE_API_PATHS.quotas, base), { signal: AbortSignal.timeout(TIMEOUT_MS) });
+  } catch (err) {
+    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
+    throw new Error(
+      `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
+    );
+  }
+  if (!res.ok) throw new Error(`enforcer ${name}: GET ${USAGE_API_PATHS.quotas} answered ${res.status}`);
+  const body = (await res.json().catch(() => undefined)) as Partial<QuotasAnswer> | undefined;
+  const { store, instance } = body ?? {};
+  if ((store !== 'memory' && store !== 'redis') || typeof instance !== 'string' || instance === '')
+    throw new Error(`enforcer ${name}: the answer to GET ${USAGE_API_PATHS.quotas} is not the usage API's`);
+  return { store, instance };
+}
+
+async function askEnforcer(base: URL, name: string, keys: readonly string[]): Promise<number[]> {
   const url = new URL(USAGE_API_PATHS.days, base).toString();
   const question: DaysQuestion = { keys: [...keys] };
   let res: Response;
@@ -148,13 +232,13 @@ async function askEnforcer(base: string, keys: readonly string[]): Promise<numbe
   } catch (err) {
     const cause = (err as { cause?: { code?: string; message?: string } }).cause;
     throw new Error(
-      `enforcer ${base}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
+      `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
     );
   }
-  if (!res.ok) throw new Error(`enforcer ${base}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
+  if (!res.ok) throw new Error(`enforcer ${name}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
   const body: unknown = await res.json().catch(() => undefined);
   if (!Value.Check(DaysAnswer, body) || body.values.length !== keys.length) {
-    throw new Error(`enforcer ${base}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
+    throw new Error(`enforcer ${name}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
   }
   return body.values;
 }

@@ -51,8 +51,11 @@ function fieldOf(prefix: string, err: ErrorObject): string {
   return `${prefix}${path}${missing}`;
 }
 
+/** A DNS-1123 subdomain: what the API server accepts as a custom resource's name. */
+const DNS_SUBDOMAIN = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+
 /**
- * Checks a Keystile resource's apiVersion, kind, name (its length too) and spec (filling in the schema's defaults, as the
+ * Checks a Keystile resource's apiVersion, kind, name (a DNS subdomain, its length too) and spec (filling in the schema's defaults, as the
  * API server does). Returns the problems, empty when it is valid.
  */
 export function validateResource(obj: unknown): FieldError[] {
@@ -67,6 +70,12 @@ export function validateResource(obj: unknown): FieldError[] {
     errors.push({ field: 'metadata.name', message: 'is required' });
   } else if (maxName !== undefined && o.metadata.name.length > maxName) {
     errors.push({ field: 'metadata.name', message: `must be at most ${maxName} characters` });
+  } else if (!DNS_SUBDOMAIN.test(o.metadata.name)) {
+    errors.push({
+      field: 'metadata.name',
+      message:
+        "must be a DNS subdomain, as the API server requires: lower-case letters, digits, '-' and '.', starting and ending with a letter or digit",
+    });
   }
   if (o.spec === undefined) return [...errors, { field: 'spec', message: 'is required' }];
   if (!validate(o.spec)) {

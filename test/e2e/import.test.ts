@@ -119,7 +119,9 @@ describe('keystile import', () => {
     expect(problems).toEqual([
       'line 5: nokey: Key is empty',
       expect.stringMatching(/^line 6: maybe: Enabled must be true or false .*"yes"$/),
-      expect.stringMatching(/^line 7: Name "Not_A_Label" is not a DNS label .*; for example not-a-label$/),
+      expect.stringMatching(
+        /^line 7: Name is not a DNS label .*: 11 characters, the first bad one at position 1 \(an upper-case letter\)$/,
+      ),
       'line 8: twice: the name twice is also on line 9',
       'line 9: twice: the name twice is also on line 8',
       'line 10: delta: usage plan platinum does not exist in namespace ' +
