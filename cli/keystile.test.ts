@@ -6,7 +6,8 @@ const KEYSTILE = join(import.meta.dirname, 'keystile.ts');
 const keystile = (...args: string[]) =>
   spawnSync(process.execPath, [KEYSTILE, ...args], { encoding: 'utf8' });
 
-describe('keystile', () => {
+// Each case starts Node a few times (the CLI's imports take a second or more on a busy machine).
+describe('keystile', { timeout: 60_000 }, () => {
   it('answers --help on standard output with exit 0, and no command with the usage and exit 2', () => {
     for (const flag of ['--help', '-h']) {
       const r = keystile(flag);
