@@ -127,7 +127,10 @@ const operator = obj('The operator: renders ApiKeys, UsagePlans and PlanBindings
   extraEnv: kubeList('More environment variables (EnvVar objects).'),
   serviceAccount: serviceAccount('operator'),
   rbac: obj("The operator's RBAC (operator/deploy/rbac.yaml, rendered with the release's names).", {
-    create: bool('Create the ClusterRole and its ClusterRoleBinding.', true),
+    create: bool(
+      'Create its rules: a ClusterRole and ClusterRoleBinding, or with watchNamespaces a Role and RoleBinding in each listed namespace (and no ClusterRole); and the Role of its Lease.',
+      true,
+    ),
   }),
   podDisruptionBudget: obj('A PodDisruptionBudget, with 2 or more replicas.', {
     enabled: bool('Create it.', true),

@@ -279,6 +279,24 @@ describe('the chart', () => {
     ]);
   });
 
+  it('grants the operator its rules only in operator.watchNamespaces when it lists some: Roles, no ClusterRole', () => {
+    const source = objects(readFileSync(join(repoRoot, 'operator/deploy/rbac.yaml'), 'utf8'));
+    const rules = find(source, 'ClusterRole', 'keystile-operator')['rules'];
+    const objs = objects(template(['--set', 'operator.watchNamespaces={shop,billing,shop}']));
+    expect(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+    const roles = objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'keystile-operator');
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+    for (const role of roles) expect(role['rules']).toEqual(rules);
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'keystile-operator');
+    expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+    for (const b of bindings) {
+      expect(b['roleRef']).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'keystile-operator' });
+      expect(b['subjects']).toEqual([{ kind: 'ServiceAccount', name: 'keystile-operator', namespace: 'keystile-system' }]);
+    }
+    // The Lease stays the release namespace's.
+    expect(find(objs, 'Role', 'keystile-operator-lease').metadata.namespace).toBe('keystile-system');
+  });
+
   it("names the Lease the operator is given in its Role, whatever its name", () => {
     const objs = objects(template(['--set', 'operator.leaderElection.leaseName=my-lease']));
     const d = find(objs, 'Deployment', 'keystile-operator');
