@@ -453,6 +453,23 @@ describe('the chart', () => {
     ).toThrow(/counters.redis.url carries a password, and counters.redis.existingSecret gives one too/);
   });
 
+  it.each(['redis://:hunter2@redis:6379/0', 'redis://keystile:hunter2@redis:6379/0', 'rediss://:hunter2@[fd00::1]:6379'])(
+    'refuses a password in the Redis URL %s without a Secret: it would be in clear in the pod spec',
+    (url) => {
+      expect(() =>
+        template(['--set', 'gateway.enabled=true', '--set', 'gateway.stages[0].api=a', '--set', 'gateway.stages[0].stage=s',
+          '--set', 'gateway.stages[0].port=8080', '--set', 'gateway.upstream.service=a', '--set', 'counters.store=redis',
+          '--set', `counters.redis.url=${url}`]),
+      ).toThrow(/counters.redis.url carries a password, which would be written in clear in the pod spec: .*counters.redis.existingSecret/);
+    },
+  );
+
+  it('takes a Redis URL with a user and no password, without a Secret, as it is', () => {
+    const objs = objects(template(['-f', valuesFile('redis'), '--set', 'counters.redis.existingSecret=', '--set', 'counters.redis.url=redis://keystile@redis:6379/0']));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    expect(loadEnforcerConfig(enforcer.args ?? [], environment(enforcer)).redis).toEqual({ kind: 'standalone', url: 'redis://keystile@redis:6379/0' });
+  });
+
   it('refuses a sentinel password key without the Secret that holds it', () => {
     expect(() =>
       template([
