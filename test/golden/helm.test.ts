@@ -506,6 +506,31 @@ describe('the chart', () => {
     }
   });
 
+  it.each(['gateway', 'redis'])(
+    "gives only the gateway's enforcer a ServiceAccount token, not Envoy (ci/%s-values.yaml)",
+    (set) => {
+      const d = find(renderedObjects(set), 'Deployment', 'keystile-gateway');
+      const spec = (d['spec'] as { template: { spec: Record<string, unknown> } }).template.spec as {
+        automountServiceAccountToken?: boolean;
+        containers: (Container & { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] })[];
+        volumes: { name: string; projected?: { sources: Record<string, unknown>[] } }[];
+      };
+      expect(spec.automountServiceAccountToken).toBe(false);
+      const dir = '/var/run/secrets/kubernetes.io/serviceaccount';
+      const mountsOf = (name: string) => spec.containers.find((c) => c.name === name)?.volumeMounts ?? [];
+      expect(mountsOf('envoy').filter((m) => m.mountPath.startsWith('/var/run/secrets'))).toEqual([]);
+      const mount = mountsOf('enforcer').find((m) => m.mountPath === dir);
+      expect(mount?.readOnly).toBe(true);
+      const volume = spec.volumes.find((v) => v.name === mount?.name);
+      // What @kubernetes/client-node's in-cluster config reads there: token, ca.crt and namespace.
+      expect(volume?.projected?.sources).toEqual([
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+      ]);
+    },
+  );
+
   it("gives the gateway's enforcer the Role enforcerRbac makes for its stages", () => {
     const stages = [
       { api: 'orders', stage: 'prod' },
