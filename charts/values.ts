@@ -170,7 +170,7 @@ const gateway = obj(
       100,
     ),
     watchNamespace: str(
-      'The namespace of the ApiKeys, UsagePlans and PlanBindings the gateway enforces (where the operator renders them). Empty: the release namespace.',
+      'The namespace of the ApiKeys, UsagePlans and PlanBindings the gateway enforces (where the operator renders them). Empty: the release namespace. With operator.watchNamespaces set, it must be one of them.',
       '',
       { pattern: `^$|${DNS_LABEL}`, maxLength: 63 },
     ),

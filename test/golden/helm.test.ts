@@ -531,6 +531,12 @@ describe('the chart', () => {
     },
   );
 
+  it('renders a gateway whose namespace the operator watches', () => {
+    const objs = objects(template(['-f', valuesFile('gateway'), '--set', 'operator.watchNamespaces={billing,shop}']));
+    const roles = objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'keystile-operator');
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+  });
+
   it("gives the gateway's enforcer the Role enforcerRbac makes for its stages", () => {
     const stages = [
       { api: 'orders', stage: 'prod' },
@@ -960,6 +966,14 @@ describe('the chart', () => {
     [
       ['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].port=9191'],
       /port 9191 of orders\/beta is taken/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'operator.watchNamespaces={billing}'],
+      /the gateway watches the namespace shop .*which the operator does not watch \(operator.watchNamespaces: billing\)/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'gateway.watchNamespace=', '--set', 'operator.watchNamespaces={shop}'],
+      /the gateway watches the namespace keystile-system .*which the operator does not watch/,
     ],
   ])('refuses bad values with a message naming them: %s', (flags, message) => {
     expect(() => template(flags)).toThrow(message);

@@ -189,6 +189,11 @@ what to change.
 {{- if not (or .Values.gateway.upstream.service .Values.gateway.upstream.host) }}
 {{- fail "gateway.enabled: name the Service behind it in gateway.upstream.service (or gateway.upstream.host)" }}
 {{- end }}
+{{- /* The operator renders the stages' objects only in the namespaces it watches. */}}
+{{- $gatewayNs := include "keystile.gateway.watchNamespace" . }}
+{{- if and .Values.operator.watchNamespaces (not (has $gatewayNs .Values.operator.watchNamespaces)) }}
+{{- fail (printf "the gateway watches the namespace %s (gateway.watchNamespace, default: the release namespace), which the operator does not watch (operator.watchNamespaces: %s): nothing would render its stages. Add %s to operator.watchNamespaces, or watch one of those" $gatewayNs (join ", " .Values.operator.watchNamespaces) $gatewayNs) }}
+{{- end }}
 {{- $ports := dict }}
 {{- $e := .Values.gateway.enforcer.ports }}
 {{- $taken := list (int $e.http) (int $e.grpc) (int $e.admin) (int .Values.gateway.envoy.adminPort) }}
