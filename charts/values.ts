@@ -91,8 +91,18 @@ const operator = obj('The operator: renders ApiKeys, UsagePlans and PlanBindings
   leaderElection: obj('Leader election through a coordination.k8s.io Lease in the release namespace.', {
     enabled: bool('Take the Lease before writing (KEYSTILE_LEADER_ELECT). Keep it on with 2 replicas.', true),
     leaseName: str("The Lease's name. Empty: `<fullname>-operator`."),
-    leaseDurationSeconds: int('How long a Lease lasts unrenewed.', 15, 2, 600),
-    renewSeconds: int('How often the holder renews it.', 5, 1, 300),
+    leaseDurationSeconds: int(
+      'How long a Lease lasts unrenewed. The holder stops writing after 0.8 x this unrenewed: keep renewSeconds under that.',
+      15,
+      2,
+      600,
+    ),
+    renewSeconds: int(
+      'How often the holder renews it. Must be under 0.8 x leaseDurationSeconds (renewSeconds x 10 < leaseDurationSeconds x 8), or the leader drops the Lease every cycle; the chart refuses it.',
+      5,
+      1,
+      300,
+    ),
   }),
   watchNamespaces: strings('The namespaces to watch (KEYSTILE_NAMESPACES). Empty: every namespace.', {
     pattern: DNS_LABEL,

@@ -306,6 +306,28 @@ describe('the chart', () => {
     expect(rules.flatMap((r) => r.resourceNames ?? [])).toEqual(['my-lease']);
   });
 
+  it('takes lease timings whose renewal comes before the 0.8 x duration deadline, and any without leader election', () => {
+    const env = (flags: string[]) =>
+      new Map(container(find(objects(template(flags)), 'Deployment', 'keystile-operator'), 'operator').env?.map((e) => [e.name, e.value]));
+    expect(
+      env(['--set', 'operator.leaderElection.renewSeconds=7', '--set', 'operator.leaderElection.leaseDurationSeconds=10']).get(
+        'KEYSTILE_LEASE_RENEW_SECONDS',
+      ),
+    ).toBe('7');
+    expect(
+      env([
+        '--set',
+        'operator.leaderElection.enabled=false',
+        '--set',
+        'operator.replicas=1',
+        '--set',
+        'operator.leaderElection.renewSeconds=15',
+        '--set',
+        'operator.leaderElection.leaseDurationSeconds=15',
+      ]).get('KEYSTILE_LEADER_ELECT'),
+    ).toBe('false');
+  });
+
   it('runs the operator with leader election, 2 replicas, the heap caps and settings it knows', () => {
     const d = find(renderedObjects('default'), 'Deployment', 'keystile-operator');
     expect((d['spec'] as { replicas: number }).replicas).toBe(2);
@@ -974,6 +996,14 @@ describe('the chart', () => {
     [
       ['-f', valuesFile('gateway'), '--set', 'gateway.watchNamespace=', '--set', 'operator.watchNamespaces={shop}'],
       /the gateway watches the namespace keystile-system .*which the operator does not watch/,
+    ],
+    [
+      ['--set', 'operator.leaderElection.renewSeconds=15', '--set', 'operator.leaderElection.leaseDurationSeconds=15'],
+      /renewSeconds \(15\) must be under 0.8 x leaseDurationSeconds \(15\)/,
+    ],
+    [
+      ['--set', 'operator.leaderElection.renewSeconds=8', '--set', 'operator.leaderElection.leaseDurationSeconds=10'],
+      /renewSeconds \(8\) must be under 0.8 x leaseDurationSeconds \(10\)/,
     ],
   ])('refuses bad values with a message naming them: %s', (flags, message) => {
     expect(() => template(flags)).toThrow(message);

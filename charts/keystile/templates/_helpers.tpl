@@ -155,6 +155,15 @@ what to change.
 {{- if and (not .Values.operator.leaderElection.enabled) (gt (int .Values.operator.replicas) 1) }}
 {{- fail "operator.leaderElection.enabled is false: run one replica (operator.replicas=1), or two replicas would both write" }}
 {{- end }}
+{{- /*
+The leader stops writing when it has not renewed for 0.8 x the Lease's duration (operator/src/kube/lease.ts,
+renewDeadlineMs), and renews every renewSeconds: a renewal must come before that deadline, or the
+leader drops its leadership every cycle.
+*/}}
+{{- $le := .Values.operator.leaderElection }}
+{{- if and $le.enabled (ge (mul (int $le.renewSeconds) 10) (mul (int $le.leaseDurationSeconds) 8)) }}
+{{- fail (printf "operator.leaderElection: renewSeconds (%d) must be under 0.8 x leaseDurationSeconds (%d), the time after which the leader stops writing unrenewed; or it would drop the Lease every cycle. Lower renewSeconds or raise leaseDurationSeconds (e.g. 5 and 15)" (int $le.renewSeconds) (int $le.leaseDurationSeconds)) }}
+{{- end }}
 {{- $r := .Values.counters.redis }}
 {{- $given := 0 }}
 {{- if $r.url }}{{ $given = add1 $given }}{{ end }}
