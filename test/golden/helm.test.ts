@@ -4,7 +4,7 @@
 // envoyWithEnforcer, the operator's and the enforcer's settings.
 //   UPDATE_GOLDEN=1 npx vitest run test/golden/helm.test.ts   rewrites the golden files; review the diff.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -74,6 +74,35 @@ function template(flags: readonly string[]): string {
   ]);
   if (!r.ok) throw new Error(r.out);
   return r.out;
+}
+
+/**
+ * NOTES.txt as `helm install` prints it with these flags. `helm template` leaves NOTES out, so a copy of
+ * the chart renders the file through `tpl` into one object of its own.
+ */
+function notes(flags: readonly string[]): string {
+  const chart = join(mkdtempSync(join(tmpdir(), 'keystile-notes-')), 'keystile');
+  cpSync(CHART_DIR, chart, { recursive: true });
+  mkdirSync(join(chart, 'notes'));
+  cpSync(join(chart, 'templates', 'NOTES.txt'), join(chart, 'notes', 'NOTES.txt'));
+  writeFileSync(
+    join(chart, 'templates', 'notes-test.yaml'),
+    'notes: {{ tpl (.Files.Get "notes/NOTES.txt") . | toJson }}\n',
+  );
+  const r = run([
+    'template',
+    'keystile',
+    chart,
+    '--namespace',
+    'keystile-system',
+    '--kube-version',
+    kubeVersion,
+    '--show-only',
+    'templates/notes-test.yaml',
+    ...flags,
+  ]);
+  if (!r.ok) throw new Error(r.out);
+  return (parseAllDocuments(r.out)[0]?.toJS() as { notes: string }).notes;
 }
 
 const objects = (text: string): Obj[] =>
@@ -326,6 +355,24 @@ describe('the chart', () => {
         'operator.leaderElection.leaseDurationSeconds=15',
       ]).get('KEYSTILE_LEADER_ELECT'),
     ).toBe('false');
+  });
+
+  it.each([
+    [[], 'curl -i -H "x-api-key: $KEY" http://127.0.0.1:8080/'],
+    [['--set', 'gateway.enforcer.keySource=bearer'], 'curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/'],
+    [['--set', 'gateway.enforcer.keySource=query:api_key\\,bearer'], 'curl -i "http://127.0.0.1:8080/?api_key=$KEY"'],
+    [['--set', 'gateway.enforcer.keySource= Header:X-My-Key\\,bearer'], 'curl -i -H "X-My-Key: $KEY" http://127.0.0.1:8080/'],
+  ])('shows in NOTES a curl carrying the key where gateway.enforcer.keySource says first: %j', (flags, curl) => {
+    const text = notes(['-f', valuesFile('gateway'), ...flags]);
+    expect(text).toContain(`  ${curl}\n`);
+    expect(text.match(/curl [^\n]*/g)).toEqual([curl]);
+  });
+
+  it('speaks of the Lease in NOTES only with leader election', () => {
+    expect(notes([])).toMatch(/one holding the Lease keystile-system\/keystile-operator[\s\S]*get lease keystile-operator/);
+    const text = notes(['--set', 'operator.leaderElection.enabled=false', '--set', 'operator.replicas=1']);
+    expect(text).not.toMatch(/\bLease\b|get lease/);
+    expect(text).toContain('The operator (1 replica, without leader election) watches every namespace.');
   });
 
   it('runs the operator with leader election, 2 replicas, the heap caps and settings it knows', () => {
