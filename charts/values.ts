@@ -416,6 +416,26 @@ export const VALUES_SCHEMA: TSchema = Type.Object(
       "The cluster's DNS domain, for Service names the gateway and operator resolve.",
       'cluster.local',
     ),
+    podSecurityContext: kube(
+      "The security context of every pod of the chart (operator, gateway, helm test), merged over these defaults: a key set to null drops it. On OpenShift's restricted-v2, drop runAsUser, runAsGroup and fsGroup (null) so the namespace's range applies.",
+      {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        fsGroup: 65532,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+    ),
+    containerSecurityContext: kube(
+      'The security context of every container of the chart, merged over these defaults: a key set to null drops it. The images need no root, no writable root filesystem and no capability.',
+      {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+    ),
     operator,
     gateway,
     counters,

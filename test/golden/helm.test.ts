@@ -606,6 +606,44 @@ describe('the chart', () => {
     expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['billing', 'shop']);
   });
 
+  it('takes the pod and container security contexts from values: keys dropped with null (OpenShift restricted-v2), others added', () => {
+    const objs = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        'podSecurityContext.runAsUser=null',
+        '--set',
+        'podSecurityContext.runAsGroup=null',
+        '--set',
+        'podSecurityContext.fsGroup=null',
+        '--set',
+        'containerSecurityContext.runAsUser=1000700000',
+      ]),
+    );
+    const pods = objs.flatMap((o) =>
+      o.kind === 'Deployment'
+        ? [podSpec(o)]
+        : o.kind === 'Pod'
+          ? [o['spec'] as { containers: Container[]; securityContext: Record<string, unknown> }]
+          : [],
+    );
+    expect(pods).toHaveLength(3); // the operator, the gateway and the helm test pod
+    for (const spec of pods) {
+      expect(spec.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      for (const c of spec.containers) {
+        expect(c.securityContext, c.name).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          runAsUser: 1000700000,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
+      }
+    }
+  });
+
   it("gives the gateway's enforcer the Role enforcerRbac makes for its stages", () => {
     const stages = [
       { api: 'orders', stage: 'prod' },

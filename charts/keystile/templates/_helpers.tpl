@@ -67,24 +67,16 @@ app.kubernetes.io/part-of: keystile
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 
-{{- /* The security contexts every pod and container of the chart runs with. */}}
+{{- /*
+The security contexts every pod and container of the chart runs with: podSecurityContext and
+containerSecurityContext (Helm merges what is set over their defaults, and drops a key set to null).
+*/}}
 {{- define "keystile.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext }}
 {{- end }}
 
 {{- define "keystile.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.containerSecurityContext }}
 {{- end }}
 
 {{- /* Pod placement: (dict "v" <values of the part>). */}}
