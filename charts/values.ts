@@ -91,8 +91,18 @@ const operator = obj('The operator: renders ApiKeys, UsagePlans and PlanBindings
   leaderElection: obj('Leader election through a coordination.k8s.io Lease in the release namespace.', {
     enabled: bool('Take the Lease before writing (KEYSTILE_LEADER_ELECT). Keep it on with 2 replicas.', true),
     leaseName: str("The Lease's name. Empty: `<fullname>-operator`."),
-    leaseDurationSeconds: int('How long a Lease lasts unrenewed.', 15, 2, 600),
-    renewSeconds: int('How often the holder renews it.', 5, 1, 300),
+    leaseDurationSeconds: int(
+      'How long a Lease lasts unrenewed. The holder stops writing after 0.8 x this unrenewed: keep renewSeconds under that.',
+      15,
+      2,
+      600,
+    ),
+    renewSeconds: int(
+      'How often the holder renews it. Must be under 0.8 x leaseDurationSeconds (renewSeconds x 10 < leaseDurationSeconds x 8), or the leader drops the Lease every cycle; the chart refuses it.',
+      5,
+      1,
+      300,
+    ),
   }),
   watchNamespaces: strings('The namespaces to watch (KEYSTILE_NAMESPACES). Empty: every namespace.', {
     pattern: DNS_LABEL,
@@ -127,7 +137,10 @@ const operator = obj('The operator: renders ApiKeys, UsagePlans and PlanBindings
   extraEnv: kubeList('More environment variables (EnvVar objects).'),
   serviceAccount: serviceAccount('operator'),
   rbac: obj("The operator's RBAC (operator/deploy/rbac.yaml, rendered with the release's names).", {
-    create: bool('Create the ClusterRole and its ClusterRoleBinding.', true),
+    create: bool(
+      'Create its rules: a ClusterRole and ClusterRoleBinding, or with watchNamespaces a Role and RoleBinding in each listed namespace (and no ClusterRole); and the Role of its Lease.',
+      true,
+    ),
   }),
   podDisruptionBudget: obj('A PodDisruptionBudget, with 2 or more replicas.', {
     enabled: bool('Create it.', true),
@@ -167,7 +180,7 @@ const gateway = obj(
       100,
     ),
     watchNamespace: str(
-      'The namespace of the ApiKeys, UsagePlans and PlanBindings the gateway enforces (where the operator renders them). Empty: the release namespace.',
+      'The namespace of the ApiKeys, UsagePlans and PlanBindings the gateway enforces (where the operator renders them). Empty: the release namespace. With operator.watchNamespaces set, it must be one of them.',
       '',
       { pattern: `^$|${DNS_LABEL}`, maxLength: 63 },
     ),
@@ -402,6 +415,26 @@ export const VALUES_SCHEMA: TSchema = Type.Object(
     clusterDomain: str(
       "The cluster's DNS domain, for Service names the gateway and operator resolve.",
       'cluster.local',
+    ),
+    podSecurityContext: kube(
+      "The security context of every pod of the chart (operator, gateway, helm test), merged over these defaults: a key set to null drops it. On OpenShift's restricted-v2, drop runAsUser, runAsGroup and fsGroup (null) so the namespace's range applies.",
+      {
+        runAsNonRoot: true,
+        runAsUser: 65532,
+        runAsGroup: 65532,
+        fsGroup: 65532,
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
+    ),
+    containerSecurityContext: kube(
+      'The security context of every container of the chart, merged over these defaults: a key set to null drops it. The images need no root, no writable root filesystem and no capability.',
+      {
+        allowPrivilegeEscalation: false,
+        readOnlyRootFilesystem: true,
+        runAsNonRoot: true,
+        capabilities: { drop: ['ALL'] },
+        seccompProfile: { type: 'RuntimeDefault' },
+      },
     ),
     operator,
     gateway,

@@ -255,10 +255,15 @@ describe('the Helm chart on the control plane', () => {
       const name = (await kubectl([...where, 'get', `${o.kind}/${o.metadata.name}`, '-o', 'name'])).trim();
       expect(name.toLowerCase()).toContain(o.metadata.name);
     }
+    // operator.watchNamespaces lists the namespace: the operator's rules are a Role there, none cluster-wide.
+    expect(manifest.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+    expect(
+      manifest
+        .filter((o) => o.kind === 'Role' && o.metadata.name === `${release}-operator`)
+        .map((o) => o.metadata.namespace),
+    ).toEqual([ns]);
     expect(manifest.map((o) => o.kind).sort()).toEqual(
       expect.arrayContaining([
-        'ClusterRole',
-        'ClusterRoleBinding',
         'ConfigMap',
         'Deployment',
         'NetworkPolicy',

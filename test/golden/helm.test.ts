@@ -4,7 +4,7 @@
 // envoyWithEnforcer, the operator's and the enforcer's settings.
 //   UPDATE_GOLDEN=1 npx vitest run test/golden/helm.test.ts   rewrites the golden files; review the diff.
 import { execFileSync, spawn } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Agent, get as httpGet } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -74,6 +74,35 @@ function template(flags: readonly string[]): string {
   ]);
   if (!r.ok) throw new Error(r.out);
   return r.out;
+}
+
+/**
+ * NOTES.txt as `helm install` prints it with these flags. `helm template` leaves NOTES out, so a copy of
+ * the chart renders the file through `tpl` into one object of its own.
+ */
+function notes(flags: readonly string[]): string {
+  const chart = join(mkdtempSync(join(tmpdir(), 'keystile-notes-')), 'keystile');
+  cpSync(CHART_DIR, chart, { recursive: true });
+  mkdirSync(join(chart, 'notes'));
+  cpSync(join(chart, 'templates', 'NOTES.txt'), join(chart, 'notes', 'NOTES.txt'));
+  writeFileSync(
+    join(chart, 'templates', 'notes-test.yaml'),
+    'notes: {{ tpl (.Files.Get "notes/NOTES.txt") . | toJson }}\n',
+  );
+  const r = run([
+    'template',
+    'keystile',
+    chart,
+    '--namespace',
+    'keystile-system',
+    '--kube-version',
+    kubeVersion,
+    '--show-only',
+    'templates/notes-test.yaml',
+    ...flags,
+  ]);
+  if (!r.ok) throw new Error(r.out);
+  return (parseAllDocuments(r.out)[0]?.toJS() as { notes: string }).notes;
 }
 
 const objects = (text: string): Obj[] =>
@@ -279,6 +308,24 @@ describe('the chart', () => {
     ]);
   });
 
+  it('grants the operator its rules only in operator.watchNamespaces when it lists some: Roles, no ClusterRole', () => {
+    const source = objects(readFileSync(join(repoRoot, 'operator/deploy/rbac.yaml'), 'utf8'));
+    const rules = find(source, 'ClusterRole', 'keystile-operator')['rules'];
+    const objs = objects(template(['--set', 'operator.watchNamespaces={shop,billing,shop}']));
+    expect(objs.filter((o) => o.kind === 'ClusterRole' || o.kind === 'ClusterRoleBinding')).toEqual([]);
+    const roles = objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'keystile-operator');
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+    for (const role of roles) expect(role['rules']).toEqual(rules);
+    const bindings = objs.filter((o) => o.kind === 'RoleBinding' && o.metadata.name === 'keystile-operator');
+    expect(bindings.map((b) => b.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+    for (const b of bindings) {
+      expect(b['roleRef']).toEqual({ apiGroup: 'rbac.authorization.k8s.io', kind: 'Role', name: 'keystile-operator' });
+      expect(b['subjects']).toEqual([{ kind: 'ServiceAccount', name: 'keystile-operator', namespace: 'keystile-system' }]);
+    }
+    // The Lease stays the release namespace's.
+    expect(find(objs, 'Role', 'keystile-operator-lease').metadata.namespace).toBe('keystile-system');
+  });
+
   it("names the Lease the operator is given in its Role, whatever its name", () => {
     const objs = objects(template(['--set', 'operator.leaderElection.leaseName=my-lease']));
     const d = find(objs, 'Deployment', 'keystile-operator');
@@ -286,6 +333,46 @@ describe('the chart', () => {
     expect(env.get('KEYSTILE_LEASE_NAME')).toBe('my-lease');
     const rules = find(objs, 'Role', 'keystile-operator-lease')['rules'] as { resourceNames?: string[] }[];
     expect(rules.flatMap((r) => r.resourceNames ?? [])).toEqual(['my-lease']);
+  });
+
+  it('takes lease timings whose renewal comes before the 0.8 x duration deadline, and any without leader election', () => {
+    const env = (flags: string[]) =>
+      new Map(container(find(objects(template(flags)), 'Deployment', 'keystile-operator'), 'operator').env?.map((e) => [e.name, e.value]));
+    expect(
+      env(['--set', 'operator.leaderElection.renewSeconds=7', '--set', 'operator.leaderElection.leaseDurationSeconds=10']).get(
+        'KEYSTILE_LEASE_RENEW_SECONDS',
+      ),
+    ).toBe('7');
+    expect(
+      env([
+        '--set',
+        'operator.leaderElection.enabled=false',
+        '--set',
+        'operator.replicas=1',
+        '--set',
+        'operator.leaderElection.renewSeconds=15',
+        '--set',
+        'operator.leaderElection.leaseDurationSeconds=15',
+      ]).get('KEYSTILE_LEADER_ELECT'),
+    ).toBe('false');
+  });
+
+  it.each([
+    [[], 'curl -i -H "x-api-key: $KEY" http://127.0.0.1:8080/'],
+    [['--set', 'gateway.enforcer.keySource=bearer'], 'curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/'],
+    [['--set', 'gateway.enforcer.keySource=query:api_key\\,bearer'], 'curl -i "http://127.0.0.1:8080/?api_key=$KEY"'],
+    [['--set', 'gateway.enforcer.keySource= Header:X-My-Key\\,bearer'], 'curl -i -H "X-My-Key: $KEY" http://127.0.0.1:8080/'],
+  ])('shows in NOTES a curl carrying the key where gateway.enforcer.keySource says first: %j', (flags, curl) => {
+    const text = notes(['-f', valuesFile('gateway'), ...flags]);
+    expect(text).toContain(`  ${curl}\n`);
+    expect(text.match(/curl [^\n]*/g)).toEqual([curl]);
+  });
+
+  it('speaks of the Lease in NOTES only with leader election', () => {
+    expect(notes([])).toMatch(/one holding the Lease keystile-system\/keystile-operator[\s\S]*get lease keystile-operator/);
+    const text = notes(['--set', 'operator.leaderElection.enabled=false', '--set', 'operator.replicas=1']);
+    expect(text).not.toMatch(/\bLease\b|get lease/);
+    expect(text).toContain('The operator (1 replica, without leader election) watches every namespace.');
   });
 
   it('runs the operator with leader election, 2 replicas, the heap caps and settings it knows', () => {
@@ -435,6 +522,23 @@ describe('the chart', () => {
     ).toThrow(/counters.redis.url carries a password, and counters.redis.existingSecret gives one too/);
   });
 
+  it.each(['redis://:hunter2@redis:6379/0', 'redis://keystile:hunter2@redis:6379/0', 'rediss://:hunter2@[fd00::1]:6379'])(
+    'refuses a password in the Redis URL %s without a Secret: it would be in clear in the pod spec',
+    (url) => {
+      expect(() =>
+        template(['--set', 'gateway.enabled=true', '--set', 'gateway.stages[0].api=a', '--set', 'gateway.stages[0].stage=s',
+          '--set', 'gateway.stages[0].port=8080', '--set', 'gateway.upstream.service=a', '--set', 'counters.store=redis',
+          '--set', `counters.redis.url=${url}`]),
+      ).toThrow(/counters.redis.url carries a password, which would be written in clear in the pod spec: .*counters.redis.existingSecret/);
+    },
+  );
+
+  it('takes a Redis URL with a user and no password, without a Secret, as it is', () => {
+    const objs = objects(template(['-f', valuesFile('redis'), '--set', 'counters.redis.existingSecret=', '--set', 'counters.redis.url=redis://keystile@redis:6379/0']));
+    const enforcer = container(find(objs, 'Deployment', 'keystile-gateway'), 'enforcer');
+    expect(loadEnforcerConfig(enforcer.args ?? [], environment(enforcer)).redis).toEqual({ kind: 'standalone', url: 'redis://keystile@redis:6379/0' });
+  });
+
   it('refuses a sentinel password key without the Secret that holds it', () => {
     expect(() =>
       template([
@@ -467,6 +571,75 @@ describe('the chart', () => {
             seccompProfile: { type: 'RuntimeDefault' },
           });
         }
+      }
+    }
+  });
+
+  it.each(['gateway', 'redis'])(
+    "gives only the gateway's enforcer a ServiceAccount token, not Envoy (ci/%s-values.yaml)",
+    (set) => {
+      const d = find(renderedObjects(set), 'Deployment', 'keystile-gateway');
+      const spec = (d['spec'] as { template: { spec: Record<string, unknown> } }).template.spec as {
+        automountServiceAccountToken?: boolean;
+        containers: (Container & { volumeMounts?: { name: string; mountPath: string; readOnly?: boolean }[] })[];
+        volumes: { name: string; projected?: { sources: Record<string, unknown>[] } }[];
+      };
+      expect(spec.automountServiceAccountToken).toBe(false);
+      const dir = '/var/run/secrets/kubernetes.io/serviceaccount';
+      const mountsOf = (name: string) => spec.containers.find((c) => c.name === name)?.volumeMounts ?? [];
+      expect(mountsOf('envoy').filter((m) => m.mountPath.startsWith('/var/run/secrets'))).toEqual([]);
+      const mount = mountsOf('enforcer').find((m) => m.mountPath === dir);
+      expect(mount?.readOnly).toBe(true);
+      const volume = spec.volumes.find((v) => v.name === mount?.name);
+      // What @kubernetes/client-node's in-cluster config reads there: token, ca.crt and namespace.
+      expect(volume?.projected?.sources).toEqual([
+        { serviceAccountToken: { path: 'token', expirationSeconds: 3607 } },
+        { configMap: { name: 'kube-root-ca.crt', items: [{ key: 'ca.crt', path: 'ca.crt' }] } },
+        { downwardAPI: { items: [{ path: 'namespace', fieldRef: { apiVersion: 'v1', fieldPath: 'metadata.namespace' } }] } },
+      ]);
+    },
+  );
+
+  it('renders a gateway whose namespace the operator watches', () => {
+    const objs = objects(template(['-f', valuesFile('gateway'), '--set', 'operator.watchNamespaces={billing,shop}']));
+    const roles = objs.filter((o) => o.kind === 'Role' && o.metadata.name === 'keystile-operator');
+    expect(roles.map((r) => r.metadata.namespace).sort()).toEqual(['billing', 'shop']);
+  });
+
+  it('takes the pod and container security contexts from values: keys dropped with null (OpenShift restricted-v2), others added', () => {
+    const objs = objects(
+      template([
+        '-f',
+        valuesFile('gateway'),
+        '--set',
+        'podSecurityContext.runAsUser=null',
+        '--set',
+        'podSecurityContext.runAsGroup=null',
+        '--set',
+        'podSecurityContext.fsGroup=null',
+        '--set',
+        'containerSecurityContext.runAsUser=1000700000',
+      ]),
+    );
+    const pods = objs.flatMap((o) =>
+      o.kind === 'Deployment'
+        ? [podSpec(o)]
+        : o.kind === 'Pod'
+          ? [o['spec'] as { containers: Container[]; securityContext: Record<string, unknown> }]
+          : [],
+    );
+    expect(pods).toHaveLength(3); // the operator, the gateway and the helm test pod
+    for (const spec of pods) {
+      expect(spec.securityContext).toEqual({ runAsNonRoot: true, seccompProfile: { type: 'RuntimeDefault' } });
+      for (const c of spec.containers) {
+        expect(c.securityContext, c.name).toEqual({
+          allowPrivilegeEscalation: false,
+          readOnlyRootFilesystem: true,
+          runAsNonRoot: true,
+          runAsUser: 1000700000,
+          capabilities: { drop: ['ALL'] },
+          seccompProfile: { type: 'RuntimeDefault' },
+        });
       }
     }
   });
@@ -900,6 +1073,22 @@ describe('the chart', () => {
     [
       ['-f', valuesFile('gateway'), '--set', 'gateway.stages[1].port=9191'],
       /port 9191 of orders\/beta is taken/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'operator.watchNamespaces={billing}'],
+      /the gateway watches the namespace shop .*which the operator does not watch \(operator.watchNamespaces: billing\)/,
+    ],
+    [
+      ['-f', valuesFile('gateway'), '--set', 'gateway.watchNamespace=', '--set', 'operator.watchNamespaces={shop}'],
+      /the gateway watches the namespace keystile-system .*which the operator does not watch/,
+    ],
+    [
+      ['--set', 'operator.leaderElection.renewSeconds=15', '--set', 'operator.leaderElection.leaseDurationSeconds=15'],
+      /renewSeconds \(15\) must be under 0.8 x leaseDurationSeconds \(15\)/,
+    ],
+    [
+      ['--set', 'operator.leaderElection.renewSeconds=8', '--set', 'operator.leaderElection.leaseDurationSeconds=10'],
+      /renewSeconds \(8\) must be under 0.8 x leaseDurationSeconds \(10\)/,
     ],
   ])('refuses bad values with a message naming them: %s', (flags, message) => {
     expect(() => template(flags)).toThrow(message);

@@ -20,12 +20,17 @@ variable with a URL).
 {{- end }}
 {{- if $r.url }}
 {{- $url := $r.url }}
-{{- if $r.existingSecret }}
 {{- $parts := splitn "://" 2 $r.url }}
 {{- $user := regexFind "^[^/?#@]*@" $parts._1 }}
+{{- /* A password in the URL would be written in clear in the pod spec (and the release's manifest). */}}
 {{- if contains ":" $user }}
+{{- if $r.existingSecret }}
 {{- fail "counters.redis.url carries a password, and counters.redis.existingSecret gives one too: remove the password from the URL (keep the user, if any)" }}
+{{- else }}
+{{- fail "counters.redis.url carries a password, which would be written in clear in the pod spec: put it in a Secret, name it in counters.redis.existingSecret (and its key in counters.redis.existingSecretKey), and remove it from the URL (keep the user, if any)" }}
 {{- end }}
+{{- end }}
+{{- if $r.existingSecret }}
 {{- $url = printf "%s://%s:$(%s)@%s" $parts._0 (trimSuffix "@" $user) $v.password (trimPrefix $user $parts._1) }}
 {{- end }}
 - name: {{ $v.url }}

@@ -67,24 +67,16 @@ app.kubernetes.io/part-of: keystile
 {{- printf "%s:%s" .image.repository (default .root.Chart.AppVersion .image.tag) }}
 {{- end }}
 
-{{- /* The security contexts every pod and container of the chart runs with. */}}
+{{- /*
+The security contexts every pod and container of the chart runs with: podSecurityContext and
+containerSecurityContext (Helm merges what is set over their defaults, and drops a key set to null).
+*/}}
 {{- define "keystile.podSecurityContext" -}}
-runAsNonRoot: true
-runAsUser: 65532
-runAsGroup: 65532
-fsGroup: 65532
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.podSecurityContext }}
 {{- end }}
 
 {{- define "keystile.containerSecurityContext" -}}
-allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
-runAsNonRoot: true
-capabilities:
-  drop: [ALL]
-seccompProfile:
-  type: RuntimeDefault
+{{- toYaml .Values.containerSecurityContext }}
 {{- end }}
 
 {{- /* Pod placement: (dict "v" <values of the part>). */}}
@@ -155,6 +147,15 @@ what to change.
 {{- if and (not .Values.operator.leaderElection.enabled) (gt (int .Values.operator.replicas) 1) }}
 {{- fail "operator.leaderElection.enabled is false: run one replica (operator.replicas=1), or two replicas would both write" }}
 {{- end }}
+{{- /*
+The leader stops writing when it has not renewed for 0.8 x the Lease's duration (operator/src/kube/lease.ts,
+renewDeadlineMs), and renews every renewSeconds: a renewal must come before that deadline, or the
+leader drops its leadership every cycle.
+*/}}
+{{- $le := .Values.operator.leaderElection }}
+{{- if and $le.enabled (ge (mul (int $le.renewSeconds) 10) (mul (int $le.leaseDurationSeconds) 8)) }}
+{{- fail (printf "operator.leaderElection: renewSeconds (%d) must be under 0.8 x leaseDurationSeconds (%d), the time after which the leader stops writing unrenewed; or it would drop the Lease every cycle. Lower renewSeconds or raise leaseDurationSeconds (e.g. 5 and 15)" (int $le.renewSeconds) (int $le.leaseDurationSeconds)) }}
+{{- end }}
 {{- $r := .Values.counters.redis }}
 {{- $given := 0 }}
 {{- if $r.url }}{{ $given = add1 $given }}{{ end }}
@@ -188,6 +189,11 @@ what to change.
 {{- end }}
 {{- if not (or .Values.gateway.upstream.service .Values.gateway.upstream.host) }}
 {{- fail "gateway.enabled: name the Service behind it in gateway.upstream.service (or gateway.upstream.host)" }}
+{{- end }}
+{{- /* The operator renders the stages' objects only in the namespaces it watches. */}}
+{{- $gatewayNs := include "keystile.gateway.watchNamespace" . }}
+{{- if and .Values.operator.watchNamespaces (not (has $gatewayNs .Values.operator.watchNamespaces)) }}
+{{- fail (printf "the gateway watches the namespace %s (gateway.watchNamespace, default: the release namespace), which the operator does not watch (operator.watchNamespaces: %s): nothing would render its stages. Add %s to operator.watchNamespaces, or watch one of those" $gatewayNs (join ", " .Values.operator.watchNamespaces) $gatewayNs) }}
 {{- end }}
 {{- $ports := dict }}
 {{- $e := .Values.gateway.enforcer.ports }}

@@ -71,3 +71,24 @@ then exits after drainSeconds + enforcer.stopAfterEnvoySeconds, whether Envoy an
 {{- $g := .Values.gateway -}}
 fetch('http://127.0.0.1:{{ $g.envoy.adminPort }}/drain_listeners?graceful', { method: 'POST', signal: AbortSignal.timeout(2000) }).catch(() => {}); setTimeout(() => process.exit(0), {{ mul (add $g.drainSeconds $g.enforcer.stopAfterEnvoySeconds) 1000 }});
 {{- end }}
+
+{{- /*
+A curl of the port-forwarded gateway carrying $KEY where the enforcer reads it first: the first source
+of gateway.enforcer.keySource (header:<name>, bearer, query:<name>; parsed as enforcer/src/config.ts's
+parseKeySources does: comma-separated, blanks skipped, the kind in any case).
+*/}}
+{{- define "keystile.gateway.curlExample" -}}
+{{- $first := "" }}
+{{- range splitList "," .Values.gateway.enforcer.keySource }}
+{{- if and (not $first) (trim .) }}{{ $first = trim . }}{{ end }}
+{{- end }}
+{{- $parts := splitn ":" 2 $first }}
+{{- $kind := lower $parts._0 }}
+{{- if eq $kind "bearer" -}}
+curl -i -H "Authorization: Bearer $KEY" http://127.0.0.1:8080/
+{{- else if eq $kind "query" -}}
+curl -i "http://127.0.0.1:8080/?{{ $parts._1 }}=$KEY"
+{{- else -}}
+curl -i -H "{{ $parts._1 }}: $KEY" http://127.0.0.1:8080/
+{{- end }}
+{{- end }}
