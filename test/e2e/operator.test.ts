@@ -390,6 +390,36 @@ describe('the operator', () => {
     expect(await hashes()).not.toContain(hashKey(first));
   });
 
+  it('makes a key Secret deleted by hand again with the same key id and a new value', async () => {
+    await apply(ns, key('handdeleted'));
+    await until('Ready', async () => ready(await get(ns, 'apikey/handdeleted'))?.reason === 'KeyReady');
+    const keyId = (await get(ns, 'apikey/handdeleted')).status?.keyId ?? '';
+    const before = await get(ns, 'secret/keystile-key-handdeleted');
+    await kubectl(['-n', ns, 'delete', 'secret/keystile-key-handdeleted']);
+    await until('the Secret made again', async () => {
+      const s = (
+        await kubectlJson<{ items: Obj[] }>([
+          '-n',
+          ns,
+          'get',
+          'secrets',
+          '--field-selector',
+          'metadata.name=keystile-key-handdeleted',
+        ])
+      ).items[0];
+      return s !== undefined && s.metadata.uid !== before.metadata.uid;
+    });
+    const after = await get(ns, 'secret/keystile-key-handdeleted');
+    expect(b64(after.data?.['keyId'] ?? '')).toBe(keyId);
+    const value = b64(after.data?.['value'] ?? '');
+    expect(value).not.toBe(b64(before.data?.['value'] ?? ''));
+    expect(value.startsWith(`ks_${keyId}_`)).toBe(true);
+    await until('Ready, with the same key id', async () => {
+      const k = await get(ns, 'apikey/handdeleted');
+      return ready(k)?.reason === 'KeyReady' && k.status?.keyId === keyId;
+    });
+  });
+
   it("gives an ApiKey created under a deleted one's name a value of its own, never the Secret the deleted one left", async () => {
     // The Secret a deleted ApiKey leaves until the garbage collector removes it, made deterministic: its
     // controller is another ApiKey (which exists, so the collector leaves it alone).
