@@ -420,6 +420,99 @@ describe('the operator', () => {
     });
   });
 
+  it('imports the value of an immutable Secret: labelling it keeps it immutable, and the key gets Ready', async () => {
+    const value = 'imported-immutable-0123456789abcdef';
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'frozen-source' },
+      immutable: true,
+      stringData: { value },
+    });
+    await apply(ns, key('frozen', { valueFrom: 'Secret', secretRef: { name: 'frozen-source' } }));
+    await until('frozen Ready', async () => ready(await get(ns, 'apikey/frozen'))?.reason === 'KeyReady');
+    const source = await kubectlJson<{ immutable?: boolean; metadata: { labels?: Record<string, string> } }>([
+      '-n',
+      ns,
+      'get',
+      'secret/frozen-source',
+    ]);
+    expect(source.immutable).toBe(true);
+    expect(source.metadata.labels?.['keystile.dev/key-material']).toBe('true');
+    expect(b64((await get(ns, 'secret/keystile-key-frozen')).data?.['sha256'] ?? '')).toBe(hashKey(value));
+  });
+
+  it('reports an imported Secret the API server will not let it label on the key (SecretNotWritable), and recovers once it may', async () => {
+    // An admission policy refuses every update of this one Secret: the operator's label is refused.
+    const policy = `e2e-no-label-${ns}`;
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicy',
+            metadata: { name: policy },
+            spec: {
+              failurePolicy: 'Fail',
+              matchConstraints: {
+                resourceRules: [
+                  { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['secrets'] },
+                ],
+              },
+              validations: [
+                { expression: "object.metadata.name != 'locked-source'", message: 'locked by the e2e test' },
+              ],
+            },
+          },
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicyBinding',
+            metadata: { name: policy },
+            spec: {
+              policyName: policy,
+              validationActions: ['Deny'],
+              matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+            },
+          },
+        ],
+      }),
+    );
+    try {
+      await apply(ns, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'locked-source', labels: { probe: 'before' } },
+        stringData: { value: 'imported-locked-0123456789abcdef' },
+      });
+      // The policy is in force once an update is refused (it takes effect within moments). Each probe
+      // changes the label: an update that changes nothing is not sent.
+      let probe = 0;
+      await until('the policy in force', async () => {
+        try {
+          await kubectl(['-n', ns, 'label', '--overwrite', 'secret/locked-source', `probe=p${++probe}`]);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      await apply(ns, key('locked', { valueFrom: 'Secret', secretRef: { name: 'locked-source' } }));
+      await until('locked reports SecretNotWritable', async () => {
+        const r = ready(await get(ns, 'apikey/locked'));
+        return r?.reason === 'SecretNotWritable' && r.message.includes('locked-source');
+      });
+    } finally {
+      await kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', policy]);
+    }
+    await until(
+      'locked Ready',
+      async () => ready(await get(ns, 'apikey/locked'))?.reason === 'KeyReady',
+      30_000,
+    );
+  });
+
   it("gives an ApiKey created under a deleted one's name a value of its own, never the Secret the deleted one left", async () => {
     // The Secret a deleted ApiKey leaves until the garbage collector removes it, made deterministic: its
     // controller is another ApiKey (which exists, so the collector leaves it alone).

@@ -12,11 +12,11 @@ import type { Logger } from 'pino';
 import { API_VERSION } from '../../../crds/src/index.ts';
 import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
-import { describe, isConflict, isNamespaceTerminating } from '../kube/errors.ts';
+import { describe, isConflict, isNamespaceTerminating, isRefused } from '../kube/errors.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
-import { importsReservedSecret, planKeySecret } from '../keys/key-plan.ts';
+import { importsReservedSecret, type KeyPlan, planKeySecret } from '../keys/key-plan.ts';
 import {
   graceEnds,
   type KeySecretData,
@@ -152,22 +152,43 @@ export class Reconciler {
     const foreign = ownedByAnother(current, key.metadata.uid);
     const existing = current && !foreign ? (decodeData(current.data) as KeySecretData) : undefined;
     let imported: Record<string, string> | 'missing' | undefined;
+    let refused: KeyPlan | undefined;
     if (key.spec.valueFrom === 'Secret' && !importsReservedSecret(key)) {
       const ref = key.spec.secretRef?.name ?? '';
       let source = informers.keySecrets.get(ref, namespace);
       if (!source) {
         source = await writer.readSecret(namespace, ref);
         // Adopt it: labelled, the key-material informer sees its changes (a rotation by the user).
-        if (source) await writer.labelSecret(source, KEY_MATERIAL_LABEL, 'true');
+        if (source) {
+          try {
+            await writer.labelSecret(source, { [KEY_MATERIAL_LABEL]: 'true' });
+          } catch (err) {
+            // A refusal (an admission policy, say) is met again by every retry: the key says so, and
+            // the label is tried again after a while. Anything else (a conflict, 429, 5xx) is retried.
+            if (!isRefused(err)) throw err;
+            log.warn(
+              { apiKey: id, secret: ref, err: describe(err) },
+              'imported secret could not be labelled',
+            );
+            refused = {
+              kind: 'problem',
+              reason: Reason.SecretNotWritable,
+              message: `Secret ${ref} could not be labelled ${KEY_MATERIAL_LABEL}=true, which the operator needs to watch it (${describe(err)})`,
+            };
+            this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
+          }
+        }
       }
       imported = source ? decodeData(source.data) : 'missing';
     }
-    const plan = planKeySecret({
-      key,
-      existing,
-      ...(imported !== undefined && { imported }),
-      now: this.#d.now(),
-    });
+    const plan =
+      refused ??
+      planKeySecret({
+        key,
+        existing,
+        ...(imported !== undefined && { imported }),
+        now: this.#d.now(),
+      });
     const labels = {
       [LABELS.managedBy]: MANAGED_BY,
       [KEY_MATERIAL_LABEL]: 'true',

@@ -104,8 +104,7 @@ describe('Writer.labelSecret', () => {
     const writer = new Writer({ core } as unknown as Clients, metrics);
     await writer.labelSecret(
       { metadata: { name: 'imported', namespace: 'shop' }, data: {} },
-      'keystile.dev/x',
-      'y',
+      { 'keystile.dev/x': 'y' },
     );
     const writes = await metrics.writes.get();
     expect(writes.values).toEqual([{ labels: { resource: 'secrets', verb: 'label' }, value: 1 }]);

@@ -225,16 +225,23 @@ export class Writer {
     this.#own('Secret', namespace, name, resourceVersion);
   }
 
-  /** Adds a label to a user's Secret (an imported key's), so the key-material informer sees its changes. */
-  async labelSecret(secret: V1Secret, label: string, value: string): Promise<void> {
+  /**
+   * Adds labels to a Secret (an imported key's, or a key Secret the informer lost sight of), so the
+   * key-material informer sees its changes. The Secret is replaced as it is (guarded by its
+   * resourceVersion) with the labels added: its data, type and `immutable` unchanged (an immutable
+   * Secret's metadata may change, its data and `immutable` not).
+   */
+  async labelSecret(secret: V1Secret, labels: Readonly<Record<string, string>>): Promise<void> {
+    // `secret` is a fresh read (never the informer's copy): it is changed in place.
     const metadata = secret.metadata ?? {};
-    metadata.labels = { ...(metadata.labels ?? {}), [label]: value };
+    metadata.labels = { ...(metadata.labels ?? {}), ...labels };
     const body: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata,
       data: secret.data ?? {},
       ...(secret.type && { type: secret.type }),
+      ...(secret.immutable !== undefined && { immutable: secret.immutable }),
     };
     await this.#c.core.replaceNamespacedSecret({
       name: secret.metadata?.name ?? '',

@@ -44,6 +44,8 @@ export const Reason = {
   InvalidExpiry: 'InvalidExpiry',
   /** secretRef names a Secret of the operator's (keystile-key-*; an object admitted before the CRD refused it). */
   SecretNameReserved: 'SecretNameReserved',
+  /** The API server refused the operator's label on the imported Secret (an admission policy, say). */
+  SecretNotWritable: 'SecretNotWritable',
   /** The key is disabled. */
   Disabled: 'Disabled',
   /** The key's expiry has passed; for a UsageAdjustment, its period ended before any enforcer applied it. */
