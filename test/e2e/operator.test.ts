@@ -513,6 +513,79 @@ describe('the operator', () => {
     );
   });
 
+  it('labels a key Secret again when its key-material label is removed, keeping its value', async () => {
+    await apply(ns, key('unlabelled'));
+    await until('Ready', async () => ready(await get(ns, 'apikey/unlabelled'))?.reason === 'KeyReady');
+    const before = await get(ns, 'secret/keystile-key-unlabelled');
+    await kubectl(['-n', ns, 'label', 'secret/keystile-key-unlabelled', 'keystile.dev/key-material-']);
+    await until('the label back', async () => {
+      const s = await kubectlJson<{ metadata: { labels?: Record<string, string> } }>([
+        '-n',
+        ns,
+        'get',
+        'secret/keystile-key-unlabelled',
+      ]);
+      return s.metadata.labels?.['keystile.dev/key-material'] === 'true';
+    });
+    const after = await get(ns, 'secret/keystile-key-unlabelled');
+    expect(after.data).toEqual(before.data);
+    await until('Ready', async () => ready(await get(ns, 'apikey/unlabelled'))?.reason === 'KeyReady');
+  });
+
+  it('adopts an unlabelled key Secret nobody owns that was there before the key, keeping its value', async () => {
+    const value = generateKey('bbbbbbbbbbbb').value;
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'keystile-key-prepared' },
+      stringData: { keyId: 'bbbbbbbbbbbb', value, 'rotation-sequence': '0' },
+    });
+    await apply(ns, key('prepared'));
+    const fresh = await get(ns, 'apikey/prepared');
+    await until('the Secret owned by the ApiKey', async () => {
+      const refs = ((await get(ns, 'secret/keystile-key-prepared')).metadata.ownerReferences ?? []) as {
+        uid?: string;
+      }[];
+      return refs[0]?.uid === fresh.metadata.uid;
+    });
+    expect(b64((await get(ns, 'secret/keystile-key-prepared')).data?.['value'] ?? '')).toBe(value);
+    await until('Ready', async () => {
+      const k = await get(ns, 'apikey/prepared');
+      return ready(k)?.reason === 'KeyReady' && k.status?.keyId === 'bbbbbbbbbbbb';
+    });
+  });
+
+  it('reports a key Secret another controller owns (SecretNotWritable), and never writes over it', async () => {
+    await apply(ns, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other-controller' } });
+    const owner = await get(ns, 'configmap/other-controller');
+    const data = { note: Buffer.from('not a key').toString('base64') };
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'keystile-key-taken',
+        ownerReferences: [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: 'other-controller',
+            uid: owner.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      data,
+    });
+    await apply(ns, key('taken'));
+    await until('taken reports SecretNotWritable', async () => {
+      const r = ready(await get(ns, 'apikey/taken'));
+      return r?.reason === 'SecretNotWritable' && r.message.includes('ConfigMap other-controller');
+    });
+    const s = await get(ns, 'secret/keystile-key-taken');
+    expect(s.data).toEqual(data);
+    expect(s.metadata.ownerReferences?.map((r) => r.kind)).toEqual(['ConfigMap']);
+  });
+
   it("gives an ApiKey created under a deleted one's name a value of its own, never the Secret the deleted one left", async () => {
     // The Secret a deleted ApiKey leaves until the garbage collector removes it, made deterministic: its
     // controller is another ApiKey (which exists, so the collector leaves it alone).

@@ -194,7 +194,10 @@ export class Reconciler {
       [KEY_MATERIAL_LABEL]: 'true',
       [API_KEY_LABEL]: name,
     };
-    /** Writes the key Secret; false when the namespace is being deleted (nothing to make). */
+    /**
+     * Writes the key Secret; false when there is nothing more to do now: the namespace is being deleted
+     * (nothing to make), or the Secret exists unseen by the cache and was dealt with (see #unseenSecret).
+     */
     const write = async (data: KeySecretData): Promise<boolean> => {
       // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
       try {
@@ -204,6 +207,7 @@ export class Reconciler {
           this.#terminating.set(namespace, Date.now());
           return false;
         }
+        if (isConflict(err) && !current && (await this.#unseenSecret(key, secretName, labels))) return false;
         this.#keyErrors.set(id, describe(err));
         throw err;
       }
@@ -212,10 +216,7 @@ export class Reconciler {
     };
     if (plan.kind === 'problem') {
       this.#keyErrors.delete(id);
-      const was = this.#keyProblems.get(id);
-      // The same object for the same problem: the namespace's reconcile compares by identity.
-      if (was?.reason !== plan.reason || was.message !== plan.message)
-        this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
+      this.#setKeyProblem(id, plan.reason, plan.message);
       // An imported Secret that does not exist yet is not watched (only labelled Secrets are): look again.
       if (imported === 'missing') this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
       if (plan.withdraw) {
@@ -223,10 +224,12 @@ export class Reconciler {
         log.info({ apiKey: id, keyId: plan.withdraw.keyId, reason: plan.reason }, 'imported value withdrawn');
       }
     } else {
-      this.#keyProblems.delete(id);
+      // A problem met by a write (a Secret another controller owns) stays until a write succeeds.
+      if (plan.kind !== 'write') this.#keyProblems.delete(id);
       this.#keyErrors.delete(id);
       if (plan.kind === 'write') {
         if (!(await write(plan.data))) return;
+        this.#keyProblems.delete(id);
         log.info(
           { apiKey: id, keyId: plan.data.keyId, rotated: plan.rotated !== undefined },
           foreign
@@ -258,6 +261,54 @@ export class Reconciler {
       }
     }
     this.#d.requeueNamespace(namespace);
+  }
+
+  /**
+   * A key Secret the cache does not hold exists (a create of it met 409): its key-material label was
+   * removed, or a Secret of the name was there before the key. One the key controls, or that nobody
+   * controls, or that a deleted ApiKey of the name left, is labelled again: the informer then sees it,
+   * and the key's next reconcile keeps (or adopts, or replaces) it as it does any key Secret. One another
+   * controller owns is not written over: the key reports it (SecretNotWritable) and looks again later.
+   * True when dealt with; false when the Secret is gone again (the create is retried).
+   */
+  async #unseenSecret(key: ApiKey, secretName: string, labels: Record<string, string>): Promise<boolean> {
+    const { writer, log } = this.#d;
+    const namespace = key.metadata.namespace ?? '';
+    const id = `${namespace}/${key.metadata.name}`;
+    const secret = await writer.readSecret(namespace, secretName);
+    if (!secret) return false;
+    const controller = secret.metadata?.ownerReferences?.find((r) => r.controller === true);
+    if (!controller || controller.kind === 'ApiKey') {
+      try {
+        await writer.labelSecret(secret, labels);
+        log.info({ apiKey: id, secret: secretName }, 'key secret labelled again');
+        return true;
+      } catch (err) {
+        if (!isRefused(err)) throw err;
+        this.#setKeyProblem(
+          id,
+          Reason.SecretNotWritable,
+          `Secret ${secretName} exists without the label ${KEY_MATERIAL_LABEL}=true and could not be labelled (${describe(err)})`,
+        );
+      }
+    } else {
+      this.#setKeyProblem(
+        id,
+        Reason.SecretNotWritable,
+        `Secret ${secretName} exists and is controlled by ${controller.kind} ${controller.name}: the operator does not write over it (delete it, or have its controller let go of it)`,
+      );
+    }
+    this.#keyErrors.delete(id);
+    log.warn({ apiKey: id, secret: secretName }, 'key secret exists and cannot be taken over');
+    this.#d.requeueKey(namespace, key.metadata.name, MISSING_SECRET_RECHECK_MS);
+    this.#d.requeueNamespace(namespace);
+    return true;
+  }
+
+  /** Records a problem with a key's Secret: the same object for the same problem (compared by identity). */
+  #setKeyProblem(id: string, reason: Reason, message: string): void {
+    const was = this.#keyProblems.get(id);
+    if (was?.reason !== reason || was.message !== message) this.#keyProblems.set(id, { reason, message });
   }
 
   /**
