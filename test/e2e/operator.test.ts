@@ -779,6 +779,66 @@ describe('the operator', () => {
     for (const [name, data] of before) expect(after.get(name), name).toBe(data);
   });
 
+  it("keeps a broken key's status and records no Event for it when the operator restarts", async () => {
+    const ctx = groundContext();
+    await apply(ns, key('broken', { valueFrom: 'Secret', secretRef: { name: 'never-made' } }));
+    await until('broken reports SecretNotFound', async () => {
+      const k = await get(ns, 'apikey/broken');
+      return ready(k)?.reason === 'SecretNotFound';
+    });
+    const brokenEvents = async (): Promise<string[]> =>
+      (
+        await kubectl([
+          '-n',
+          ns,
+          'get',
+          'events',
+          '--field-selector',
+          'involvedObject.name=broken,involvedObject.kind=ApiKey',
+          '-o',
+          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+        ])
+      )
+        .split('\n')
+        .filter(Boolean);
+    const eventsBefore = await brokenEvents();
+    // Every status the key has from now on, as the API server announces them.
+    const g = ground();
+    const watch = spawn(
+      g.kubectl,
+      ['-n', ns, 'get', 'apikey/broken', '--watch', '-o', 'jsonpath={.status.conditions[0].reason}{"\\n"}'],
+      { env: { ...process.env, KUBECONFIG: g.kubeconfig }, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let seen = '';
+    watch.stdout.setEncoding('utf8').on('data', (chunk: string) => (seen += chunk));
+    try {
+      const record = ctx.procs.running('operator');
+      if (!record) throw new Error('the operator is not running');
+      process.kill(record.pid, 'SIGKILL');
+      await waitFor('the operator to die', () => !ctx.procs.running('operator'), 5_000, 50);
+      const op = {
+        name: 'operator',
+        healthPort: ctx.ports.operator,
+        kubeconfig: join(ctx.stateDir, 'operator.kubeconfig'),
+      };
+      startOperatorProcess(ctx, op);
+      await operatorReady(ctx, op);
+      // The restarted operator has reconciled the namespace: a key applied now gets Ready.
+      await apply(ns, key('after-restart'));
+      await until('after-restart Ready', async () => {
+        return ready(await get(ns, 'apikey/after-restart'))?.reason === 'KeyReady';
+      });
+      await until('broken reconciled again', async () => {
+        const k = await get(ns, 'apikey/broken');
+        return ready(k)?.reason === 'SecretNotFound';
+      });
+    } finally {
+      watch.kill();
+    }
+    expect(seen.split('\n').filter(Boolean)).not.toContain('KeyNotReady');
+    expect(await brokenEvents()).toEqual(eventsBefore);
+  });
+
   it.runIf(ground().localControlPlane)(
     'converges after the API server restarts mid-reconcile (local control plane only: it restarts the API server)',
     async () => {

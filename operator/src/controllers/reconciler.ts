@@ -130,19 +130,45 @@ export class Reconciler {
   readonly #terminating = new Map<string, number>();
   /** When each object's status was last written (by uid), for STATUS_REFRESH_MS. */
   readonly #statusWritten = new Map<string, number>();
+  /**
+   * Keys whose reconcile ran in this term (since {@link beginTerm}). Until it has, what is known of a
+   * key's Secret's problems is nothing (after a restart) or maybe out of date (from an earlier term):
+   * its status is not written, so that a broken key's status does not say "being generated" for a moment
+   * (with two Warning Events) at every restart or change of leader.
+   */
+  readonly #keysRun = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
   }
 
+  /** A new term (the operator started, or became the leader again): every key is reconciled afresh. */
+  beginTerm(): void {
+    this.#keysRun.clear();
+  }
+
   /** Makes a key's Secret hold what it should. */
   async reconcileKey(namespace: string, name: string): Promise<void> {
-    const { informers, writer, events, log } = this.#d;
     const id = `${namespace}/${name}`;
+    try {
+      await this.#reconcileKey(namespace, name, id);
+    } finally {
+      // Its status waited for this (see #keysRun): the namespace writes it now, failed or not.
+      const key = this.#d.informers.keys.get(name, namespace) as ApiKey | undefined;
+      if (!this.#keysRun.has(id) && key && !key.metadata.deletionTimestamp) {
+        this.#keysRun.add(id);
+        this.#d.requeueNamespace(namespace);
+      }
+    }
+  }
+
+  async #reconcileKey(namespace: string, name: string, id: string): Promise<void> {
+    const { informers, writer, events, log } = this.#d;
     const key = informers.keys.get(name, namespace) as ApiKey | undefined;
     if (!key || key.metadata.deletionTimestamp) {
       this.#keyProblems.delete(id);
       this.#keyErrors.delete(id);
+      this.#keysRun.delete(id);
       return;
     }
     const secretName = keySecretName(name);
@@ -521,6 +547,8 @@ export class Reconciler {
       const name = k.metadata.name;
       const input = cache.inputs.get(name);
       if (generating.has(name) && !k.status) return false;
+      // Its reconcile has not run in this term: what its Secret's problems are is not known yet.
+      if (!this.#keysRun.has(`${namespace}/${name}`)) return false;
       // On a stage that could not be written its status would describe a config its enforcers did not
       // get (a key disabled, still accepted there): it keeps the last one until the retry writes it.
       // Its bindings say why (StageNotWritten), one Event each, not one per key.
