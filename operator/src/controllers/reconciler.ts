@@ -422,10 +422,11 @@ export class Reconciler {
         if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
       } catch (err) {
         failures.push(err);
-        // A conflict is another writer between our read and our write: the namespace is retried at once
-        // from a fresh copy, not reported as a stage the API server will not store.
-        if (!isConflict(err))
-          failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
+        // Only the API server refusing the object itself (a 4xx: too large, invalid, forbidden) is a stage
+        // it will not store, reported on its bindings. A conflict (another writer between our read and
+        // our write), a missing object, a 429, a 5xx or a network error is passing: the namespace is
+        // retried, and statuses are written as if the stage had been.
+        if (isRefused(err)) failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
       }
     }
     metrics.renderedKeys.set({ namespace }, renderedKeys);
