@@ -194,6 +194,20 @@ export class Writer {
     current: V1Secret | undefined,
   ): Promise<void> {
     const namespace = apiKey.metadata?.namespace ?? '';
+    const was = current?.metadata;
+    // What others put on the Secret is kept: its annotations, finalizers and owners other than ApiKeys
+    // (the ApiKey's reference is this key's; any other ApiKey's is a deleted key's). The key is the
+    // Secret's one controller: another owner is kept as an owner, not as a controller.
+    const others = (was?.ownerReferences ?? [])
+      .filter((r) => r.kind !== 'ApiKey')
+      .map((r): V1OwnerReference => ({
+        apiVersion: r.apiVersion,
+        kind: r.kind,
+        name: r.name,
+        uid: r.uid,
+        ...(r.blockOwnerDeletion !== undefined && { blockOwnerDeletion: r.blockOwnerDeletion }),
+        ...(r.controller && { controller: false }),
+      }));
     const body: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -201,7 +215,9 @@ export class Writer {
       metadata: {
         name,
         namespace,
-        labels: { ...(current?.metadata?.labels ?? {}), ...labels },
+        labels: { ...(was?.labels ?? {}), ...labels },
+        ...(was?.annotations && { annotations: was.annotations }),
+        ...(was?.finalizers && { finalizers: was.finalizers }),
         ownerReferences: [
           {
             apiVersion: API_VERSION,
@@ -211,8 +227,9 @@ export class Writer {
             controller: true,
             blockOwnerDeletion: true,
           },
+          ...others,
         ],
-        ...(current?.metadata?.resourceVersion && { resourceVersion: current.metadata.resourceVersion }),
+        ...(was?.resourceVersion && { resourceVersion: was.resourceVersion }),
       },
       data: encodeData(data),
     };
