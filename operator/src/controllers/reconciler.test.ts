@@ -14,7 +14,10 @@ import { Reconciler } from './reconciler.ts';
 // a stage's writes when told), an event recorder. What goes to the real API server is in the e2e tests.
 
 const NOW = new Date('2026-11-23T12:00:00Z');
-type Obj = { metadata: { name: string; namespace?: string; resourceVersion?: string }; status?: unknown };
+type Obj = {
+  metadata: { name: string; namespace?: string; resourceVersion?: string; generation?: number };
+  status?: unknown;
+};
 const cache = <T extends Obj>(items: T[]) => ({
   list: (ns?: string) => items.filter((o) => ns === undefined || o.metadata.namespace === ns),
   get: (name: string, ns?: string) =>
@@ -206,4 +209,25 @@ describe('Reconciler.reconcileNamespace', () => {
       expect(ready(t.key().status)?.reason).toBe('KeyReady');
     });
   }
+
+  it("writes a binding's and a plan's observedGeneration at once after a spec edit, not STATUS_REFRESH_MS later", async () => {
+    // The clock stands still: the edit comes within STATUS_REFRESH_MS of the first status write.
+    vi.useFakeTimers({ toFake: ['Date'], now: NOW });
+    const t = world();
+    await t.reconciler.reconcileKey('shop', 'acme');
+    await t.reconciler.reconcileNamespace('shop');
+    expect(t.binding().status?.observedGeneration).toBe(1);
+    expect(t.plan().status?.observedGeneration).toBe(1);
+    // Edits that change neither Ready's status nor its reason.
+    const edit = (plural: string, o: PlanBinding | UsagePlan): void => {
+      const list = t.stored[plural] ?? [];
+      list[list.indexOf(o)] = { ...o, metadata: { ...o.metadata, generation: 2, resourceVersion: '500' } };
+    };
+    edit('planbindings', t.binding());
+    edit('usageplans', t.plan());
+    await t.reconciler.reconcileNamespace('shop');
+    expect(t.binding().status?.observedGeneration).toBe(2);
+    expect(ready(t.binding().status)?.reason).toBe('Bound');
+    expect(t.plan().status?.observedGeneration).toBe(2);
+  });
 });

@@ -745,17 +745,18 @@ export class Reconciler {
 
   /**
    * Writes a status if it changed, and records an Event when the Ready reason changes (not at
-   * creation). With `defer`, a change that keeps the Ready condition's status and reason (counts, a
-   * message) waits until STATUS_REFRESH_MS after the object's last status write: `defer` is told when.
+   * creation). With `defer`, a change that keeps the Ready condition's status and reason and the
+   * observedGeneration (counts, a message) waits until STATUS_REFRESH_MS after the object's last status
+   * write: `defer` is told when.
    */
   async #status(
     plural: string,
     kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
     obj: {
       metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
-      status?: { conditions?: unknown };
+      status?: { conditions?: unknown; observedGeneration?: number };
     },
-    status: { conditions?: unknown },
+    status: { conditions?: unknown; observedGeneration?: number },
     defer?: (until: number) => void,
   ): Promise<{ result: 'written' | 'same' | 'deferred'; rv?: string }> {
     const { writer } = this.#d;
@@ -773,6 +774,8 @@ export class Reconciler {
       if (
         last !== undefined &&
         now - last < STATUS_REFRESH_MS &&
+        // A spec edit is news at once: `kubectl wait --for=jsonpath=.status.observedGeneration` waits on it.
+        obj.status?.observedGeneration === status.observedGeneration &&
         before?.status === after?.status &&
         before?.reason === after?.reason
       ) {
