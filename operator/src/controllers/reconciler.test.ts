@@ -230,4 +230,29 @@ describe('Reconciler.reconcileNamespace', () => {
     expect(ready(t.binding().status)?.reason).toBe('Bound');
     expect(t.plan().status?.observedGeneration).toBe(2);
   });
+
+  it('leaves a namespace being deleted alone once a stage write says so: no failure, no status, no Event', async () => {
+    const t = world();
+    await t.reconciler.reconcileKey('shop', 'acme');
+    t.w.stageError = new ApiException(
+      403,
+      'forbidden',
+      JSON.stringify({
+        kind: 'Status',
+        reason: 'Forbidden',
+        message:
+          'configmaps "keystile-orders.prod" is forbidden: unable to create new content in namespace shop because it is being terminated',
+      }),
+      {},
+    );
+    await t.reconciler.reconcileNamespace('shop');
+    expect(t.statuses).toEqual([]);
+    expect(t.events).toEqual([]);
+    expect(t.requeues).toContain(30_000);
+    // Looked at again only after the pause: nothing is attempted meanwhile.
+    t.w.stageError = undefined;
+    await t.reconciler.reconcileNamespace('shop');
+    expect(t.applied).toEqual([]);
+    expect(t.statuses).toEqual([]);
+  });
 });

@@ -421,6 +421,12 @@ export class Reconciler {
         await forEachLimit(shards, this.#concurrency, (o) => this.#apply(cache, o));
         if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
       } catch (err) {
+        if (isNamespaceTerminating(err)) {
+          // The namespace is being deleted: writing its statuses and objects would only slow that down.
+          this.#terminating.set(namespace, nowMs);
+          this.#d.requeueNamespace(namespace, TERMINATING_PAUSE_MS);
+          return;
+        }
         failures.push(err);
         // Only the API server refusing the object itself (a 4xx: too large, invalid, forbidden) is a stage
         // it will not store, reported on its bindings. A conflict (another writer between our read and
