@@ -98,14 +98,22 @@ function world() {
   const w = {
     /** What a stage's writes fail with, when set. */
     stageError: undefined as Error | undefined,
+    /** Runs during a stage's write, when set (what happens elsewhere while the reconcile awaits). */
+    duringApply: undefined as (() => Promise<void>) | undefined,
   };
   const writer = {
     applyRendered: (o: RenderedObject) => {
       if (w.stageError !== undefined) return Promise.reject(w.stageError);
       applied.push(o.name);
-      return Promise.resolve({ bytes: 1, resourceVersion: String(++rv) });
+      const during = w.duringApply;
+      w.duringApply = undefined;
+      return (during ?? (() => Promise.resolve()))().then(() => ({
+        bytes: 1,
+        resourceVersion: String(++rv),
+      }));
     },
     deleteRendered: () => Promise.resolve(),
+    readSecret: () => Promise.resolve(undefined),
     sameStatus: (obj: { status?: unknown }, desired: unknown) =>
       canonicalJson(obj.status ?? {}) === canonicalJson(desired),
     writeStatus: (
@@ -254,5 +262,39 @@ describe('Reconciler.reconcileNamespace', () => {
     await t.reconciler.reconcileNamespace('shop');
     expect(t.applied).toEqual([]);
     expect(t.statuses).toEqual([]);
+  });
+
+  it('writes no status for a key before its reconcile ran in this term, nor from inputs read before it ran', async () => {
+    const t = world();
+    // A key whose imported Secret is missing, as the last term left it: SecretNotFound.
+    const lost: ApiKey = {
+      apiVersion: 'keystile.dev/v1alpha1',
+      kind: 'ApiKey',
+      metadata: { name: 'lost', namespace: 'shop', uid: 'uid-lost', generation: 1, resourceVersion: '1' },
+      spec: { valueFrom: 'Secret', secretRef: { name: 'gone' } },
+      status: {
+        observedGeneration: 1,
+        conditions: [
+          {
+            type: 'Ready',
+            status: 'False',
+            reason: 'SecretNotFound',
+            message: 'Secret gone does not exist in namespace shop',
+            observedGeneration: 1,
+            lastTransitionTime: '2026-11-01T00:00:00Z',
+          },
+        ],
+      },
+    };
+    t.stored['apikeys']?.push(lost);
+    await t.reconciler.reconcileKey('shop', 'acme');
+    // The key's reconcile runs while the namespace's awaits a write, after it read the key's inputs.
+    t.w.duringApply = () => t.reconciler.reconcileKey('shop', 'lost');
+    await t.reconciler.reconcileNamespace('shop');
+    expect(t.statuses.filter((w) => w.name === 'lost')).toEqual([]);
+    // The next reconcile (the key's asked for it) writes what the key's reconcile found: no change.
+    await t.reconciler.reconcileNamespace('shop');
+    expect(ready(t.stored['apikeys']?.[1]?.status)?.reason).toBe('SecretNotFound');
+    expect(t.events).toEqual([]);
   });
 });

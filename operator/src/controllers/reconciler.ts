@@ -366,7 +366,11 @@ export class Reconciler {
     // Each key's Secret: decoded, hashed and checked once per version of the Secret.
     let nextChange = Infinity;
     const generating = new Set<string>();
+    // The keys whose reconcile had run in this term when their inputs were read (a reconcile that ends
+    // while this one runs requeues the namespace: its status is written then, from what it found).
+    const ran = new Set<string>();
     for (const k of keys) {
+      if (this.#keysRun.has(`${namespace}/${k.metadata.name}`)) ran.add(k.metadata.name);
       const input = this.#keyInput(cache, namespace, k, nowMs);
       input.seen = round;
       for (const d of input.deadlines) if (d > nowMs && d < nextChange) nextChange = d;
@@ -555,7 +559,7 @@ export class Reconciler {
       const input = cache.inputs.get(name);
       if (generating.has(name) && !k.status) return false;
       // Its reconcile has not run in this term: what its Secret's problems are is not known yet.
-      if (!this.#keysRun.has(`${namespace}/${name}`)) return false;
+      if (!ran.has(name)) return false;
       // On a stage that could not be written its status would describe a config its enforcers did not
       // get (a key disabled, still accepted there): it keeps the last one until the retry writes it.
       // Its bindings say why (StageNotWritten), one Event each, not one per key.
