@@ -191,6 +191,7 @@ export async function startOperator(
 
   const begin = (): void => {
     metrics.leader.set(1);
+    reconciler.beginTerm();
     const keys = newQueue(config.workers);
     const namespaces = newQueue(NAMESPACE_WORKERS);
     const debounce = new Debouncer((item) => namespaces.add(item), {

@@ -390,6 +390,202 @@ describe('the operator', () => {
     expect(await hashes()).not.toContain(hashKey(first));
   });
 
+  it('makes a key Secret deleted by hand again with the same key id and a new value', async () => {
+    await apply(ns, key('handdeleted'));
+    await until('Ready', async () => ready(await get(ns, 'apikey/handdeleted'))?.reason === 'KeyReady');
+    const keyId = (await get(ns, 'apikey/handdeleted')).status?.keyId ?? '';
+    const before = await get(ns, 'secret/keystile-key-handdeleted');
+    await kubectl(['-n', ns, 'delete', 'secret/keystile-key-handdeleted']);
+    await until('the Secret made again', async () => {
+      const s = (
+        await kubectlJson<{ items: Obj[] }>([
+          '-n',
+          ns,
+          'get',
+          'secrets',
+          '--field-selector',
+          'metadata.name=keystile-key-handdeleted',
+        ])
+      ).items[0];
+      return s !== undefined && s.metadata.uid !== before.metadata.uid;
+    });
+    const after = await get(ns, 'secret/keystile-key-handdeleted');
+    expect(b64(after.data?.['keyId'] ?? '')).toBe(keyId);
+    const value = b64(after.data?.['value'] ?? '');
+    expect(value).not.toBe(b64(before.data?.['value'] ?? ''));
+    expect(value.startsWith(`ks_${keyId}_`)).toBe(true);
+    await until('Ready, with the same key id', async () => {
+      const k = await get(ns, 'apikey/handdeleted');
+      return ready(k)?.reason === 'KeyReady' && k.status?.keyId === keyId;
+    });
+  });
+
+  it('imports the value of an immutable Secret: labelling it keeps it immutable, and the key gets Ready', async () => {
+    const value = 'imported-immutable-0123456789abcdef';
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'frozen-source' },
+      immutable: true,
+      stringData: { value },
+    });
+    await apply(ns, key('frozen', { valueFrom: 'Secret', secretRef: { name: 'frozen-source' } }));
+    await until('frozen Ready', async () => ready(await get(ns, 'apikey/frozen'))?.reason === 'KeyReady');
+    const source = await kubectlJson<{ immutable?: boolean; metadata: { labels?: Record<string, string> } }>([
+      '-n',
+      ns,
+      'get',
+      'secret/frozen-source',
+    ]);
+    expect(source.immutable).toBe(true);
+    expect(source.metadata.labels?.['keystile.dev/key-material']).toBe('true');
+    expect(b64((await get(ns, 'secret/keystile-key-frozen')).data?.['sha256'] ?? '')).toBe(hashKey(value));
+  });
+
+  it('reports an imported Secret the API server will not let it label on the key (SecretNotWritable), and recovers once it may', async () => {
+    // An admission policy refuses every update of this one Secret: the operator's label is refused.
+    const policy = `e2e-no-label-${ns}`;
+    await kubectl(
+      ['apply', '-f', '-'],
+      JSON.stringify({
+        apiVersion: 'v1',
+        kind: 'List',
+        items: [
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicy',
+            metadata: { name: policy },
+            spec: {
+              failurePolicy: 'Fail',
+              matchConstraints: {
+                resourceRules: [
+                  { apiGroups: [''], apiVersions: ['v1'], operations: ['UPDATE'], resources: ['secrets'] },
+                ],
+              },
+              validations: [
+                { expression: "object.metadata.name != 'locked-source'", message: 'locked by the e2e test' },
+              ],
+            },
+          },
+          {
+            apiVersion: 'admissionregistration.k8s.io/v1',
+            kind: 'ValidatingAdmissionPolicyBinding',
+            metadata: { name: policy },
+            spec: {
+              policyName: policy,
+              validationActions: ['Deny'],
+              matchResources: { namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': ns } } },
+            },
+          },
+        ],
+      }),
+    );
+    try {
+      await apply(ns, {
+        apiVersion: 'v1',
+        kind: 'Secret',
+        metadata: { name: 'locked-source', labels: { probe: 'before' } },
+        stringData: { value: 'imported-locked-0123456789abcdef' },
+      });
+      // The policy is in force once an update is refused (it takes effect within moments). Each probe
+      // changes the label: an update that changes nothing is not sent.
+      let probe = 0;
+      await until('the policy in force', async () => {
+        try {
+          await kubectl(['-n', ns, 'label', '--overwrite', 'secret/locked-source', `probe=p${++probe}`]);
+          return false;
+        } catch {
+          return true;
+        }
+      });
+      await apply(ns, key('locked', { valueFrom: 'Secret', secretRef: { name: 'locked-source' } }));
+      await until('locked reports SecretNotWritable', async () => {
+        const r = ready(await get(ns, 'apikey/locked'));
+        return r?.reason === 'SecretNotWritable' && r.message.includes('locked-source');
+      });
+    } finally {
+      await kubectl(['delete', 'validatingadmissionpolicybinding,validatingadmissionpolicy', policy]);
+    }
+    await until(
+      'locked Ready',
+      async () => ready(await get(ns, 'apikey/locked'))?.reason === 'KeyReady',
+      30_000,
+    );
+  });
+
+  it('labels a key Secret again when its key-material label is removed, keeping its value', async () => {
+    await apply(ns, key('unlabelled'));
+    await until('Ready', async () => ready(await get(ns, 'apikey/unlabelled'))?.reason === 'KeyReady');
+    const before = await get(ns, 'secret/keystile-key-unlabelled');
+    await kubectl(['-n', ns, 'label', 'secret/keystile-key-unlabelled', 'keystile.dev/key-material-']);
+    await until('the label back', async () => {
+      const s = await kubectlJson<{ metadata: { labels?: Record<string, string> } }>([
+        '-n',
+        ns,
+        'get',
+        'secret/keystile-key-unlabelled',
+      ]);
+      return s.metadata.labels?.['keystile.dev/key-material'] === 'true';
+    });
+    const after = await get(ns, 'secret/keystile-key-unlabelled');
+    expect(after.data).toEqual(before.data);
+    await until('Ready', async () => ready(await get(ns, 'apikey/unlabelled'))?.reason === 'KeyReady');
+  });
+
+  it('adopts an unlabelled key Secret nobody owns that was there before the key, keeping its value', async () => {
+    const value = generateKey('bbbbbbbbbbbb').value;
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: { name: 'keystile-key-prepared' },
+      stringData: { keyId: 'bbbbbbbbbbbb', value, 'rotation-sequence': '0' },
+    });
+    await apply(ns, key('prepared'));
+    const fresh = await get(ns, 'apikey/prepared');
+    await until('the Secret owned by the ApiKey', async () => {
+      const refs = ((await get(ns, 'secret/keystile-key-prepared')).metadata.ownerReferences ?? []) as {
+        uid?: string;
+      }[];
+      return refs[0]?.uid === fresh.metadata.uid;
+    });
+    expect(b64((await get(ns, 'secret/keystile-key-prepared')).data?.['value'] ?? '')).toBe(value);
+    await until('Ready', async () => {
+      const k = await get(ns, 'apikey/prepared');
+      return ready(k)?.reason === 'KeyReady' && k.status?.keyId === 'bbbbbbbbbbbb';
+    });
+  });
+
+  it('reports a key Secret another controller owns (SecretNotWritable), and never writes over it', async () => {
+    await apply(ns, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'other-controller' } });
+    const owner = await get(ns, 'configmap/other-controller');
+    const data = { note: Buffer.from('not a key').toString('base64') };
+    await apply(ns, {
+      apiVersion: 'v1',
+      kind: 'Secret',
+      metadata: {
+        name: 'keystile-key-taken',
+        ownerReferences: [
+          {
+            apiVersion: 'v1',
+            kind: 'ConfigMap',
+            name: 'other-controller',
+            uid: owner.metadata.uid,
+            controller: true,
+          },
+        ],
+      },
+      data,
+    });
+    await apply(ns, key('taken'));
+    await until('taken reports SecretNotWritable', async () => {
+      const r = ready(await get(ns, 'apikey/taken'));
+      return r?.reason === 'SecretNotWritable' && r.message.includes('ConfigMap other-controller');
+    });
+    const s = await get(ns, 'secret/keystile-key-taken');
+    expect(s.data).toEqual(data);
+    expect(s.metadata.ownerReferences?.map((r) => r.kind)).toEqual(['ConfigMap']);
+  });
+
   it("gives an ApiKey created under a deleted one's name a value of its own, never the Secret the deleted one left", async () => {
     // The Secret a deleted ApiKey leaves until the garbage collector removes it, made deterministic: its
     // controller is another ApiKey (which exists, so the collector leaves it alone).
@@ -581,6 +777,66 @@ describe('the operator', () => {
     const after = await values();
     expect(burst(after)).toHaveLength(20);
     for (const [name, data] of before) expect(after.get(name), name).toBe(data);
+  });
+
+  it("keeps a broken key's status and records no Event for it when the operator restarts", async () => {
+    const ctx = groundContext();
+    await apply(ns, key('broken', { valueFrom: 'Secret', secretRef: { name: 'never-made' } }));
+    await until('broken reports SecretNotFound', async () => {
+      const k = await get(ns, 'apikey/broken');
+      return ready(k)?.reason === 'SecretNotFound';
+    });
+    const brokenEvents = async (): Promise<string[]> =>
+      (
+        await kubectl([
+          '-n',
+          ns,
+          'get',
+          'events',
+          '--field-selector',
+          'involvedObject.name=broken,involvedObject.kind=ApiKey',
+          '-o',
+          'jsonpath={range .items[*]}{.reason}{"\\n"}{end}',
+        ])
+      )
+        .split('\n')
+        .filter(Boolean);
+    const eventsBefore = await brokenEvents();
+    // Every status the key has from now on, as the API server announces them.
+    const g = ground();
+    const watch = spawn(
+      g.kubectl,
+      ['-n', ns, 'get', 'apikey/broken', '--watch', '-o', 'jsonpath={.status.conditions[0].reason}{"\\n"}'],
+      { env: { ...process.env, KUBECONFIG: g.kubeconfig }, stdio: ['ignore', 'pipe', 'ignore'] },
+    );
+    let seen = '';
+    watch.stdout.setEncoding('utf8').on('data', (chunk: string) => (seen += chunk));
+    try {
+      const record = ctx.procs.running('operator');
+      if (!record) throw new Error('the operator is not running');
+      process.kill(record.pid, 'SIGKILL');
+      await waitFor('the operator to die', () => !ctx.procs.running('operator'), 5_000, 50);
+      const op = {
+        name: 'operator',
+        healthPort: ctx.ports.operator,
+        kubeconfig: join(ctx.stateDir, 'operator.kubeconfig'),
+      };
+      startOperatorProcess(ctx, op);
+      await operatorReady(ctx, op);
+      // The restarted operator has reconciled the namespace: a key applied now gets Ready.
+      await apply(ns, key('after-restart'));
+      await until('after-restart Ready', async () => {
+        return ready(await get(ns, 'apikey/after-restart'))?.reason === 'KeyReady';
+      });
+      await until('broken reconciled again', async () => {
+        const k = await get(ns, 'apikey/broken');
+        return ready(k)?.reason === 'SecretNotFound';
+      });
+    } finally {
+      watch.kill();
+    }
+    expect(seen.split('\n').filter(Boolean)).not.toContain('KeyNotReady');
+    expect(await brokenEvents()).toEqual(eventsBefore);
   });
 
   it.runIf(ground().localControlPlane)(

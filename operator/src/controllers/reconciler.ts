@@ -12,11 +12,11 @@ import type { Logger } from 'pino';
 import { API_VERSION } from '../../../crds/src/index.ts';
 import type { ApiKey, PlanBinding, UsageAdjustment, UsagePlan } from '../../../crds/src/index.ts';
 import { LABELS, MANAGED_BY } from '../../../contract/src/identity.ts';
-import { describe, isConflict, isNamespaceTerminating } from '../kube/errors.ts';
+import { describe, isConflict, isNamespaceTerminating, isRefused } from '../kube/errors.ts';
 import type { EventRecorder } from '../kube/events.ts';
 import { API_KEY_LABEL, type Informers, KEY_MATERIAL_LABEL } from '../kube/informers.ts';
 import { decodeData, type Writer } from '../kube/writer.ts';
-import { importsReservedSecret, planKeySecret } from '../keys/key-plan.ts';
+import { importsReservedSecret, type KeyPlan, planKeySecret } from '../keys/key-plan.ts';
 import {
   graceEnds,
   type KeySecretData,
@@ -130,19 +130,45 @@ export class Reconciler {
   readonly #terminating = new Map<string, number>();
   /** When each object's status was last written (by uid), for STATUS_REFRESH_MS. */
   readonly #statusWritten = new Map<string, number>();
+  /**
+   * Keys whose reconcile ran in this term (since {@link beginTerm}). Until it has, what is known of a
+   * key's Secret's problems is nothing (after a restart) or maybe out of date (from an earlier term):
+   * its status is not written, so that a broken key's status does not say "being generated" for a moment
+   * (with two Warning Events) at every restart or change of leader.
+   */
+  readonly #keysRun = new Set<string>();
 
   constructor(deps: ReconcilerDeps) {
     this.#d = deps;
   }
 
+  /** A new term (the operator started, or became the leader again): every key is reconciled afresh. */
+  beginTerm(): void {
+    this.#keysRun.clear();
+  }
+
   /** Makes a key's Secret hold what it should. */
   async reconcileKey(namespace: string, name: string): Promise<void> {
-    const { informers, writer, events, log } = this.#d;
     const id = `${namespace}/${name}`;
+    try {
+      await this.#reconcileKey(namespace, name, id);
+    } finally {
+      // Its status waited for this (see #keysRun): the namespace writes it now, failed or not.
+      const key = this.#d.informers.keys.get(name, namespace) as ApiKey | undefined;
+      if (!this.#keysRun.has(id) && key && !key.metadata.deletionTimestamp) {
+        this.#keysRun.add(id);
+        this.#d.requeueNamespace(namespace);
+      }
+    }
+  }
+
+  async #reconcileKey(namespace: string, name: string, id: string): Promise<void> {
+    const { informers, writer, events, log } = this.#d;
     const key = informers.keys.get(name, namespace) as ApiKey | undefined;
     if (!key || key.metadata.deletionTimestamp) {
       this.#keyProblems.delete(id);
       this.#keyErrors.delete(id);
+      this.#keysRun.delete(id);
       return;
     }
     const secretName = keySecretName(name);
@@ -152,28 +178,52 @@ export class Reconciler {
     const foreign = ownedByAnother(current, key.metadata.uid);
     const existing = current && !foreign ? (decodeData(current.data) as KeySecretData) : undefined;
     let imported: Record<string, string> | 'missing' | undefined;
+    let refused: KeyPlan | undefined;
     if (key.spec.valueFrom === 'Secret' && !importsReservedSecret(key)) {
       const ref = key.spec.secretRef?.name ?? '';
       let source = informers.keySecrets.get(ref, namespace);
       if (!source) {
         source = await writer.readSecret(namespace, ref);
         // Adopt it: labelled, the key-material informer sees its changes (a rotation by the user).
-        if (source) await writer.labelSecret(source, KEY_MATERIAL_LABEL, 'true');
+        if (source) {
+          try {
+            await writer.labelSecret(source, { [KEY_MATERIAL_LABEL]: 'true' });
+          } catch (err) {
+            // A refusal (an admission policy, say) is met again by every retry: the key says so, and
+            // the label is tried again after a while. Anything else (a conflict, 429, 5xx) is retried.
+            if (!isRefused(err)) throw err;
+            log.warn(
+              { apiKey: id, secret: ref, err: describe(err) },
+              'imported secret could not be labelled',
+            );
+            refused = {
+              kind: 'problem',
+              reason: Reason.SecretNotWritable,
+              message: `Secret ${ref} could not be labelled ${KEY_MATERIAL_LABEL}=true, which the operator needs to watch it (${describe(err)})`,
+            };
+            this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
+          }
+        }
       }
       imported = source ? decodeData(source.data) : 'missing';
     }
-    const plan = planKeySecret({
-      key,
-      existing,
-      ...(imported !== undefined && { imported }),
-      now: this.#d.now(),
-    });
+    const plan =
+      refused ??
+      planKeySecret({
+        key,
+        existing,
+        ...(imported !== undefined && { imported }),
+        now: this.#d.now(),
+      });
     const labels = {
       [LABELS.managedBy]: MANAGED_BY,
       [KEY_MATERIAL_LABEL]: 'true',
       [API_KEY_LABEL]: name,
     };
-    /** Writes the key Secret; false when the namespace is being deleted (nothing to make). */
+    /**
+     * Writes the key Secret; false when there is nothing more to do now: the namespace is being deleted
+     * (nothing to make), or the Secret exists unseen by the cache and was dealt with (see #unseenSecret).
+     */
     const write = async (data: KeySecretData): Promise<boolean> => {
       // A create of a Secret that exists (our cache was behind) is a 409: a value is never generated twice.
       try {
@@ -183,6 +233,7 @@ export class Reconciler {
           this.#terminating.set(namespace, Date.now());
           return false;
         }
+        if (isConflict(err) && !current && (await this.#unseenSecret(key, secretName, labels))) return false;
         this.#keyErrors.set(id, describe(err));
         throw err;
       }
@@ -191,10 +242,7 @@ export class Reconciler {
     };
     if (plan.kind === 'problem') {
       this.#keyErrors.delete(id);
-      const was = this.#keyProblems.get(id);
-      // The same object for the same problem: the namespace's reconcile compares by identity.
-      if (was?.reason !== plan.reason || was.message !== plan.message)
-        this.#keyProblems.set(id, { reason: plan.reason, message: plan.message });
+      this.#setKeyProblem(id, plan.reason, plan.message);
       // An imported Secret that does not exist yet is not watched (only labelled Secrets are): look again.
       if (imported === 'missing') this.#d.requeueKey(namespace, name, MISSING_SECRET_RECHECK_MS);
       if (plan.withdraw) {
@@ -202,10 +250,12 @@ export class Reconciler {
         log.info({ apiKey: id, keyId: plan.withdraw.keyId, reason: plan.reason }, 'imported value withdrawn');
       }
     } else {
-      this.#keyProblems.delete(id);
+      // A problem met by a write (a Secret another controller owns) stays until a write succeeds.
+      if (plan.kind !== 'write') this.#keyProblems.delete(id);
       this.#keyErrors.delete(id);
       if (plan.kind === 'write') {
         if (!(await write(plan.data))) return;
+        this.#keyProblems.delete(id);
         log.info(
           { apiKey: id, keyId: plan.data.keyId, rotated: plan.rotated !== undefined },
           foreign
@@ -240,6 +290,54 @@ export class Reconciler {
   }
 
   /**
+   * A key Secret the cache does not hold exists (a create of it met 409): its key-material label was
+   * removed, or a Secret of the name was there before the key. One the key controls, or that nobody
+   * controls, or that a deleted ApiKey of the name left, is labelled again: the informer then sees it,
+   * and the key's next reconcile keeps (or adopts, or replaces) it as it does any key Secret. One another
+   * controller owns is not written over: the key reports it (SecretNotWritable) and looks again later.
+   * True when dealt with; false when the Secret is gone again (the create is retried).
+   */
+  async #unseenSecret(key: ApiKey, secretName: string, labels: Record<string, string>): Promise<boolean> {
+    const { writer, log } = this.#d;
+    const namespace = key.metadata.namespace ?? '';
+    const id = `${namespace}/${key.metadata.name}`;
+    const secret = await writer.readSecret(namespace, secretName);
+    if (!secret) return false;
+    const controller = secret.metadata?.ownerReferences?.find((r) => r.controller === true);
+    if (!controller || controller.kind === 'ApiKey') {
+      try {
+        await writer.labelSecret(secret, labels);
+        log.info({ apiKey: id, secret: secretName }, 'key secret labelled again');
+        return true;
+      } catch (err) {
+        if (!isRefused(err)) throw err;
+        this.#setKeyProblem(
+          id,
+          Reason.SecretNotWritable,
+          `Secret ${secretName} exists without the label ${KEY_MATERIAL_LABEL}=true and could not be labelled (${describe(err)})`,
+        );
+      }
+    } else {
+      this.#setKeyProblem(
+        id,
+        Reason.SecretNotWritable,
+        `Secret ${secretName} exists and is controlled by ${controller.kind} ${controller.name}: the operator does not write over it (delete it, or have its controller let go of it)`,
+      );
+    }
+    this.#keyErrors.delete(id);
+    log.warn({ apiKey: id, secret: secretName }, 'key secret exists and cannot be taken over');
+    this.#d.requeueKey(namespace, key.metadata.name, MISSING_SECRET_RECHECK_MS);
+    this.#d.requeueNamespace(namespace);
+    return true;
+  }
+
+  /** Records a problem with a key's Secret: the same object for the same problem (compared by identity). */
+  #setKeyProblem(id: string, reason: Reason, message: string): void {
+    const was = this.#keyProblems.get(id);
+    if (was?.reason !== reason || was.message !== message) this.#keyProblems.set(id, { reason, message });
+  }
+
+  /**
    * Renders a namespace and writes what changed. The work is that of what changed since the last
    * reconcile: the renderer follows changed keys one by one, objects and statuses found as wanted before
    * are not looked at again while what they were made from is the same object.
@@ -268,7 +366,11 @@ export class Reconciler {
     // Each key's Secret: decoded, hashed and checked once per version of the Secret.
     let nextChange = Infinity;
     const generating = new Set<string>();
+    // The keys whose reconcile had run in this term when their inputs were read (a reconcile that ends
+    // while this one runs requeues the namespace: its status is written then, from what it found).
+    const ran = new Set<string>();
     for (const k of keys) {
+      if (this.#keysRun.has(`${namespace}/${k.metadata.name}`)) ran.add(k.metadata.name);
       const input = this.#keyInput(cache, namespace, k, nowMs);
       input.seen = round;
       for (const d of input.deadlines) if (d > nowMs && d < nextChange) nextChange = d;
@@ -323,11 +425,18 @@ export class Reconciler {
         await forEachLimit(shards, this.#concurrency, (o) => this.#apply(cache, o));
         if (index && !this.#verified(cache, index)) await this.#apply(cache, index);
       } catch (err) {
+        if (isNamespaceTerminating(err)) {
+          // The namespace is being deleted: writing its statuses and objects would only slow that down.
+          this.#terminating.set(namespace, nowMs);
+          this.#d.requeueNamespace(namespace, TERMINATING_PAUSE_MS);
+          return;
+        }
         failures.push(err);
-        // A conflict is another writer between our read and our write: the namespace is retried at once
-        // from a fresh copy, not reported as a stage the API server will not store.
-        if (!isConflict(err))
-          failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
+        // Only the API server refusing the object itself (a 4xx: too large, invalid, forbidden) is a stage
+        // it will not store, reported on its bindings. A conflict (another writer between our read and
+        // our write), a missing object, a 429, a 5xx or a network error is passing: the namespace is
+        // retried, and statuses are written as if the stage had been.
+        if (isRefused(err)) failedStages.set(`${stage.apiStage.api}/${stage.apiStage.stage}`, describe(err));
       }
     }
     metrics.renderedKeys.set({ namespace }, renderedKeys);
@@ -449,6 +558,8 @@ export class Reconciler {
       const name = k.metadata.name;
       const input = cache.inputs.get(name);
       if (generating.has(name) && !k.status) return false;
+      // Its reconcile has not run in this term: what its Secret's problems are is not known yet.
+      if (!ran.has(name)) return false;
       // On a stage that could not be written its status would describe a config its enforcers did not
       // get (a key disabled, still accepted there): it keeps the last one until the retry writes it.
       // Its bindings say why (StageNotWritten), one Event each, not one per key.
@@ -644,17 +755,18 @@ export class Reconciler {
 
   /**
    * Writes a status if it changed, and records an Event when the Ready reason changes (not at
-   * creation). With `defer`, a change that keeps the Ready condition's status and reason (counts, a
-   * message) waits until STATUS_REFRESH_MS after the object's last status write: `defer` is told when.
+   * creation). With `defer`, a change that keeps the Ready condition's status and reason and the
+   * observedGeneration (counts, a message) waits until STATUS_REFRESH_MS after the object's last status
+   * write: `defer` is told when.
    */
   async #status(
     plural: string,
     kind: 'ApiKey' | 'UsagePlan' | 'PlanBinding',
     obj: {
       metadata: { name: string; namespace?: string; uid?: string; resourceVersion?: string };
-      status?: { conditions?: unknown };
+      status?: { conditions?: unknown; observedGeneration?: number };
     },
-    status: { conditions?: unknown },
+    status: { conditions?: unknown; observedGeneration?: number },
     defer?: (until: number) => void,
   ): Promise<{ result: 'written' | 'same' | 'deferred'; rv?: string }> {
     const { writer } = this.#d;
@@ -672,6 +784,8 @@ export class Reconciler {
       if (
         last !== undefined &&
         now - last < STATUS_REFRESH_MS &&
+        // A spec edit is news at once: `kubectl wait --for=jsonpath=.status.observedGeneration` waits on it.
+        obj.status?.observedGeneration === status.observedGeneration &&
         before?.status === after?.status &&
         before?.reason === after?.reason
       ) {

@@ -23,6 +23,35 @@ describe('planKeySecret', () => {
     expect(planKeySecret({ key: apiKey(), existing: first.data, now })).toEqual({ kind: 'keep' });
   });
 
+  it('makes a key Secret deleted by hand again with the key id of the status, and a new value', () => {
+    const first = planKeySecret({ key: apiKey(), existing: undefined, now });
+    if (first.kind !== 'write') throw new Error('expected a write');
+    const keyId = first.data.keyId ?? '';
+    const withStatus = (id: string): ApiKey => ({ ...apiKey(), status: { keyId: id } });
+    const again = planKeySecret({ key: withStatus(keyId), existing: undefined, now });
+    if (again.kind !== 'write') throw new Error('expected a write');
+    expect(again.data.keyId).toBe(keyId);
+    expect(again.data.value).not.toBe(first.data.value);
+    expect(parseKey(again.data.value ?? '')).toEqual({ kind: 'keystile', keyId });
+    // So does a KeyPair (a new pair, the same id), and an imported key.
+    const pair = planKeySecret({
+      key: { ...withStatus(keyId), spec: { type: 'KeyPair' } },
+      existing: undefined,
+      now,
+    });
+    expect(pair.kind === 'write' && pair.data.keyId).toBe(keyId);
+    const imported = planKeySecret({
+      key: { ...withStatus(keyId), spec: { valueFrom: 'Secret', secretRef: { name: 'src' } } },
+      existing: undefined,
+      imported: { value: 'imported-value-0123456789abcdef' },
+      now,
+    });
+    expect(imported.kind === 'write' && imported.data.keyId).toBe(keyId);
+    // A status key id that is not one (a hand-edited status) is not used.
+    const odd = planKeySecret({ key: withStatus('NOT-AN-ID'), existing: undefined, now });
+    expect(odd.kind === 'write' && odd.data.keyId).toMatch(/^[a-z2-7]{12}$/);
+  });
+
   it('rotates when the sequence is raised: same key id, new value, old hash valid for the grace period', () => {
     const first = planKeySecret({ key: apiKey(), existing: undefined, now });
     if (first.kind !== 'write') throw new Error('expected a write');

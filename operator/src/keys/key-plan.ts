@@ -54,6 +54,8 @@ export interface KeyPlanInput {
 }
 
 const DEFAULT_GRACE = '24h';
+/** A key id as newKeyId makes them: one from a status is used only if it is one. */
+const KEY_ID = /^[a-z2-7]{12}$/;
 
 /**
  * The longest grace period (ms): what the CRD admits. A longer one (admitted before the CRD bounded it)
@@ -76,7 +78,10 @@ export function planKeySecret(input: KeyPlanInput): KeyPlan {
   const type = key.spec.type ?? 'ApiKey';
   const sequence = key.spec.rotation?.sequence ?? 0;
   const until = graceEnd(now, key.spec.rotation?.gracePeriod);
-  const keyId = existing?.keyId ?? newKeyId(random);
+  // The key id never changes: a key Secret deleted by hand is made again with the id the status shows
+  // (and a new value: the old one is gone), so the key keeps its usage and quota.
+  const known = key.status?.keyId;
+  const keyId = existing?.keyId ?? (known !== undefined && KEY_ID.test(known) ? known : newKeyId(random));
 
   if (key.spec.valueFrom === 'Secret') {
     // Never read, label or write over a Secret of the operator's own (nothing is withdrawn either: that

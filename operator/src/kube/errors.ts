@@ -12,6 +12,16 @@ export const isNotFound = (err: unknown): boolean => statusOf(err) === 404;
 export const isConflict = (err: unknown): boolean => statusOf(err) === 409;
 
 /**
+ * True for the API server refusing the object itself (a 4xx: invalid, forbidden, too large), which a
+ * retry of the same write meets again; not for a conflict or a missing object (a cache behind, which a
+ * retry from a fresh read resolves), a 429 (wait and retry), a 5xx or a network error (transient).
+ */
+export function isRefused(err: unknown): boolean {
+  const code = statusOf(err);
+  return code !== undefined && code >= 400 && code < 500 && code !== 404 && code !== 409 && code !== 429;
+}
+
+/**
  * True for the API server refusing to create anything in a namespace being deleted (403 from the
  * NamespaceLifecycle admission plugin): the namespace's objects are going, nothing needs making there.
  */

@@ -1,3 +1,4 @@
+import type { V1Secret } from '@kubernetes/client-node';
 import { describe, expect, it } from 'vitest';
 import type { RenderedObject } from '../render/types.ts';
 import { makeMetrics } from '../telemetry/metrics.ts';
@@ -104,11 +105,62 @@ describe('Writer.labelSecret', () => {
     const writer = new Writer({ core } as unknown as Clients, metrics);
     await writer.labelSecret(
       { metadata: { name: 'imported', namespace: 'shop' }, data: {} },
-      'keystile.dev/x',
-      'y',
+      { 'keystile.dev/x': 'y' },
     );
     const writes = await metrics.writes.get();
     expect(writes.values).toEqual([{ labels: { resource: 'secrets', verb: 'label' }, value: 1 }]);
     expect(writes.help).toContain('label');
+  });
+});
+
+describe('Writer.writeKeySecret', () => {
+  it("keeps the Secret's annotations, finalizers and owners other than ApiKeys", async () => {
+    const bodies: V1Secret[] = [];
+    const raw = {
+      write: (_method: string, _path: string, body: V1Secret) => {
+        bodies.push(body);
+        return Promise.resolve('2');
+      },
+    };
+    const writer = new Writer({ raw } as unknown as Clients, makeMetrics());
+    const backup = { apiVersion: 'backup.example/v1', kind: 'Backup', name: 'nightly', uid: 'uid-backup' };
+    const current: V1Secret = {
+      metadata: {
+        name: 'keystile-key-acme',
+        namespace: 'shop',
+        resourceVersion: '1',
+        labels: { team: 'payments' },
+        annotations: { 'example.com/owner': 'payments' },
+        finalizers: ['example.com/hold'],
+        ownerReferences: [
+          {
+            apiVersion: 'keystile.dev/v1alpha1',
+            kind: 'ApiKey',
+            name: 'acme',
+            uid: 'uid-old',
+            controller: true,
+          },
+          backup,
+          { apiVersion: 'v1', kind: 'ConfigMap', name: 'claims', uid: 'uid-cm', controller: true },
+        ],
+      },
+      data: {},
+    };
+    await writer.writeKeySecret(
+      { metadata: { name: 'acme', namespace: 'shop', uid: 'uid-acme' } },
+      'keystile-key-acme',
+      { 'keystile.dev/key-material': 'true' },
+      { keyId: 'abcdefghijkl' },
+      current,
+    );
+    const m = bodies[0]?.metadata;
+    expect(m?.annotations).toEqual({ 'example.com/owner': 'payments' });
+    expect(m?.finalizers).toEqual(['example.com/hold']);
+    expect(m?.labels).toEqual({ team: 'payments', 'keystile.dev/key-material': 'true' });
+    expect(m?.ownerReferences).toEqual([
+      expect.objectContaining({ kind: 'ApiKey', name: 'acme', uid: 'uid-acme', controller: true }),
+      backup,
+      { apiVersion: 'v1', kind: 'ConfigMap', name: 'claims', uid: 'uid-cm', controller: false },
+    ]);
   });
 });

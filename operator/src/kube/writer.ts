@@ -194,6 +194,20 @@ export class Writer {
     current: V1Secret | undefined,
   ): Promise<void> {
     const namespace = apiKey.metadata?.namespace ?? '';
+    const was = current?.metadata;
+    // What others put on the Secret is kept: its annotations, finalizers and owners other than ApiKeys
+    // (the ApiKey's reference is this key's; any other ApiKey's is a deleted key's). The key is the
+    // Secret's one controller: another owner is kept as an owner, not as a controller.
+    const others = (was?.ownerReferences ?? [])
+      .filter((r) => r.kind !== 'ApiKey')
+      .map((r): V1OwnerReference => ({
+        apiVersion: r.apiVersion,
+        kind: r.kind,
+        name: r.name,
+        uid: r.uid,
+        ...(r.blockOwnerDeletion !== undefined && { blockOwnerDeletion: r.blockOwnerDeletion }),
+        ...(r.controller && { controller: false }),
+      }));
     const body: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
@@ -201,7 +215,9 @@ export class Writer {
       metadata: {
         name,
         namespace,
-        labels: { ...(current?.metadata?.labels ?? {}), ...labels },
+        labels: { ...(was?.labels ?? {}), ...labels },
+        ...(was?.annotations && { annotations: was.annotations }),
+        ...(was?.finalizers && { finalizers: was.finalizers }),
         ownerReferences: [
           {
             apiVersion: API_VERSION,
@@ -211,8 +227,9 @@ export class Writer {
             controller: true,
             blockOwnerDeletion: true,
           },
+          ...others,
         ],
-        ...(current?.metadata?.resourceVersion && { resourceVersion: current.metadata.resourceVersion }),
+        ...(was?.resourceVersion && { resourceVersion: was.resourceVersion }),
       },
       data: encodeData(data),
     };
@@ -225,16 +242,23 @@ export class Writer {
     this.#own('Secret', namespace, name, resourceVersion);
   }
 
-  /** Adds a label to a user's Secret (an imported key's), so the key-material informer sees its changes. */
-  async labelSecret(secret: V1Secret, label: string, value: string): Promise<void> {
+  /**
+   * Adds labels to a Secret (an imported key's, or a key Secret the informer lost sight of), so the
+   * key-material informer sees its changes. The Secret is replaced as it is (guarded by its
+   * resourceVersion) with the labels added: its data, type and `immutable` unchanged (an immutable
+   * Secret's metadata may change, its data and `immutable` not).
+   */
+  async labelSecret(secret: V1Secret, labels: Readonly<Record<string, string>>): Promise<void> {
+    // `secret` is a fresh read (never the informer's copy): it is changed in place.
     const metadata = secret.metadata ?? {};
-    metadata.labels = { ...(metadata.labels ?? {}), [label]: value };
+    metadata.labels = { ...(metadata.labels ?? {}), ...labels };
     const body: V1Secret = {
       apiVersion: 'v1',
       kind: 'Secret',
       metadata,
       data: secret.data ?? {},
       ...(secret.type && { type: secret.type }),
+      ...(secret.immutable !== undefined && { immutable: secret.immutable }),
     };
     await this.#c.core.replaceNamespacedSecret({
       name: secret.metadata?.name ?? '',

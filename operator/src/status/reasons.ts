@@ -44,6 +44,11 @@ export const Reason = {
   InvalidExpiry: 'InvalidExpiry',
   /** secretRef names a Secret of the operator's (keystile-key-*; an object admitted before the CRD refused it). */
   SecretNameReserved: 'SecretNameReserved',
+  /**
+   * The API server refused the operator's write of a Secret of the key (labelling the imported Secret,
+   * writing keystile-key-<name>), or keystile-key-<name> is another controller's.
+   */
+  SecretNotWritable: 'SecretNotWritable',
   /** The key is disabled. */
   Disabled: 'Disabled',
   /** The key's expiry has passed; for a UsageAdjustment, its period ended before any enforcer applied it. */

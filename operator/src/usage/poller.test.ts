@@ -114,6 +114,34 @@ describe('UsagePoller', () => {
     });
   }
 
+  for (const lagging of [false, true]) {
+    it(`gives an ApiKey created again under a deleted one's name none of its usage or alerts${lagging ? ' (with a lagging cache)' : ''}`, async () => {
+      const w = world({ lagging });
+      w.counters.set('ks:{shop/gold|key:ka}:quota:2026-11-01', { used: 85, granted: 0 });
+      w.poller.start(); // the first poll runs now
+      await w.poller.drained();
+      expect(w.events).toEqual([
+        "a QuotaThresholdReached: 80% of plan gold's quota used in period 2026-11-01 (85 of 100)",
+      ]);
+      // Deleted and created again between two polls: another uid, another key id, no status usage yet.
+      w.keys[0] = { ...key('a', 'ka2'), metadata: { name: 'a', namespace: 'shop', uid: 'uid-a2' } };
+      w.counters.set('ks:{shop/gold|key:ka2}:quota:2026-11-01', { used: 90, granted: 0 });
+      w.writes.length = 0;
+      await w.poller.pollOnce();
+      await w.poller.drained();
+      expect(w.writes.map((x) => x.name)).toEqual(['a']);
+      expect(w.writes[0]?.status).toMatchObject({
+        keyId: 'ka2',
+        usage: [{ plan: 'gold', period: '2026-11-01', used: 90, limit: 100, remaining: 10, alerted: 80 }],
+      });
+      expect(w.events).toEqual([
+        "a QuotaThresholdReached: 80% of plan gold's quota used in period 2026-11-01 (85 of 100)",
+        "a QuotaThresholdReached: 80% of plan gold's quota used in period 2026-11-01 (90 of 100)",
+      ]);
+      await w.poller.stop();
+    });
+  }
+
   it('exports no quota gauges and no pending writes once stopped (a replica that lost the Lease)', async () => {
     const w = world({ lagging: false });
     w.counters.set('ks:{shop/gold|key:ka}:quota:2026-11-01', { used: 85, granted: 0 });

@@ -61,7 +61,11 @@ export class UsagePoller {
   readonly #d: UsagePollerDeps;
   readonly #now: () => Date;
   readonly #writer: UsageStatusWriter<UsageWrite>;
-  /** What this leader last wrote per key: compared before the informer cache has caught up. */
+  /**
+   * What this leader last wrote per key: compared before the informer cache has caught up. Everything
+   * kept per key (this, the alerts announced, the pending writes) is by {@link memoryId}, with the uid:
+   * an ApiKey deleted and created again under its name is a new key, with none of the old one's usage.
+   */
   readonly #written = new Map<string, KeyUsage[]>();
   /** Alerts announced per key, `plan|period` -> threshold: never twice, even while a cache lags. */
   readonly #announced = new Map<string, Map<string, number>>();
@@ -78,8 +82,9 @@ export class UsagePoller {
       onWritten: (id, value, outcome) => this.#written_(id, value, outcome),
       onError: (id, err) => {
         deps.metrics.usageStatusWrites.inc({ result: 'error' });
-        if (isConflict(err)) deps.log.debug({ apiKey: id }, 'usage status conflict; retrying');
-        else deps.log.warn({ apiKey: id, err: describe(err) }, 'usage status write failed; retrying');
+        const apiKey = id.split('/').slice(0, 2).join('/');
+        if (isConflict(err)) deps.log.debug({ apiKey }, 'usage status conflict; retrying');
+        else deps.log.warn({ apiKey, err: describe(err) }, 'usage status write failed; retrying');
       },
     });
   }
@@ -204,9 +209,9 @@ export class UsagePoller {
     const planSums = new Map<string, { ns: string; plan: string; counted: Set<string>; used: number }>();
     const live = new Set<string>();
     for (const key of keys) {
-      const id = keyRef(key);
+      const id = memoryId(key);
       live.add(id);
-      const ts = targets.get(id) ?? [];
+      const ts = targets.get(keyRef(key)) ?? [];
       const base = this.#written.get(id) ?? key.status?.usage;
       if (this.#written.has(id) && !usageChanged(key.status?.usage, this.#written.get(id) ?? []))
         this.#written.delete(id); // the cache has caught up with our write
@@ -257,9 +262,10 @@ export class UsagePoller {
   }
 
   async #write(id: string, value: UsageWrite): Promise<WriteOutcome> {
-    const [ns = '', name = ''] = id.split('/');
+    const [ns = '', name = '', uid = ''] = id.split('/');
     const key = this.#d.informers.keys.get(name, ns) as ApiKey | undefined;
-    if (!key || key.metadata.deletionTimestamp) return 'gone';
+    // Another ApiKey under the name (the one this was for deleted, and created again) is not written.
+    if (!key || key.metadata.deletionTimestamp || (key.metadata.uid ?? '') !== uid) return 'gone';
     const rest = { ...key.status };
     delete rest.usage;
     const status = value.usage.length > 0 ? { ...rest, usage: value.usage } : rest;
@@ -273,8 +279,7 @@ export class UsagePoller {
     if (outcome !== 'written') return;
     this.#written.set(id, value.usage);
     // The status now records the alert: announce it, once (at most once: a crash here loses the Event).
-    const [ns = '', name = ''] = id.split('/');
-    const key = this.#d.informers.keys.get(name, ns) as ApiKey | undefined;
+    const [ns = '', name = '', uid = ''] = id.split('/');
     for (const a of value.announce) {
       const seen = this.#announced.get(id) ?? new Map<string, number>();
       const slot = `${a.plan}|${a.period}`;
@@ -288,7 +293,7 @@ export class UsagePoller {
           apiVersion: API_VERSION,
           namespace: ns,
           name,
-          ...(key?.metadata.uid && { uid: key.metadata.uid }),
+          ...(uid && { uid }),
         },
         a.threshold >= 100 ? 'Warning' : 'Normal',
         ALERT_REASON,
@@ -297,6 +302,14 @@ export class UsagePoller {
       );
     }
   }
+}
+
+/**
+ * What the poller keeps a key's memory by: `namespace/name/uid` (a name never holds a slash), so that an
+ * ApiKey created again under a deleted one's name starts afresh.
+ */
+function memoryId(key: ApiKey): string {
+  return `${keyRef(key)}/${key.metadata.uid ?? ''}`;
 }
 
 /** The quota counter an adjustment applies to (its fixed period's), when its plan and subject resolve. */
