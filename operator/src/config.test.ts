@@ -86,4 +86,31 @@ describe('loadConfig', () => {
       /KEYSTILE_USAGE_METRICS_PER_KEY must be true or false/,
     );
   });
+
+  it('refuses a Lease renewed too seldom to keep it: the leader would stop leading at every renewal', () => {
+    expect(() => loadConfig({}, ['--lease-duration-seconds', '15', '--lease-renew-seconds', '12'])).toThrow(
+      ConfigError,
+    );
+    expect(() =>
+      loadConfig({ KEYSTILE_LEASE_DURATION_SECONDS: '15', KEYSTILE_LEASE_RENEW_SECONDS: '15' }),
+    ).toThrow(
+      /KEYSTILE_LEASE_RENEW_SECONDS \(15\) must be under 0.8 x KEYSTILE_LEASE_DURATION_SECONDS \(15\)/,
+    );
+    // Just under 0.8 x 15 = 12 s, and any timing without leader election.
+    expect(
+      loadConfig({}, ['--lease-duration-seconds', '15', '--lease-renew-seconds', '11']).lease,
+    ).toMatchObject({
+      durationSeconds: 15,
+      renewSeconds: 11,
+    });
+    expect(
+      loadConfig({}, [
+        '--leader-elect=false',
+        '--lease-duration-seconds',
+        '15',
+        '--lease-renew-seconds',
+        '15',
+      ]).lease.renewSeconds,
+    ).toBe(15);
+  });
 });

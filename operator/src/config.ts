@@ -6,6 +6,7 @@
 import { hostname } from 'node:os';
 import { parseArgs } from 'node:util';
 import { type HostPort, parseHostPort } from '../../contract/src/host-port.ts';
+import { RENEW_DEADLINE_FRACTION } from './kube/lease.ts';
 
 /** Where usage is read from with the Redis store: one server, a Cluster, or Sentinels. */
 export type RedisTarget =
@@ -114,7 +115,8 @@ export const SETTINGS: readonly Setting[] = Object.freeze([
     flag: 'lease-renew-seconds',
     env: 'KEYSTILE_LEASE_RENEW_SECONDS',
     default: '5',
-    meaning: 'How often the Lease is renewed.',
+    meaning:
+      'How often the Lease is renewed: under 0.8 x the duration (the leader stops leading when it has not renewed within that), or the operator refuses to start.',
   },
   {
     flag: 'identity',
@@ -316,14 +318,33 @@ export function loadConfig(
   }
   const counterStore = storeText === '' ? (redis ? 'redis' : 'memory') : storeText;
 
+  /**
+   * The Lease's duration and renewal interval. The leader stops leading when it has not renewed within
+   * RENEW_DEADLINE_FRACTION of the duration (kube/lease.ts): an interval as long as that would drop the
+   * Lease, and stop and restart every controller, at every renewal.
+   */
+  function leaseTimes(): { durationSeconds: number; renewSeconds: number } {
+    const durationSeconds = int('lease-duration-seconds', 2, 600);
+    const renewSeconds = int('lease-renew-seconds', 1, 300);
+    // In whole ms, as lease.ts times it (durationSeconds x 0.8 as a double may miss by a hair).
+    if (
+      bool('leader-elect') &&
+      renewSeconds * 1000 >= Math.round(durationSeconds * 1000 * RENEW_DEADLINE_FRACTION)
+    ) {
+      throw new ConfigError(
+        `${raw('lease-renew-seconds').from} (${renewSeconds}) must be under ${RENEW_DEADLINE_FRACTION} x ${raw('lease-duration-seconds').from} (${durationSeconds}): the leader stops leading when it has not renewed within that`,
+      );
+    }
+    return { durationSeconds, renewSeconds };
+  }
+
   return Object.freeze({
     namespaces: Object.freeze(list('namespaces')),
     leaderElect: bool('leader-elect'),
     lease: Object.freeze({
       namespace: text('lease-namespace') || env['POD_NAMESPACE'] || 'default',
       name: text('lease-name'),
-      durationSeconds: int('lease-duration-seconds', 2, 600),
-      renewSeconds: int('lease-renew-seconds', 1, 300),
+      ...leaseTimes(),
     }),
     identity: text('identity') || env['POD_NAME'] || `${hostname()}-${process.pid}`,
     healthPort: int('health-port', 0, 65535),

@@ -7,6 +7,12 @@ import type { CoordinationV1Api, V1Lease } from '@kubernetes/client-node';
 import type { Logger } from 'pino';
 import { describe, isConflict, isNotFound, microTime } from './errors.ts';
 
+/**
+ * The part of the Lease's duration within which the holder must have renewed it, or it stops leading
+ * (another replica may take over when the Lease expires). A renewal interval must be shorter.
+ */
+export const RENEW_DEADLINE_FRACTION = 0.8;
+
 /** Lease settings. */
 export interface LeaseOptions {
   readonly namespace: string;
@@ -43,7 +49,7 @@ export class LeaderElector {
 
   /** Tries until it leads, then keeps renewing; calls back on the transitions. */
   start(onStartedLeading: () => void, onStoppedLeading: () => void): void {
-    const renewDeadlineMs = this.#o.durationSeconds * 1000 * 0.8;
+    const renewDeadlineMs = this.#o.durationSeconds * 1000 * RENEW_DEADLINE_FRACTION;
     const lose = (): void => {
       if (!this.#leading) return;
       // Not renewed in time: another replica may take over at expiry. Stop writing before it can.
