@@ -201,17 +201,8 @@ async function checkEnforcers(enforcers: readonly { url: URL; name: string }[]):
 
 /** The two fields of `GET /v1/usage/quotas` that say which enforcer answered. */
 async function identify(base: URL, name: string): Promise<Pick<QuotasAnswer, 'store' | 'instance'>> {
-  let res: Response;
-  try {
-    res = await fetch(new URL(USAGE_API_PATHS.quotas, base), { signal: AbortSignal.timeout(TIMEOUT_MS) });
-  } catch (err) {
-    const cause = (err as { cause?: { code?: string; message?: string } }).cause;
-    throw new Error(
-      `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
-    );
-  }
-  if (!res.ok) throw new Error(`enforcer ${name}: GET ${USAGE_API_PATHS.quotas} answered ${res.status}`);
-  const body = (await res.json().catch(() => undefined)) as Partial<QuotasAnswer> | undefined;
+  const body = (await callEnforcer(base, name, 'GET', USAGE_API_PATHS.quotas)) as
+    Partial<QuotasAnswer> | undefined;
   const { store, instance } = body ?? {};
   if ((store !== 'memory' && store !== 'redis') || typeof instance !== 'string' || instance === '')
     throw new Error(`enforcer ${name}: the answer to GET ${USAGE_API_PATHS.quotas} is not the usage API's`);
@@ -219,14 +210,33 @@ async function identify(base: URL, name: string): Promise<Pick<QuotasAnswer, 'st
 }
 
 async function askEnforcer(base: URL, name: string, keys: readonly string[]): Promise<number[]> {
-  const url = new URL(USAGE_API_PATHS.days, base).toString();
   const question: DaysQuestion = { keys: [...keys] };
+  const body = await callEnforcer(base, name, 'POST', USAGE_API_PATHS.days, question);
+  if (!Value.Check(DaysAnswer, body) || body.values.length !== keys.length) {
+    throw new Error(`enforcer ${name}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
+  }
+  return body.values;
+}
+
+/**
+ * One call to an enforcer's admin port (`name` for messages: no user info); its JSON body, or undefined
+ * when the body is not JSON. Throws, naming the enforcer, on a network error or a status other than 2xx.
+ */
+async function callEnforcer(
+  base: URL,
+  name: string,
+  method: 'GET' | 'POST',
+  path: string,
+  json?: unknown,
+): Promise<unknown> {
   let res: Response;
   try {
-    res = await fetch(url, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify(question),
+    res = await fetch(new URL(path, base), {
+      method,
+      ...(json !== undefined && {
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(json),
+      }),
       signal: AbortSignal.timeout(TIMEOUT_MS),
     });
   } catch (err) {
@@ -235,12 +245,8 @@ async function askEnforcer(base: URL, name: string, keys: readonly string[]): Pr
       `enforcer ${name}: ${cause?.code ?? cause?.message ?? (err instanceof Error ? err.message : String(err))}`,
     );
   }
-  if (!res.ok) throw new Error(`enforcer ${name}: POST ${USAGE_API_PATHS.days} answered ${res.status}`);
-  const body: unknown = await res.json().catch(() => undefined);
-  if (!Value.Check(DaysAnswer, body) || body.values.length !== keys.length) {
-    throw new Error(`enforcer ${name}: the answer to POST ${USAGE_API_PATHS.days} is not the usage API's`);
-  }
-  return body.values;
+  if (!res.ok) throw new Error(`enforcer ${name}: ${method} ${path} answered ${res.status}`);
+  return await res.json().catch(() => undefined);
 }
 
 /** `host:port,...` for messages (`[v6]:port` for an IPv6 host). */
