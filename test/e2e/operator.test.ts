@@ -20,7 +20,7 @@ interface Obj {
     name: string;
     uid: string;
     creationTimestamp?: string;
-    ownerReferences?: { kind: string; name: string }[];
+    ownerReferences?: { kind: string; name: string; uid?: string }[];
   };
   data?: Record<string, string>;
   status?: {
@@ -47,6 +47,8 @@ const exists = async (ns: string, what: string): Promise<boolean> =>
   (await kubectl(['-n', ns, 'get', what, '--ignore-not-found', '-o', 'name'])).trim() !== '';
 const ready = (o: Obj): { status: string; reason: string; message: string } | undefined =>
   o.status?.conditions?.find((c) => c.type === 'Ready');
+/** The uid of an object's first owner. */
+const ownerUid = (o: Obj): string | undefined => o.metadata.ownerReferences?.[0]?.uid;
 
 /**
  * Runs a kubectl watch (`args`) until `count` distinct lines of its output match `line`; rejects if they
@@ -542,12 +544,10 @@ describe('the operator', () => {
     });
     await apply(ns, key('prepared'));
     const fresh = await get(ns, 'apikey/prepared');
-    await until('the Secret owned by the ApiKey', async () => {
-      const refs = ((await get(ns, 'secret/keystile-key-prepared')).metadata.ownerReferences ?? []) as {
-        uid?: string;
-      }[];
-      return refs[0]?.uid === fresh.metadata.uid;
-    });
+    await until(
+      'the Secret owned by the ApiKey',
+      async () => ownerUid(await get(ns, 'secret/keystile-key-prepared')) === fresh.metadata.uid,
+    );
     expect(b64((await get(ns, 'secret/keystile-key-prepared')).data?.['value'] ?? '')).toBe(value);
     await until('Ready', async () => {
       const k = await get(ns, 'apikey/prepared');
@@ -622,8 +622,7 @@ describe('the operator', () => {
     const fresh = await get(ns, 'apikey/recreated');
     await until('the Secret replaced and owned by the new ApiKey', async () => {
       const s = await get(ns, 'secret/keystile-key-recreated');
-      const refs = (s.metadata.ownerReferences ?? []) as { uid?: string }[];
-      return refs[0]?.uid === fresh.metadata.uid && b64(s.data?.['value'] ?? '') !== left;
+      return ownerUid(s) === fresh.metadata.uid && b64(s.data?.['value'] ?? '') !== left;
     });
     await until('Ready', async () => ready(await get(ns, 'apikey/recreated'))?.reason === 'KeyReady');
     const value = b64((await get(ns, 'secret/keystile-key-recreated')).data?.['value'] ?? '');
@@ -651,12 +650,10 @@ describe('the operator', () => {
     );
     await apply(ns, key('orphaned'));
     const again = await get(ns, 'apikey/orphaned');
-    await until('the Secret owned by the new ApiKey', async () => {
-      const refs = ((await get(ns, 'secret/keystile-key-orphaned')).metadata.ownerReferences ?? []) as {
-        uid?: string;
-      }[];
-      return refs[0]?.uid === again.metadata.uid;
-    });
+    await until(
+      'the Secret owned by the new ApiKey',
+      async () => ownerUid(await get(ns, 'secret/keystile-key-orphaned')) === again.metadata.uid,
+    );
     expect(b64((await get(ns, 'secret/keystile-key-orphaned')).data?.['value'] ?? '')).toBe(value);
   });
 
